@@ -1,0 +1,446 @@
+//! A container: one or more volumes opened together (striped sets, split parts, appended
+//! volumes), their merged metadata, and streams opened by URN across all of them.
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::image_stream::{ImageStreamParams, ImageStreamReader, IndexFormat, DEFAULT_CHUNKS_PER_BEVY, DEFAULT_CHUNK_SIZE};
+use crate::map::MapReader;
+use crate::rdf::{Graph, Node};
+use crate::segments::Segments;
+use crate::stream::{RangeStream, Stream, StreamAsReadAt};
+use crate::symbolic::Symbolic;
+use crate::vocab::{self, legacy, AFF4};
+use crate::volume::Volume;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// How deep map targets may nest (a map over a map over …).
+pub const MAX_STREAM_DEPTH: usize = 16;
+
+/// Options for opening a container.
+#[derive(Default, Clone)]
+pub struct OpenOptions {
+    /// Password for pyaff4 encrypted containers.
+    pub password: Option<String>,
+}
+
+/// What kind of stream a URN is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A chunked aff4:ImageStream (or a legacy equivalent).
+    ImageStream,
+    /// An aff4:Map (or a legacy equivalent).
+    Map,
+    /// An encrypted stream (pyaff4).
+    Encrypted,
+    /// A plain segment (logical file, YAML, …).
+    Segment,
+}
+
+/// A stream described in the metadata.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    /// URN.
+    pub urn: String,
+    /// Kind.
+    pub kind: StreamKind,
+    /// Size in bytes, if known.
+    pub size: Option<u64>,
+    /// Codec name for ImageStreams.
+    pub codec: Option<String>,
+    /// Chunk size for ImageStreams.
+    pub chunk_size: Option<u64>,
+    /// Chunks per bevy for ImageStreams.
+    pub chunks_per_bevy: Option<u64>,
+    /// Declared hashes (kind, hex).
+    pub hashes: Vec<(String, String)>,
+}
+
+/// An evidence object (aff4:Image).
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    /// URN.
+    pub urn: String,
+    /// rdf:types, as local names.
+    pub types: Vec<String>,
+    /// Data streams (one per volume for striped images; the image itself for legacy maps).
+    pub data_streams: Vec<String>,
+    /// `aff4:size`.
+    pub size: Option<u64>,
+    /// Recorded name (original file name, device name).
+    pub name: Option<String>,
+    /// True for logical file images (AFF4-L, pmem extras).
+    pub logical: bool,
+    /// True for memory images.
+    pub memory: bool,
+}
+
+/// Opened volumes with their merged graph.
+pub struct Container {
+    volumes: Vec<Volume>,
+    graph: Graph,
+    segments: Arc<Segments>,
+    streams: Mutex<HashMap<String, Arc<dyn Stream>>>,
+    notes: Vec<String>,
+}
+
+use crate::rdf::local_name as local;
+
+impl Container {
+    /// Opens the volume files (or directory volumes) at `paths` as one container.
+    ///
+    /// # Errors
+    /// Any path that is not a readable AFF4 volume.
+    pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Container> {
+        Container::open_with(paths, &OpenOptions::default())
+    }
+
+    /// As [`Container::open`], with options (a password for encrypted containers).
+    ///
+    /// # Errors
+    /// As [`Container::open`]; a wrong password.
+    pub fn open_with<P: AsRef<Path>>(paths: &[P], opts: &OpenOptions) -> Result<Container> {
+        let mut volumes = Vec::new();
+        for p in paths {
+            volumes.push(Volume::open(p.as_ref())?);
+        }
+        Container::from_volumes(volumes, opts)
+    }
+
+    /// Builds a container from already opened volumes.
+    ///
+    /// # Errors
+    /// Malformed metadata.
+    pub fn from_volumes(volumes: Vec<Volume>, opts: &OpenOptions) -> Result<Container> {
+        let mut c = Container { volumes: Vec::new(), graph: Graph::new(), segments: Arc::new(Segments::default()), streams: Mutex::new(HashMap::new()), notes: Vec::new() };
+        for v in volumes {
+            c.add_volume(v)?;
+        }
+        c.rebuild_segments();
+        // Encrypted containers: the plaintext is itself a volume.
+        for s in c.graph.subjects_of_type(vocab::ENCRYPTED_STREAM) {
+            match &opts.password {
+                Some(pw) => {
+                    let key = crate::crypto::unlock(&c.graph, &s, pw)?;
+                    let stream = c.image_stream(&s, Some(key))?;
+                    let inner = Volume::open_zip(Arc::new(StreamAsReadAt(stream)), format!("{s} (decrypted)"))?;
+                    c.add_volume(inner)?;
+                    c.rebuild_segments();
+                }
+                None => c.notes.push(format!("{s} is an encrypted stream: give --password to open what it holds")),
+            }
+        }
+        Ok(c)
+    }
+
+    fn add_volume(&mut self, v: Volume) -> Result<()> {
+        self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
+        self.volumes.push(v);
+        Ok(())
+    }
+
+    fn rebuild_segments(&mut self) {
+        let mut s = Segments::default();
+        for v in &self.volumes {
+            s.add_volume(v);
+        }
+        self.segments = Arc::new(s);
+        if let Ok(mut m) = self.streams.lock() {
+            m.clear();
+        }
+    }
+
+    /// The opened volumes.
+    pub fn volumes(&self) -> &[Volume] {
+        &self.volumes
+    }
+
+    /// The merged metadata graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Remarks made while opening (e.g. an encrypted stream without a password).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The segment table.
+    pub fn segments(&self) -> &Arc<Segments> {
+        &self.segments
+    }
+
+    /// The kind of stream a URN is, from its types (or a segment of that name).
+    pub fn kind_of(&self, urn: &str) -> Option<StreamKind> {
+        let g = &self.graph;
+        if g.has_type(urn, vocab::ENCRYPTED_STREAM) {
+            Some(StreamKind::Encrypted)
+        } else if g.has_type(urn, vocab::IMAGE_STREAM) || g.has_type(urn, legacy::STREAM) || g.has_type(urn, vocab::LEGACY_IMAGE_STREAM) {
+            Some(StreamKind::ImageStream)
+        } else if g.has_type(urn, vocab::MAP) || g.has_type(urn, legacy::MAP) || g.has_type(urn, vocab::LEGACY_MAP) {
+            Some(StreamKind::Map)
+        } else if self.segments.locate(urn).is_some() {
+            Some(StreamKind::Segment)
+        } else {
+            None
+        }
+    }
+
+    /// The evidence objects.
+    pub fn images(&self) -> Vec<ImageInfo> {
+        let g = &self.graph;
+        let mut out = Vec::new();
+        for s in g.subjects() {
+            if !(g.has_type(s, vocab::IMAGE) || g.has_type(s, legacy::IMAGE)) {
+                continue;
+            }
+            let mut data: Vec<String> =
+                g.values(s, vocab::DATA_STREAM).chain(g.values(s, &format!("{}dataStream", vocab::AFF4_LEGACY))).filter_map(|n| n.as_iri().map(String::from)).collect();
+            data.sort();
+            if data.is_empty() && self.kind_of(s).is_some() {
+                data.push(s.clone());
+            }
+            let name = g
+                .first_of(s, &[vocab::ORIGINAL_FILE_NAME, &format!("{AFF4}original_filename"), &format!("{AFF4}diskDeviceName"), &format!("{}deviceName", vocab::AFF4_LEGACY)])
+                .map(|n| n.value().to_string());
+            let logical = g.has_type(s, vocab::FILE_IMAGE) || g.first_of(s, &[vocab::ORIGINAL_FILE_NAME, &format!("{AFF4}original_filename")]).is_some();
+            let memory = g.has_type(s, vocab::MEMORY_IMAGE) || g.values(s, vocab::CATEGORY).any(|n| n.value() == vocab::MEMORY_PHYSICAL);
+            out.push(ImageInfo {
+                urn: s.clone(),
+                types: g.types(s).map(local).collect(),
+                data_streams: data,
+                size: g.aff4(s, "size").and_then(Node::as_u64),
+                name,
+                logical,
+                memory,
+            });
+        }
+        out
+    }
+
+    /// Every stream the metadata describes (ImageStreams, Maps, encrypted streams).
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let g = &self.graph;
+        let mut out = Vec::new();
+        for s in g.subjects() {
+            let Some(kind) = self.kind_of(s) else { continue };
+            if kind == StreamKind::Segment && !g.properties(s).iter().any(|(p, _)| p.ends_with("#hash")) {
+                continue;
+            }
+            // Stub declarations of streams held by volumes that are not open are skipped.
+            if kind == StreamKind::ImageStream && self.segments.locate(&crate::image_stream::bevy_urn(s, 0)).is_none() && g.aff4(s, "size").is_none() {
+                continue;
+            }
+            let hashes = self.declared_hashes(s);
+            let (codec, cs, cpb) = if matches!(kind, StreamKind::ImageStream | StreamKind::Encrypted) {
+                let codec = self.codec_of(s).map(|c| c.name().to_string()).unwrap_or_else(|e| e.to_string());
+                (Some(codec), Some(self.chunk_size_of(s)), Some(self.chunks_per_bevy_of(s)))
+            } else {
+                (None, None, None)
+            };
+            let size = g.aff4(s, "size").and_then(Node::as_u64).or_else(|| {
+                if kind == StreamKind::Segment {
+                    self.segments.open(s).ok().flatten().map(|x| x.size())
+                } else {
+                    None
+                }
+            });
+            out.push(StreamInfo { urn: s.clone(), kind, size, codec, chunk_size: cs, chunks_per_bevy: cpb, hashes });
+        }
+        out
+    }
+
+    /// Declared `aff4:hash` values of a subject as (algorithm or kind, hex).
+    pub fn declared_hashes(&self, s: &str) -> Vec<(String, String)> {
+        let g = &self.graph;
+        g.properties(s)
+            .iter()
+            .filter(|(p, _)| p == vocab::HASH || p == &format!("{}hash", vocab::AFF4_LEGACY))
+            .filter_map(|(_, o)| match o {
+                Node::Literal { value, datatype } => Some((local(datatype), value.to_lowercase())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn chunk_size_of(&self, s: &str) -> u64 {
+        self.graph
+            .first_of(s, &[vocab::CHUNK_SIZE, legacy::CHUNK_SIZE, &format!("{AFF4}chunk_size"), &format!("{}chunkSize", vocab::AFF4_LEGACY)])
+            .and_then(Node::as_u64)
+            .unwrap_or(DEFAULT_CHUNK_SIZE as u64)
+    }
+
+    fn chunks_per_bevy_of(&self, s: &str) -> u64 {
+        self.graph
+            .first_of(s, &[vocab::CHUNKS_IN_SEGMENT, legacy::CHUNKS_IN_SEGMENT, &format!("{AFF4}chunks_per_segment"), &format!("{}chunksInSegment", vocab::AFF4_LEGACY)])
+            .and_then(Node::as_u64)
+            .unwrap_or(DEFAULT_CHUNKS_PER_BEVY as u64)
+    }
+
+    fn codec_of(&self, s: &str) -> Result<Codec> {
+        match self.graph.first_of(s, &[vocab::COMPRESSION_METHOD, legacy::COMPRESSION_METHOD, &format!("{AFF4}compression")]) {
+            None => Ok(if self.graph.has_type(s, vocab::ENCRYPTED_STREAM) { Codec::Stored } else { Codec::Unspecified }),
+            Some(n) => Codec::from_iri(n.value()).ok_or_else(|| Error::Unsupported(format!("{s}: unknown compression method {}", n.value()))),
+        }
+    }
+
+    fn image_stream(&self, s: &str, decrypt: Option<Arc<dyn crate::image_stream::ChunkDecrypt>>) -> Result<Arc<dyn Stream>> {
+        let g = &self.graph;
+        let size = g.aff4(s, "size").and_then(Node::as_u64).ok_or_else(|| Error::corrupt(s, 0, "ImageStream without aff4:size"))?;
+        let chunk_size = u32::try_from(self.chunk_size_of(s)).map_err(|_| Error::corrupt(s, 0, "chunk size does not fit 32 bits"))?;
+        let cpb = u32::try_from(self.chunks_per_bevy_of(s)).map_err(|_| Error::corrupt(s, 0, "chunksInSegment does not fit 32 bits"))?;
+        let index = if g.has_type(s, vocab::IMAGE_STREAM) || g.has_type(s, vocab::ENCRYPTED_STREAM) { IndexFormat::V1 } else { IndexFormat::Legacy };
+        let p = ImageStreamParams { urn: s.to_string(), size, chunk_size, chunks_per_bevy: cpb, codec: self.codec_of(s)?, index, decrypt };
+        Ok(Arc::new(ImageStreamReader::new(p, self.segments.clone())?))
+    }
+
+    /// The ImageStream reader of `urn` (for block-hash verification).
+    ///
+    /// # Errors
+    /// Not an ImageStream, or bad parameters.
+    pub fn image_stream_reader(&self, urn: &str) -> Result<ImageStreamReader> {
+        let g = &self.graph;
+        let size = g.aff4(urn, "size").and_then(Node::as_u64).ok_or_else(|| Error::corrupt(urn, 0, "ImageStream without aff4:size"))?;
+        let index = if g.has_type(urn, vocab::IMAGE_STREAM) { IndexFormat::V1 } else { IndexFormat::Legacy };
+        let p = ImageStreamParams {
+            urn: urn.to_string(),
+            size,
+            chunk_size: u32::try_from(self.chunk_size_of(urn)).map_err(|_| Error::corrupt(urn, 0, "chunk size does not fit 32 bits"))?,
+            chunks_per_bevy: u32::try_from(self.chunks_per_bevy_of(urn)).map_err(|_| Error::corrupt(urn, 0, "chunksInSegment does not fit 32 bits"))?,
+            codec: self.codec_of(urn)?,
+            index,
+            decrypt: None,
+        };
+        ImageStreamReader::new(p, self.segments.clone())
+    }
+
+    /// Opens any stream by URN: symbolic IRIs, ImageStreams, Maps (targets resolved across
+    /// volumes, nesting bounded and cycles refused), byte ranges `urn[0xOFF:0xLEN]`, plain
+    /// segments, and Images (through their data stream).
+    ///
+    /// # Errors
+    /// Not found, corrupt, or a map cycle.
+    pub fn open_stream(&self, urn: &str) -> Result<Arc<dyn Stream>> {
+        self.open_inner(urn, &mut Vec::new())
+    }
+
+    /// The parsed map of `urn` (for exports that need its regions).
+    ///
+    /// # Errors
+    /// Not a map, or corrupt.
+    pub fn open_map(&self, urn: &str) -> Result<MapReader> {
+        self.load_map(urn, &mut Vec::new())
+    }
+
+    fn open_inner(&self, urn: &str, stack: &mut Vec<String>) -> Result<Arc<dyn Stream>> {
+        if let Some(s) = Symbolic::from_iri(urn) {
+            return Ok(Arc::new(s));
+        }
+        if let Some(s) = self.streams.lock().ok().and_then(|m| m.get(urn).cloned()) {
+            return Ok(s);
+        }
+        if stack.iter().any(|u| u == urn) {
+            return Err(Error::corrupt(urn, 0, format!("stream references itself through {}", stack.join(" -> "))));
+        }
+        if stack.len() >= MAX_STREAM_DEPTH {
+            return Err(Error::corrupt(urn, 0, format!("streams nest deeper than {MAX_STREAM_DEPTH} levels")));
+        }
+        stack.push(urn.to_string());
+        let r = self.open_uncached(urn, stack);
+        stack.pop();
+        let s = r?;
+        if let Ok(mut m) = self.streams.lock() {
+            m.insert(urn.to_string(), s.clone());
+        }
+        Ok(s)
+    }
+
+    fn open_uncached(&self, urn: &str, stack: &mut Vec<String>) -> Result<Arc<dyn Stream>> {
+        match self.kind_of(urn) {
+            Some(StreamKind::ImageStream) => return self.image_stream(urn, None),
+            Some(StreamKind::Encrypted) => return Err(Error::Key(format!("{urn} is encrypted: a password is needed"))),
+            Some(StreamKind::Map) => return Ok(Arc::new(self.load_map(urn, stack)?)),
+            Some(StreamKind::Segment) => {
+                let seg = self.segments.open(urn)?.ok_or_else(|| Error::NotFound(urn.to_string()))?;
+                // A logical file may declare a size shorter than its member.
+                if let Some(sz) = self.graph.aff4(urn, "size").and_then(Node::as_u64) {
+                    if sz < seg.size() {
+                        return Ok(Arc::new(RangeStream::new(seg, 0, sz)));
+                    }
+                }
+                return Ok(seg);
+            }
+            None => {}
+        }
+        if let Some((base, off, len)) = parse_range(urn) {
+            let inner = self.open_inner(base, stack)?;
+            return Ok(Arc::new(RangeStream::new(inner, off, len)));
+        }
+        if let Some(ds) = self.graph.aff4(urn, "dataStream").and_then(|n| n.as_iri()) {
+            let ds = ds.to_string();
+            return self.open_inner(&ds, stack);
+        }
+        Err(Error::NotFound(format!("{urn}: no such stream in the opened volumes")))
+    }
+
+    fn load_map(&self, urn: &str, stack: &mut Vec<String>) -> Result<MapReader> {
+        let g = &self.graph;
+        let seg = |name: &str| -> Result<Option<Vec<u8>>> {
+            match self.segments.open(&format!("{urn}/{name}"))? {
+                Some(s) => Ok(Some(s.read_all(4 << 30)?)),
+                None => Ok(None),
+            }
+        };
+        let map = seg("map")?.ok_or_else(|| Error::NotFound(format!("{urn}/map: the map's entries are not in the opened volumes")))?;
+        let idx = seg("idx")?.ok_or_else(|| Error::NotFound(format!("{urn}/idx: the map's target list is not in the opened volumes")))?;
+        let swapped = g.has_type(urn, vocab::LEGACY_MAP) && !g.has_type(urn, vocab::MAP);
+        let entries = MapReader::parse_entries(&map, swapped, &format!("{urn}/map"))?;
+        let target_urns = MapReader::parse_idx(&idx);
+        let mut targets = Vec::with_capacity(target_urns.len());
+        for t in &target_urns {
+            targets.push(self.open_inner(t, stack).map_err(|e| e.to_string()));
+        }
+        let gap: Arc<dyn Stream> = match g.aff4(urn, "mapGapDefaultStream").and_then(|n| n.as_iri()) {
+            Some(iri) => self.open_inner(&iri.to_string(), stack)?,
+            None => Arc::new(Symbolic::Constant(0)),
+        };
+        let size = g.aff4(urn, "size").and_then(Node::as_u64);
+        MapReader::new(urn.to_string(), size, entries, target_urns, targets, gap)
+    }
+
+    /// The data stream `pmem cat` shows by default: the only Image's (first) data stream.
+    ///
+    /// # Errors
+    /// No image, or several (the message lists them).
+    pub fn default_stream(&self) -> Result<String> {
+        let images: Vec<ImageInfo> = self.images().into_iter().filter(|i| !i.data_streams.is_empty()).collect();
+        let physical: Vec<&ImageInfo> = images.iter().filter(|i| !i.logical).collect();
+        let pick = if physical.len() == 1 { Some(physical[0]) } else if images.len() == 1 { Some(&images[0]) } else { None };
+        match pick {
+            Some(i) => Ok(i.data_streams[0].clone()),
+            None if images.is_empty() => {
+                let streams: Vec<String> = self.streams().into_iter().filter(|s| s.kind != StreamKind::Segment).map(|s| s.urn).collect();
+                if streams.len() == 1 {
+                    Ok(streams[0].clone())
+                } else {
+                    Err(Error::NotFound(format!("no aff4:Image in the volume; streams: {}", streams.join(", "))))
+                }
+            }
+            None => Err(Error::Unsupported(format!(
+                "{} images in the volume; choose one with --stream: {}",
+                images.len(),
+                images.iter().map(|i| format!("{} ({})", i.urn, i.name.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+}
+
+/// Splits `base[0xOFF:0xLEN]`.
+fn parse_range(urn: &str) -> Option<(&str, u64, u64)> {
+    let body = urn.strip_suffix(']')?;
+    let open = body.rfind('[')?;
+    let (off, len) = body[open + 1..].split_once(':')?;
+    let p = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    Some((&body[..open], p(off)?, p(len)?))
+}

@@ -1,0 +1,1 @@
+//! Writing ImageStreams (see the write half of the crate).

@@ -1,0 +1,313 @@
+//! The metadata graph: information.turtle parsed with oxttl into an indexed set of triples,
+//! and a small deterministic Turtle writer for the volumes we create.
+
+use crate::error::{Error, Result};
+use crate::vocab::{AFF4, AFF4_LEGACY, RDF_TYPE, XSD};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// The local name of an IRI (after the last `#` or `/`).
+pub fn local_name(iri: &str) -> String {
+    iri.rsplit(['#', '/']).next().unwrap_or(iri).to_string()
+}
+
+/// An RDF object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Node {
+    /// An IRI.
+    Iri(String),
+    /// A blank node label.
+    Blank(String),
+    /// A literal with its datatype IRI (`xsd:string` when untyped).
+    Literal {
+        /// Lexical value.
+        value: String,
+        /// Datatype IRI.
+        datatype: String,
+    },
+}
+
+impl Node {
+    /// The IRI, if this is one.
+    pub fn as_iri(&self) -> Option<&str> {
+        match self {
+            Node::Iri(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The lexical value of a literal (or the IRI).
+    pub fn value(&self) -> &str {
+        match self {
+            Node::Iri(s) | Node::Blank(s) => s,
+            Node::Literal { value, .. } => value,
+        }
+    }
+    /// The value as an unsigned integer, if it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Node::Literal { value, .. } => value.trim().parse().ok(),
+            _ => None,
+        }
+    }
+    /// An `xsd:long` literal.
+    pub fn long(v: u64) -> Node {
+        Node::Literal { value: v.to_string(), datatype: format!("{XSD}long") }
+    }
+    /// An `xsd:int` literal.
+    pub fn int(v: u64) -> Node {
+        Node::Literal { value: v.to_string(), datatype: format!("{XSD}int") }
+    }
+    /// An `xsd:string` literal.
+    pub fn string(v: impl Into<String>) -> Node {
+        Node::Literal { value: v.into(), datatype: format!("{XSD}string") }
+    }
+    /// A literal with any datatype.
+    pub fn typed(v: impl Into<String>, datatype: impl Into<String>) -> Node {
+        Node::Literal { value: v.into(), datatype: datatype.into() }
+    }
+    /// An IRI node.
+    pub fn iri(v: impl Into<String>) -> Node {
+        Node::Iri(v.into())
+    }
+}
+
+/// A set of triples indexed by subject, keeping insertion order.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    subjects: Vec<String>,
+    props: HashMap<String, Vec<(String, Node)>>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses Turtle, resolving relative IRIs against `base` (the volume URN).
+    ///
+    /// # Errors
+    /// A syntax error, with line and column.
+    pub fn parse_turtle(&mut self, data: &[u8], base: &str, context: &str) -> Result<()> {
+        let mut parser = oxttl::TurtleParser::new();
+        if let Ok(p) = oxttl::TurtleParser::new().with_base_iri(base) {
+            parser = p;
+        }
+        for t in parser.lenient().for_slice(data) {
+            let t = t.map_err(|e| Error::Turtle { context: context.to_string(), what: e.to_string() })?;
+            let s = match t.subject {
+                oxrdf::NamedOrBlankNode::NamedNode(n) => n.into_string(),
+                oxrdf::NamedOrBlankNode::BlankNode(b) => format!("_:{}", b.as_str()),
+            };
+            let o = match t.object {
+                oxrdf::Term::NamedNode(n) => Node::Iri(n.into_string()),
+                oxrdf::Term::BlankNode(b) => Node::Blank(format!("_:{}", b.as_str())),
+                oxrdf::Term::Literal(l) => {
+                    let (value, datatype, _lang) = l.destruct();
+                    Node::Literal { value, datatype: datatype.map(|d| d.into_string()).unwrap_or_else(|| format!("{XSD}string")) }
+                }
+                #[allow(unreachable_patterns)]
+                _ => continue,
+            };
+            self.add(&s, t.predicate.as_str(), o);
+        }
+        Ok(())
+    }
+
+    /// Adds a triple (duplicates are ignored).
+    pub fn add(&mut self, s: &str, p: &str, o: Node) {
+        let v = self.props.entry(s.to_string()).or_insert_with(|| {
+            self.subjects.push(s.to_string());
+            Vec::new()
+        });
+        if !v.iter().any(|(pp, oo)| pp == p && *oo == o) {
+            v.push((p.to_string(), o));
+        }
+    }
+
+    /// Replaces all values of `p` on `s` with `o`.
+    pub fn set(&mut self, s: &str, p: &str, o: Node) {
+        if let Some(v) = self.props.get_mut(s) {
+            v.retain(|(pp, _)| pp != p);
+        }
+        self.add(s, p, o);
+    }
+
+    /// Merges another graph into this one.
+    pub fn merge(&mut self, other: &Graph) {
+        for s in &other.subjects {
+            for (p, o) in &other.props[s] {
+                self.add(s, p, o.clone());
+            }
+        }
+    }
+
+    /// Subjects in first-seen order.
+    pub fn subjects(&self) -> &[String] {
+        &self.subjects
+    }
+
+    /// All (predicate, object) pairs of `s`.
+    pub fn properties(&self, s: &str) -> &[(String, Node)] {
+        self.props.get(s).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Values of predicate `p` on subject `s`.
+    pub fn values<'a>(&'a self, s: &str, p: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.properties(s).iter().filter(move |(pp, _)| pp == p).map(|(_, o)| o)
+    }
+
+    /// The first value of any of the predicates `ps` (full IRIs) on `s`.
+    pub fn first_of<'a>(&'a self, s: &str, ps: &[&str]) -> Option<&'a Node> {
+        let props = self.properties(s);
+        ps.iter().find_map(|p| props.iter().find(|(pp, _)| pp == p).map(|(_, o)| o))
+    }
+
+    /// The first value of an `aff4:` local name, trying the standard then the legacy namespace.
+    pub fn aff4(&self, s: &str, local: &str) -> Option<&Node> {
+        self.first_of(s, &[&format!("{AFF4}{local}"), &format!("{AFF4_LEGACY}{local}")])
+    }
+
+    /// All rdf:type IRIs of `s`.
+    pub fn types<'a>(&'a self, s: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values(s, RDF_TYPE).filter_map(|n| n.as_iri())
+    }
+
+    /// True when `s` has rdf:type `t` (full IRI).
+    pub fn has_type(&self, s: &str, t: &str) -> bool {
+        self.types(s).any(|x| x == t)
+    }
+
+    /// Subjects having rdf:type `t`.
+    pub fn subjects_of_type(&self, t: &str) -> Vec<String> {
+        self.subjects.iter().filter(|s| self.has_type(s, t)).cloned().collect()
+    }
+
+    /// Number of triples.
+    pub fn len(&self) -> usize {
+        self.props.values().map(|v| v.len()).sum()
+    }
+
+    /// True when there are no triples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Serialises as Turtle with the usual AFF4 prefixes; subjects and values sorted for stable output.
+    pub fn to_turtle(&self) -> String {
+        let prefixes: [(&str, &str); 5] = [
+            ("rdf", "http://www.w3.org/1999/02/22-rdf-syntax-ns#"),
+            ("xsd", XSD),
+            ("memory", "http://aff4.org/Schema#memory/"),
+            ("aff4", AFF4),
+            ("aff4L", AFF4_LEGACY),
+        ];
+        let mut out = String::new();
+        for (p, iri) in &prefixes {
+            let _ = writeln!(out, "@prefix {p}: <{iri}> .");
+        }
+        out.push('\n');
+        let short = |iri: &str| -> String {
+            // Longest matching namespace wins (memory: before aff4:).
+            let mut best: Option<(&str, &str)> = None;
+            for (p, ns) in &prefixes {
+                if let Some(local) = iri.strip_prefix(ns) {
+                    if !local.is_empty()
+                        && local.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        && best.is_none_or(|(_, bns)| ns.len() > bns.len())
+                    {
+                        best = Some((p, ns));
+                    }
+                }
+            }
+            match best {
+                Some((p, ns)) => format!("{p}:{}", &iri[ns.len()..]),
+                None => format!("<{}>", escape_iri(iri)),
+            }
+        };
+        let mut subjects: Vec<&String> = self.subjects.iter().collect();
+        subjects.sort();
+        for s in subjects {
+            let mut by_pred: BTreeMap<&str, Vec<&Node>> = BTreeMap::new();
+            for (p, o) in &self.props[s] {
+                by_pred.entry(p.as_str()).or_default().push(o);
+            }
+            if by_pred.is_empty() {
+                continue;
+            }
+            let subj = if s.starts_with("_:") { s.clone() } else { format!("<{}>", escape_iri(s)) };
+            let _ = write!(out, "{subj}");
+            let mut first = true;
+            // rdf:type first, as "a".
+            let mut preds: Vec<(&str, Vec<&Node>)> = by_pred.into_iter().collect();
+            preds.sort_by_key(|(p, _)| (*p != RDF_TYPE, p.to_string()));
+            for (p, mut objs) in preds {
+                objs.sort();
+                let ptxt = if p == RDF_TYPE { "a".to_string() } else { short(p) };
+                let otxt: Vec<String> = objs
+                    .iter()
+                    .map(|o| match o {
+                        Node::Iri(i) => short(i),
+                        Node::Blank(b) => b.clone(),
+                        Node::Literal { value, datatype } => {
+                            format!("\"{}\"^^{}", escape_literal(value), short(datatype))
+                        }
+                    })
+                    .collect();
+                let _ = write!(out, "{}\n    {ptxt} {}", if first { "" } else { " ;" }, otxt.join(" , "));
+                first = false;
+            }
+            out.push_str(" .\n\n");
+        }
+        out
+    }
+}
+
+fn escape_iri(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' | '>' | '"' | '{' | '}' | '|' | '^' | '`' | '\\' | ' ' => o.push_str(&format!("\\u{:04X}", c as u32)),
+            c if (c as u32) <= 0x20 => o.push_str(&format!("\\u{:04X}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn escape_literal(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04X}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn round_trip() {
+        let mut g = Graph::new();
+        g.add("aff4://a", RDF_TYPE, Node::iri(format!("{AFF4}ImageStream")));
+        g.add("aff4://a", &format!("{AFF4}size"), Node::long(5));
+        g.add("aff4://a", &format!("{AFF4}category"), Node::iri(format!("{AFF4}memory/physical")));
+        g.add("aff4://a", &format!("{AFF4}note"), Node::string("a \"q\"\nline\\"));
+        g.add("aff4://a/C:/x y", &format!("{AFF4}hash"), Node::typed("00ff", format!("{AFF4}SHA1")));
+        let t = g.to_turtle();
+        assert!(t.contains("memory:physical"), "{t}");
+        let mut h = Graph::new();
+        h.parse_turtle(t.as_bytes(), "aff4://v", "test").unwrap();
+        assert_eq!(h.len(), g.len());
+        assert_eq!(h.aff4("aff4://a", "note").unwrap().value(), "a \"q\"\nline\\");
+        assert_eq!(h.aff4("aff4://a/C:/x y", "hash").unwrap().value(), "00ff");
+    }
+}

@@ -1,0 +1,245 @@
+//! Writing ZIP64 volumes in the form every AFF4 reader accepts (AFF4.md §16): Evimetry-style
+//! local headers with placeholder sizes and a ZIP64 data descriptor, so no seek is ever needed,
+//! and a central directory whose 64-bit fields are all set whenever one of them must be.
+
+use super::*;
+use crate::error::{Error, Result};
+use std::io::Write;
+
+/// A member already in the archive, as the central directory will list it.
+#[derive(Debug, Clone)]
+pub struct WrittenEntry {
+    /// Member name.
+    pub name: String,
+    /// Compression method.
+    pub method: u16,
+    /// CRC-32 of the uncompressed bytes.
+    pub crc32: u32,
+    /// Stored length.
+    pub compressed_size: u64,
+    /// Uncompressed length.
+    pub uncompressed_size: u64,
+    /// Local-header offset relative to the archive start.
+    pub header_offset: u64,
+    /// DOS time and date.
+    pub dos_time: (u16, u16),
+}
+
+struct Open {
+    name: String,
+    header_offset: u64,
+    crc: crc32fast::Hasher,
+    size: u64,
+}
+
+/// Streams members into a ZIP64 archive; [`ZipWriter::finish`] writes the central directory.
+pub struct ZipWriter<W: Write> {
+    out: W,
+    pos: u64,
+    base: u64,
+    entries: Vec<WrittenEntry>,
+    open: Option<Open>,
+    dos_time: (u16, u16),
+    context: String,
+}
+
+impl<W: Write> ZipWriter<W> {
+    /// A new archive written to `out`, whose first byte lands at absolute file offset `pos`;
+    /// `base` is where the archive starts (0 unless glued after other data).
+    pub fn new(out: W, pos: u64, base: u64, context: impl Into<String>) -> Self {
+        ZipWriter { out, pos, base, entries: Vec::new(), open: None, dos_time: dos_now(), context: context.into() }
+    }
+
+    /// Continues an existing archive: `entries` are kept in the new central directory.
+    pub fn with_entries(mut self, entries: Vec<WrittenEntry>) -> Self {
+        self.entries = entries;
+        self
+    }
+
+    /// Absolute position of the next byte.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Entries written so far (including carried-over ones).
+    pub fn entries(&self) -> &[WrittenEntry] {
+        &self.entries
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(|e| Error::io(format!("{}: writing at offset {}", self.context, self.pos), e))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a stored member; its bytes follow through [`ZipWriter::write_data`].
+    ///
+    /// # Errors
+    /// A member is already open, or the write fails.
+    pub fn start_member(&mut self, name: &str) -> Result<()> {
+        if self.open.is_some() {
+            return Err(Error::Unsupported("ZIP writer: a member is already open".into()));
+        }
+        let header_offset = self.pos - self.base;
+        let flags: u16 = if name.is_ascii() { 0x0008 } else { 0x0808 };
+        let mut h = Vec::with_capacity(30 + name.len() + 20);
+        h.extend_from_slice(&LOCAL_SIG.to_le_bytes());
+        h.extend_from_slice(&45u16.to_le_bytes());
+        h.extend_from_slice(&flags.to_le_bytes());
+        h.extend_from_slice(&METHOD_STORED.to_le_bytes());
+        h.extend_from_slice(&self.dos_time.0.to_le_bytes());
+        h.extend_from_slice(&self.dos_time.1.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        h.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        h.extend_from_slice(&20u16.to_le_bytes());
+        h.extend_from_slice(name.as_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&16u16.to_le_bytes());
+        h.extend_from_slice(&u64::MAX.to_le_bytes());
+        h.extend_from_slice(&u64::MAX.to_le_bytes());
+        self.put(&h)?;
+        self.open = Some(Open { name: name.to_string(), header_offset, crc: crc32fast::Hasher::new(), size: 0 });
+        Ok(())
+    }
+
+    /// Appends bytes to the open member.
+    ///
+    /// # Errors
+    /// No member is open, or the write fails.
+    pub fn write_data(&mut self, data: &[u8]) -> Result<()> {
+        let open = self.open.as_mut().ok_or_else(|| Error::Unsupported("ZIP writer: no member is open".into()))?;
+        open.crc.update(data);
+        open.size += data.len() as u64;
+        self.put(data)
+    }
+
+    /// Closes the open member with its ZIP64 data descriptor.
+    ///
+    /// # Errors
+    /// No member is open, or the write fails.
+    pub fn finish_member(&mut self) -> Result<()> {
+        let open = self.open.take().ok_or_else(|| Error::Unsupported("ZIP writer: no member is open".into()))?;
+        let crc = open.crc.finalize();
+        let mut d = Vec::with_capacity(24);
+        d.extend_from_slice(&DESCRIPTOR_SIG.to_le_bytes());
+        d.extend_from_slice(&crc.to_le_bytes());
+        d.extend_from_slice(&open.size.to_le_bytes());
+        d.extend_from_slice(&open.size.to_le_bytes());
+        self.put(&d)?;
+        let entry = WrittenEntry {
+            name: open.name,
+            method: METHOD_STORED,
+            crc32: crc,
+            compressed_size: open.size,
+            uncompressed_size: open.size,
+            header_offset: open.header_offset,
+            dos_time: self.dos_time,
+        };
+        // A re-written member replaces the earlier one in the directory.
+        self.entries.retain(|e| e.name != entry.name);
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Writes a whole stored member.
+    ///
+    /// # Errors
+    /// See [`ZipWriter::start_member`].
+    pub fn add_member(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.start_member(name)?;
+        self.write_data(data)?;
+        self.finish_member()
+    }
+
+    /// Flushes the underlying writer.
+    ///
+    /// # Errors
+    /// The flush fails.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::io(self.context.clone(), e))
+    }
+
+    /// Writes the central directory, ZIP64 end records and the end record with `comment`, and
+    /// returns the writer.
+    ///
+    /// # Errors
+    /// A member is still open, or a write fails.
+    pub fn finish(mut self, comment: &[u8]) -> Result<W> {
+        if self.open.is_some() {
+            return Err(Error::Unsupported("ZIP writer: finish with a member still open".into()));
+        }
+        let cd_start = self.pos - self.base;
+        let mut cd = Vec::new();
+        for e in &self.entries {
+            let big = e.compressed_size >= 0xFFFF_FFFF || e.uncompressed_size >= 0xFFFF_FFFF || e.header_offset >= 0xFFFF_FFFF;
+            let flags: u16 = if e.name.is_ascii() { 0x0008 } else { 0x0808 };
+            cd.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+            cd.extend_from_slice(&(45u16 | (3 << 8)).to_le_bytes());
+            cd.extend_from_slice(&45u16.to_le_bytes());
+            cd.extend_from_slice(&flags.to_le_bytes());
+            cd.extend_from_slice(&e.method.to_le_bytes());
+            cd.extend_from_slice(&e.dos_time.0.to_le_bytes());
+            cd.extend_from_slice(&e.dos_time.1.to_le_bytes());
+            cd.extend_from_slice(&e.crc32.to_le_bytes());
+            let f32 = |v: u64| if big { 0xFFFF_FFFFu32 } else { v as u32 };
+            cd.extend_from_slice(&f32(e.compressed_size).to_le_bytes());
+            cd.extend_from_slice(&f32(e.uncompressed_size).to_le_bytes());
+            cd.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+            cd.extend_from_slice(&(if big { 28u16 } else { 0 }).to_le_bytes());
+            cd.extend_from_slice(&0u16.to_le_bytes());
+            cd.extend_from_slice(&0u16.to_le_bytes());
+            cd.extend_from_slice(&0u16.to_le_bytes());
+            cd.extend_from_slice(&(0o100600u32 << 16).to_le_bytes());
+            cd.extend_from_slice(&f32(e.header_offset).to_le_bytes());
+            cd.extend_from_slice(e.name.as_bytes());
+            if big {
+                cd.extend_from_slice(&1u16.to_le_bytes());
+                cd.extend_from_slice(&24u16.to_le_bytes());
+                cd.extend_from_slice(&e.uncompressed_size.to_le_bytes());
+                cd.extend_from_slice(&e.compressed_size.to_le_bytes());
+                cd.extend_from_slice(&e.header_offset.to_le_bytes());
+            }
+        }
+        self.put(&cd)?;
+        let n = self.entries.len() as u64;
+        let eocd64_at = self.pos - self.base;
+        let mut t = Vec::with_capacity(56 + 20 + 22 + comment.len());
+        t.extend_from_slice(&EOCD64_SIG.to_le_bytes());
+        t.extend_from_slice(&44u64.to_le_bytes());
+        t.extend_from_slice(&45u16.to_le_bytes());
+        t.extend_from_slice(&45u16.to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(&n.to_le_bytes());
+        t.extend_from_slice(&n.to_le_bytes());
+        t.extend_from_slice(&(cd.len() as u64).to_le_bytes());
+        t.extend_from_slice(&cd_start.to_le_bytes());
+        t.extend_from_slice(&LOCATOR64_SIG.to_le_bytes());
+        t.extend_from_slice(&0u32.to_le_bytes());
+        t.extend_from_slice(&eocd64_at.to_le_bytes());
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(&EOCD_SIG.to_le_bytes());
+        t.extend_from_slice(&0u16.to_le_bytes());
+        t.extend_from_slice(&0u16.to_le_bytes());
+        t.extend_from_slice(&0xFFFFu16.to_le_bytes());
+        t.extend_from_slice(&0xFFFFu16.to_le_bytes());
+        t.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        t.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        let comment = &comment[..comment.len().min(0xFFFF)];
+        t.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+        t.extend_from_slice(comment);
+        self.put(&t)?;
+        self.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn dos_now() -> (u16, u16) {
+    let now = time::OffsetDateTime::now_utc();
+    let t = ((now.hour() as u16) << 11) | ((now.minute() as u16) << 5) | (now.second() as u16 / 2);
+    let year = (now.year() - 1980).clamp(0, 127) as u16;
+    let d = (year << 9) | ((now.month() as u16) << 5) | now.day() as u16;
+    (t, d)
+}

@@ -1,0 +1,147 @@
+//! The command line: subcommands, plus the flags pmem/aff4imager users know (`pmem -o mem.aff4`,
+//! `pmem -V vol.aff4`, `-l`, `-e`, `-D`), rewritten to subcommands before parsing.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// pmem: capture physical memory and evidence into AFF4 volumes, and inspect, export and verify them.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pmem",
+    version,
+    disable_version_flag = true,
+    about,
+    long_about = "pmem captures a live machine's physical memory (and files or devices) into AFF4 volumes \
+that every AFF4 reader opens, and lists, views, exports and verifies AFF4 volumes from any producer \
+(Evimetry, c-aff4/WinPmem/LinPmem, pyaff4, pre-standard images, striped sets, AFF4-L).\n\n\
+pmem/aff4imager invocations also work: `pmem -o mem.aff4` acquires memory, `pmem -V vol.aff4` views, \
+`pmem -l vol.aff4` lists, `pmem -e GLOB -D DIR vol.aff4` exports.",
+    after_help = "Examples:\n  pmem acquire -o mem.aff4            acquire this machine's memory\n  pmem image -o disk.aff4 /dev/sdb     image a device\n  pmem ls mem.aff4                     list images and streams\n  pmem verify mem.aff4                 recompute every hash\n  pmem cat disk.aff4 > disk.raw        the image's bytes\n  pmem export -D out/ mem.aff4         every image to files"
+)]
+pub struct Cli {
+    /// Print version.
+    #[arg(long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Volumes to read, shared by the reading commands.
+#[derive(Args, Debug, Clone)]
+pub struct Input {
+    /// AFF4 volume files or directory volumes; give all parts of a striped or split set together.
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Password for encrypted (pyaff4) containers.
+    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the images (with their recorded names) and streams of volumes.
+    #[command(visible_alias = "list")]
+    Ls {
+        #[command(flatten)]
+        input: Input,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the metadata (information.turtle) of volumes.
+    View {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Write the bytes of an image or stream to stdout (or -o FILE).
+    Cat {
+        #[command(flatten)]
+        input: Input,
+        /// The stream or image URN (default: the volume's only image).
+        #[arg(long, short = 's')]
+        stream: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Reader threads.
+        #[arg(long, short = 'T')]
+        threads: Option<usize>,
+    },
+    /// Export images and streams to files under a directory.
+    Export {
+        #[command(flatten)]
+        input: Input,
+        /// Destination directory (created if missing).
+        #[arg(long = "destination", short = 'D', value_name = "DIR")]
+        dir: PathBuf,
+        /// Only objects whose URN or recorded name matches this glob (repeatable).
+        #[arg(long = "export", short = 'e', value_name = "GLOB")]
+        patterns: Vec<String>,
+        /// Export every stream too, not just images.
+        #[arg(long)]
+        all: bool,
+        /// Output format for memory images.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Raw)]
+        format: ExportFormat,
+        /// Overwrite existing files.
+        #[arg(short = 't', long)]
+        truncate: bool,
+        /// Reader threads.
+        #[arg(long, short = 'T')]
+        threads: Option<usize>,
+    },
+    /// Recompute every hash the volumes declare; exit 0 only if all checked hashes pass.
+    Verify {
+        #[command(flatten)]
+        input: Input,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+        /// Reader threads.
+        #[arg(long, short = 'T')]
+        threads: Option<usize>,
+        /// No progress bar.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+/// Formats for exported images.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The linear bytes (gaps padded).
+    Raw,
+}
+
+const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info"];
+
+/// Rewrites pmem/aff4imager-style invocations into subcommands.
+pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
+    let Some(first) = args.get(1).cloned() else { return args };
+    if SUBCOMMANDS.contains(&first.as_str()) || first == "--help" || first == "-h" || first == "--version" {
+        return args;
+    }
+    let rest: Vec<String> = args.split_off(1);
+    let has = |f: &[&str]| rest.iter().any(|a| f.contains(&a.as_str()));
+    let strip = |f: &[&str]| -> Vec<String> { rest.iter().filter(|a| !f.contains(&a.as_str())).cloned().collect() };
+    let (sub, rest) = if has(&["-V", "--view"]) {
+        ("view", strip(&["-V", "--view"]))
+    } else if has(&["-l", "--list"]) {
+        ("ls", strip(&["-l", "--list"]))
+    } else if has(&["-D", "--destination"]) {
+        ("export", rest.clone())
+    } else if has(&["-i", "--input"]) || rest.iter().any(|a| !a.starts_with('-')) && !has(&["-o", "--output"]) {
+        ("image", rest.clone())
+    } else {
+        ("acquire", rest.clone())
+    };
+    args.push(sub.to_string());
+    args.extend(rest);
+    args
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Cli {
+    Cli::parse_from(rewrite(std::env::args().collect()))
+}

@@ -1,0 +1,140 @@
+//! `pmem export`: images (and with --all, every stream) to files under a directory, with names
+//! derived from recorded names or URNs that can never leave that directory.
+
+use super::{open, threads};
+use crate::cli::{ExportFormat, Input};
+use crate::{exit, Failure, WithCode};
+use anyhow::{anyhow, Context};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Creates an output file 0600, never through a symlink, never replacing an existing file unless `truncate`.
+pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    if truncate {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+}
+
+/// A glob match with `*` and `?`.
+pub fn glob(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// A relative path under the export directory for an object, from its recorded name or URN.
+pub fn safe_relative(name: &str) -> PathBuf {
+    let trimmed = name.strip_prefix("aff4://").unwrap_or(name);
+    let mut out = PathBuf::new();
+    for comp in trimmed.split(['/', '\\']) {
+        let mut c: String = comp.chars().map(|ch| if ch.is_control() || ch == ':' { '_' } else { ch }).collect();
+        if c.is_empty() || c == "." {
+            continue;
+        }
+        if c == ".." {
+            c = "__".into();
+        }
+        while c.len() > 200 {
+            c.pop();
+        }
+        out.push(c);
+    }
+    if out.as_os_str().is_empty() {
+        out.push("unnamed");
+    }
+    out
+}
+
+pub fn run(input: &Input, dir: &Path, patterns: &[String], all: bool, _format: ExportFormat, truncate: bool, t: Option<usize>) -> Result<u8, Failure> {
+    let c = open(input)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    for i in c.images() {
+        if i.data_streams.is_empty() {
+            continue;
+        }
+        let name = i.name.clone().unwrap_or_else(|| i.urn.clone());
+        jobs.push((i.urn.clone(), name));
+    }
+    if all {
+        for s in c.streams() {
+            jobs.push((s.urn.clone(), s.urn.clone()));
+        }
+    }
+    let matches = |urn: &str, name: &str| patterns.is_empty() || patterns.iter().any(|p| glob(p, urn) || glob(p, name));
+    let mut used = HashSet::new();
+    let mut n = 0;
+    for (urn, name) in jobs {
+        if !matches(&urn, &name) {
+            continue;
+        }
+        let mut rel = safe_relative(&name);
+        while !used.insert(rel.clone()) {
+            rel.set_file_name(format!("{}_", rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+        }
+        let path = dir.join(&rel);
+        if !path.starts_with(dir) {
+            return Err(anyhow!("refusing to write outside {}: {}", dir.display(), path.display())).code(exit::OUTPUT);
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display())).code(exit::OUTPUT)?;
+        }
+        let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
+        aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| f.write_all(b).map_err(|e| aff4::Error::io(path.display().to_string(), e)))
+            .with_context(|| format!("exporting {urn}"))
+            .code(exit::INPUT)?;
+        f.flush().code(exit::OUTPUT)?;
+        eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
+        n += 1;
+    }
+    if n == 0 {
+        return Err(anyhow!("nothing matched; `pmem ls` shows what the volumes hold")).code(exit::INPUT);
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn names_stay_inside() {
+        for bad in ["../../etc/passwd", "/etc/passwd", "aff4://x/../../y", "a/./../b", "..", "c:\\..\\x", "\0a"] {
+            let r = safe_relative(bad);
+            assert!(r.components().all(|c| matches!(c, std::path::Component::Normal(_))), "{bad} -> {r:?}");
+        }
+        assert!(glob("*dream*", "aff4://x//test/dream.txt"));
+        assert!(!glob("*.raw", "x.aff4"));
+    }
+}

@@ -1,0 +1,58 @@
+//! `pmem ls`: images with their recorded names, and streams with type, size, codec, chunking and hashes.
+
+use super::{human, open};
+use crate::cli::Input;
+use crate::Failure;
+use serde_json::json;
+
+pub fn run(input: &Input, as_json: bool) -> Result<u8, Failure> {
+    let c = open(input)?;
+    let images = c.images();
+    let streams = c.streams();
+    if as_json {
+        let v = json!({
+            "volumes": c.volumes().iter().map(|v| json!({"path": v.path, "urn": v.urn, "dialect": v.dialect.describe(), "tool": v.tool()})).collect::<Vec<_>>(),
+            "images": images.iter().map(|i| json!({"urn": i.urn, "name": i.name, "types": i.types, "size": i.size, "data_streams": i.data_streams, "logical": i.logical, "memory": i.memory})).collect::<Vec<_>>(),
+            "streams": streams.iter().map(|s| json!({"urn": s.urn, "kind": format!("{:?}", s.kind), "size": s.size, "codec": s.codec, "chunk_size": s.chunk_size, "chunks_per_bevy": s.chunks_per_bevy, "hashes": s.hashes.iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "notes": c.notes(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for v in c.volumes() {
+        println!("volume {}  {}  [{}{}]", v.path, v.urn, v.dialect.describe(), v.tool().map(|t| format!(", {t}")).unwrap_or_default());
+    }
+    println!("\nimages:");
+    if images.is_empty() {
+        println!("  (none)");
+    }
+    for i in &images {
+        println!(
+            "  {}  {}  {}{}",
+            i.urn,
+            i.types.join(","),
+            i.size.map(|s| format!("{s} bytes ({})", human(s))).unwrap_or_else(|| "size ?".into()),
+            i.name.as_ref().map(|n| format!("  name={n}")).unwrap_or_default()
+        );
+        for d in &i.data_streams {
+            if d != &i.urn {
+                println!("      data {d}");
+            }
+        }
+    }
+    println!("\nstreams:");
+    for s in &streams {
+        let mut line = format!("  {}  {:?}  {}", s.urn, s.kind, s.size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "size ?".into()));
+        if let Some(codec) = &s.codec {
+            line.push_str(&format!("  codec={codec} chunk={} per-bevy={}", s.chunk_size.unwrap_or(0), s.chunks_per_bevy.unwrap_or(0)));
+        }
+        if !s.hashes.is_empty() {
+            line.push_str(&format!("  hashes={}", s.hashes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(",")));
+        }
+        println!("{line}");
+    }
+    for n in c.notes() {
+        println!("\nnote: {n}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,71 @@
+//! `pmem`: acquire physical memory and image evidence into AFF4 volumes; list, view, export
+//! and verify AFF4 volumes. A thin shell over the `aff4` and `memacq` crates.
+
+mod cli;
+mod cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A hash did not match, or data could not be read during verification.
+    pub const VERIFY_FAILED: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// Input could not be opened or is corrupt.
+    pub const INPUT: u8 = 3;
+    /// Output could not be written (permissions, disk full, exists).
+    pub const OUTPUT: u8 = 4;
+    /// No memory source is usable (no privileges, kernel lockdown, no source).
+    pub const NO_SOURCE: u8 = 5;
+    /// Kernel lockdown prevents reading memory.
+    pub const LOCKDOWN: u8 = 6;
+    /// Interrupted by a signal; what was acquired so far was saved.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// An error carrying its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// Error chain.
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { code: exit::INPUT, error: e.into() }
+    }
+}
+
+/// Attaches an exit code to an error.
+pub trait WithCode<T> {
+    /// Sets the exit code of an error.
+    fn code(self, code: u8) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
+    fn code(self, code: u8) -> Result<T, Failure> {
+        self.map_err(|e| Failure { code, error: e.into() })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            if let Some(io) = f.error.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::from(exit::OK);
+                }
+            }
+            eprintln!("pmem: error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
