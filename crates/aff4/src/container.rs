@@ -135,6 +135,10 @@ impl Container {
     }
 
     fn add_volume(&mut self, v: Volume) -> Result<()> {
+        let t = v.backend.trailing_bytes();
+        if t > 0 {
+            self.notes.push(format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path));
+        }
         self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
         self.volumes.push(v);
         Ok(())
@@ -240,7 +244,7 @@ impl Container {
                 (None, None, None)
             };
             let size = g.aff4(s, "size").and_then(Node::as_u64).or_else(|| {
-                if kind == StreamKind::Segment {
+                if matches!(kind, StreamKind::Segment | StreamKind::Map) {
                     self.segments.open(s).ok().flatten().map(|x| x.size())
                 } else {
                     None
@@ -421,7 +425,10 @@ impl Container {
             Some(i) => Ok(i.data_streams[0].clone()),
             None if images.is_empty() => {
                 let streams: Vec<String> = self.streams().into_iter().filter(|s| s.kind != StreamKind::Segment).map(|s| s.urn).collect();
-                if streams.len() == 1 {
+                let maps: Vec<&String> = streams.iter().filter(|s| self.kind_of(s) == Some(StreamKind::Map)).collect();
+                if maps.len() == 1 {
+                    Ok(maps[0].clone())
+                } else if streams.len() == 1 {
                     Ok(streams[0].clone())
                 } else {
                     Err(Error::NotFound(format!("no aff4:Image in the volume; streams: {}", streams.join(", "))))

@@ -23,6 +23,8 @@ mod crypto;
 pub mod error;
 pub mod hash;
 pub mod image_stream;
+pub mod imager;
+pub mod logical;
 pub mod map;
 pub mod parallel;
 pub mod rdf;

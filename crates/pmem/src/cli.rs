@@ -91,6 +91,8 @@ pub enum Command {
         #[arg(long, short = 'T')]
         threads: Option<usize>,
     },
+    /// Image files, block devices or stdin into a volume (appends unless -t).
+    Image(ImageArgs),
     /// Recompute every hash the volumes declare; exit 0 only if all checked hashes pass.
     Verify {
         #[command(flatten)]
@@ -105,6 +107,19 @@ pub enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+}
+
+/// Image files, block devices or stdin (`-`) into an AFF4 volume.
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub store: crate::cmd::image::StoreArgs,
+    /// Files or devices to image (`-` reads stdin).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Logical files to add with their original names (globs allowed; repeatable).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub logical: Vec<String>,
 }
 
 /// Formats for exported images.

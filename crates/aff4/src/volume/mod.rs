@@ -24,6 +24,10 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// Corrupt storage or I/O failure; `Ok(None)` when there is no such segment.
     fn open_member(&self, name: &str) -> Result<Option<Arc<dyn Stream>>>;
+    /// Bytes after the last complete ZIP directory (left by an interrupted append).
+    fn trailing_bytes(&self) -> u64 {
+        0
+    }
     /// The ZIP comment, where AFF4 writers also put the volume URN.
     fn comment(&self) -> Option<Vec<u8>> {
         None

@@ -1,1 +1,367 @@
-//! Writing volumes.
+//! Writing volumes: a new ZIP64 file (AFF4.md §16 profile), an append to an existing one, or a
+//! directory volume. Appends write after the old end record and only then a new directory, so
+//! an interrupted append leaves the previous directory intact (the reader recovers it).
+
+use crate::error::{Error, Result};
+use crate::rdf::{Graph, Node};
+use crate::urn::{new_urn, urn_to_member};
+use crate::vocab::{self, RDF_TYPE, XSD};
+use crate::zip::{WrittenEntry, ZipArchive, ZipWriter};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where segments go.
+trait Sink: Send {
+    fn start(&mut self, name: &str) -> Result<()>;
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    fn finish_member(&mut self) -> Result<()>;
+    fn close(self: Box<Self>, comment: &[u8]) -> Result<()>;
+    fn bytes_written(&self) -> u64;
+}
+
+struct ZipSink {
+    zip: Option<ZipWriter<BufWriter<File>>>,
+    start: u64,
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Sink for ZipSink {
+    fn start(&mut self, name: &str) -> Result<()> {
+        self.zip()?.start_member(name)
+    }
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.zip()?.write_data(data)
+    }
+    fn finish_member(&mut self) -> Result<()> {
+        self.zip()?.finish_member()
+    }
+    fn close(mut self: Box<Self>, comment: &[u8]) -> Result<()> {
+        let zip = self.zip.take().ok_or_else(closed)?;
+        let out = zip.finish(comment)?;
+        let rename = self.rename.take();
+        let f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
+        drop(f);
+        if let Some((tmp, dest)) = rename {
+            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), dest.display()), e))?;
+        }
+        Ok(())
+    }
+    fn bytes_written(&self) -> u64 {
+        self.zip.as_ref().map(|z| z.position() - self.start).unwrap_or(0)
+    }
+}
+
+impl Drop for ZipSink {
+    fn drop(&mut self) {
+        // A replacement that was never completed must not be left behind.
+        if let Some((tmp, _)) = self.rename.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+impl ZipSink {
+    fn zip(&mut self) -> Result<&mut ZipWriter<BufWriter<File>>> {
+        self.zip.as_mut().ok_or_else(closed)
+    }
+}
+
+fn closed() -> Error {
+    Error::Unsupported("volume already closed".into())
+}
+
+struct DirSink {
+    root: PathBuf,
+    current: Option<(PathBuf, BufWriter<File>)>,
+    written: u64,
+}
+
+impl Sink for DirSink {
+    fn start(&mut self, name: &str) -> Result<()> {
+        let mut p = self.root.clone();
+        for c in name.split('/') {
+            if !crate::urn::safe_component(c) {
+                return Err(Error::Unsupported(format!("segment name {name:?} cannot be a path in a directory volume")));
+            }
+            p.push(c);
+        }
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
+        }
+        let f = create_file(&p, true)?;
+        self.current = Some((p, BufWriter::with_capacity(1 << 20, f)));
+        Ok(())
+    }
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        let (p, f) = self.current.as_mut().ok_or_else(|| Error::Unsupported("no segment open".into()))?;
+        f.write_all(data).map_err(|e| Error::io(p.display().to_string(), e))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+    fn finish_member(&mut self) -> Result<()> {
+        if let Some((p, mut f)) = self.current.take() {
+            f.flush().map_err(|e| Error::io(p.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+    fn close(self: Box<Self>, _comment: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn bytes_written(&self) -> u64 {
+        self.written
+    }
+}
+
+/// Creates a file 0600 without following a symlink at `p`; `replace` allows an existing file.
+///
+/// # Errors
+/// The file exists (without `replace`), is a symlink, or cannot be created.
+pub fn create_file(p: &Path, replace: bool) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true);
+    if replace {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc_nofollow());
+    }
+    o.open(p).map_err(|e| Error::io(p.display().to_string(), e))
+}
+
+#[cfg(unix)]
+fn libc_nofollow() -> i32 {
+    libc::O_NOFOLLOW
+}
+
+/// How [`VolumeWriter::create`] treats an existing output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Add to an existing volume, create it if missing.
+    Append,
+    /// Replace an existing volume (a new file is renamed over it at the end).
+    Truncate,
+    /// Fail if the output exists.
+    CreateNew,
+}
+
+/// An open volume being written.
+pub struct VolumeWriter {
+    sink: Option<Box<dyn Sink>>,
+    urn: String,
+    graph: Graph,
+    path: PathBuf,
+    appended: bool,
+}
+
+const VERSION_TXT: &str = concat!("major=1\nminor=0\ntool=pmem ", env!("CARGO_PKG_VERSION"), "\n");
+
+impl VolumeWriter {
+    /// Opens `path` for writing: a directory volume if it is a directory or ends with `/`,
+    /// else a ZIP64 file.
+    ///
+    /// # Errors
+    /// Existing output in `CreateNew` mode, an existing file that is not an AFF4 volume, or I/O.
+    pub fn create(path: &Path, mode: Mode) -> Result<VolumeWriter> {
+        let name = path.display().to_string();
+        let is_dir = path.is_dir() || name.ends_with('/');
+        if is_dir {
+            return Self::create_dir(path, mode);
+        }
+        let exists = std::fs::symlink_metadata(path).is_ok();
+        if exists && mode == Mode::Append {
+            return Self::append_zip(path);
+        }
+        if exists && mode == Mode::CreateNew {
+            return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output exists (use -t to replace it)")));
+        }
+        let (file, rename) = if exists {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let tmp = dir.join(format!(".{}.pmem-{}.tmp", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+            (create_file(&tmp, false)?, Some((tmp, path.to_path_buf())))
+        } else {
+            (create_file(path, false)?, None)
+        };
+        let urn = new_urn();
+        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, file), 0, 0, name);
+        zip.add_member("container.description", urn.as_bytes())?;
+        zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
+        let mut w = VolumeWriter { sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename })), urn, graph: Graph::new(), path: path.to_path_buf(), appended: false };
+        w.describe_volume(vocab::ZIP_VOLUME);
+        Ok(w)
+    }
+
+    fn describe_volume(&mut self, ty: &str) {
+        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let u = self.urn.clone();
+        self.graph.add(&u, RDF_TYPE, Node::iri(ty));
+        self.graph.add(&u, vocab::CREATION_TIME, Node::typed(now, format!("{XSD}dateTime")));
+        self.graph.add(&u, &format!("{}tool", vocab::AFF4), Node::string(crate::TOOL));
+    }
+
+    fn append_zip(path: &Path) -> Result<VolumeWriter> {
+        let name = path.display().to_string();
+        let vol = crate::volume::Volume::open(path)?;
+        let mut graph = Graph::new();
+        graph.parse_turtle(&vol.turtle, &vol.urn, &name)?;
+        let ro = File::open(path).map_err(|e| Error::io(&name, e))?;
+        let zip = ZipArchive::open(Arc::new(ro), &name)?;
+        let base = zip.global_offset();
+        let entries: Vec<WrittenEntry> = zip
+            .entries()
+            .iter()
+            .map(|e| WrittenEntry {
+                name: e.name.clone(),
+                method: e.method,
+                crc32: e.crc32,
+                compressed_size: e.compressed_size,
+                uncompressed_size: e.uncompressed_size,
+                header_offset: e.header_offset - base,
+                dos_time: e.dos_time,
+            })
+            .collect();
+        let end = zip.file_len() - zip.trailing_bytes();
+        let mut o = OpenOptions::new();
+        o.write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.custom_flags(libc_nofollow());
+        }
+        let mut f = o.open(path).map_err(|e| Error::io(&name, e))?;
+        // Drop what an interrupted append left behind, keep everything else.
+        f.set_len(end).map_err(|e| Error::io(&name, e))?;
+        f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
+        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, f), end, base, name).with_entries(entries);
+        Ok(VolumeWriter { sink: Some(Box::new(ZipSink { zip: Some(zw), start: end, rename: None })), urn: vol.urn, graph, path: path.to_path_buf(), appended: true })
+    }
+
+    fn create_dir(path: &Path, mode: Mode) -> Result<VolumeWriter> {
+        let name = path.display().to_string();
+        let desc = path.join("container.description");
+        let existing = desc.exists();
+        if existing && mode == Mode::Truncate {
+            return Err(Error::Unsupported(format!("{name}: -t would delete a directory volume; remove it first")));
+        }
+        if existing && mode == Mode::CreateNew {
+            return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a volume exists there")));
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io(&name, e))?;
+        let sink = Box::new(DirSink { root: path.to_path_buf(), current: None, written: 0 });
+        if existing {
+            let vol = crate::volume::Volume::open(path)?;
+            let mut graph = Graph::new();
+            graph.parse_turtle(&vol.turtle, &vol.urn, &name)?;
+            return Ok(VolumeWriter { sink: Some(sink), urn: vol.urn, graph, path: path.to_path_buf(), appended: true });
+        }
+        let urn = new_urn();
+        let mut w = VolumeWriter { sink: Some(sink), urn: urn.clone(), graph: Graph::new(), path: path.to_path_buf(), appended: false };
+        w.add_member_raw("container.description", urn.as_bytes())?;
+        w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
+        w.describe_volume(&format!("{}DirectoryVolume", vocab::AFF4));
+        Ok(w)
+    }
+
+    /// The volume URN.
+    pub fn urn(&self) -> &str {
+        &self.urn
+    }
+
+    /// The output path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when adding to an existing volume.
+    pub fn is_append(&self) -> bool {
+        self.appended
+    }
+
+    /// The metadata graph (existing triples when appending, plus new ones).
+    pub fn graph_mut(&mut self) -> &mut Graph {
+        &mut self.graph
+    }
+
+    /// The metadata graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Records that the volume holds `object` (`aff4:contains`, `aff4:stored`).
+    pub fn register(&mut self, object: &str) {
+        let v = self.urn.clone();
+        self.graph.add(&v, vocab::CONTAINS, Node::iri(object));
+        self.graph.add(object, vocab::STORED, Node::iri(&v));
+    }
+
+    fn sink(&mut self) -> Result<&mut Box<dyn Sink>> {
+        self.sink.as_mut().ok_or_else(|| Error::Unsupported("volume already closed".into()))
+    }
+
+    fn add_member_raw(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        let s = self.sink()?;
+        s.start(name)?;
+        s.write(data)?;
+        s.finish_member()
+    }
+
+    /// Starts the segment for `urn`; bytes follow with [`VolumeWriter::write_segment`].
+    ///
+    /// # Errors
+    /// Another segment is open, or I/O.
+    pub fn start_segment(&mut self, urn: &str) -> Result<()> {
+        let name = urn_to_member(&self.urn, urn);
+        self.sink()?.start(&name)
+    }
+
+    /// Appends bytes to the open segment.
+    ///
+    /// # Errors
+    /// I/O (disk full is reported with the path).
+    pub fn write_segment(&mut self, data: &[u8]) -> Result<()> {
+        self.sink()?.write(data)
+    }
+
+    /// Closes the open segment.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn finish_segment(&mut self) -> Result<()> {
+        self.sink()?.finish_member()
+    }
+
+    /// Writes a whole segment for `urn`.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn add_segment(&mut self, urn: &str, data: &[u8]) -> Result<()> {
+        self.start_segment(urn)?;
+        self.write_segment(data)?;
+        self.finish_segment()
+    }
+
+    /// Bytes written so far in this session.
+    pub fn bytes_written(&self) -> u64 {
+        self.sink.as_ref().map(|s| s.bytes_written()).unwrap_or(0)
+    }
+
+    /// Writes information.turtle and the directory, and closes the volume.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn finish(mut self) -> Result<()> {
+        let turtle = self.graph.to_turtle();
+        let mut sink = self.sink.take().ok_or_else(|| Error::Unsupported("volume already closed".into()))?;
+        sink.start("information.turtle")?;
+        sink.write(turtle.as_bytes())?;
+        sink.finish_member()?;
+        let mut comment = self.urn.clone().into_bytes();
+        comment.push(0);
+        sink.close(&comment)
+    }
+}

@@ -69,6 +69,9 @@ impl Backend for ZipBackend {
             m => Err(Error::corrupt(ctx, e.header_offset, format!("unsupported ZIP compression method {m}"))),
         }
     }
+    fn trailing_bytes(&self) -> u64 {
+        self.zip.trailing_bytes()
+    }
     fn comment(&self) -> Option<Vec<u8>> {
         Some(self.zip.comment().to_vec())
     }

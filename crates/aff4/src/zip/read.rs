@@ -20,6 +20,8 @@ pub struct ZipEntry {
     pub uncompressed_size: u64,
     /// Absolute file offset of the local header (global offset applied).
     pub header_offset: u64,
+    /// DOS (time, date) of the member.
+    pub dos_time: (u16, u16),
     data_start: OnceLock<u64>,
 }
 
@@ -32,6 +34,7 @@ pub struct ZipArchive {
     global_offset: u64,
     file_len: u64,
     cd_end: u64,
+    trailing: u64,
 }
 
 const MAX_COMMENT: u64 = 65535;
@@ -68,10 +71,12 @@ impl ZipArchive {
             }
             i -= 1;
         }
-        let p = eocd_rel.ok_or_else(|| {
-            Error::corrupt(name, file_len, "not an AFF4 volume: no ZIP end-of-central-directory record")
-        })?;
+        let (tail, tail_start, p) = match eocd_rel {
+            Some(p) => (tail, tail_start, p),
+            None => recover_tail(&*file, file_len, name)?,
+        };
         let eocd_pos = tail_start + p as u64;
+        let trailing = file_len - (eocd_pos + 22 + le16(&tail, p + 20) as u64).min(file_len);
         let clen = le16(&tail, p + 20) as usize;
         let comment = tail[p + 22..(p + 22 + clen).min(tail.len())].to_vec();
         let mut entries_total = le16(&tail, p + 10) as u64;
@@ -201,11 +206,12 @@ impl ZipArchive {
                 compressed_size: csize,
                 uncompressed_size: usize_,
                 header_offset,
+                dos_time: (le16(&cd, at + 12), le16(&cd, at + 14)),
                 data_start: OnceLock::new(),
             });
             at = end;
         }
-        Ok(ZipArchive { file, name: name.to_string(), entries, comment, global_offset, file_len, cd_end: cd_actual_end })
+        Ok(ZipArchive { file, name: name.to_string(), entries, comment, global_offset, file_len, cd_end: cd_actual_end, trailing })
     }
 
     /// All members in central-directory order (a name may repeat; the last one counts).
@@ -236,6 +242,11 @@ impl ZipArchive {
     /// Offset just past the central directory records (where an appended volume may begin writing).
     pub fn central_directory_end(&self) -> u64 {
         self.cd_end
+    }
+
+    /// Bytes after the end record that belong to no complete archive (an interrupted append).
+    pub fn trailing_bytes(&self) -> u64 {
+        self.trailing
     }
 
     /// The underlying file.
@@ -273,6 +284,51 @@ impl ZipArchive {
         let start = self.data_start(e)?;
         Ok(SliceStream::new(self.file.clone(), start, e.compressed_size, format!("{}: member {}", self.name, e.name)))
     }
+}
+
+/// No end record near the end of the file: an append may have been interrupted. Scan back
+/// through the whole file for the last end record whose central directory is where it says,
+/// and return a window holding it (as the tail scan would have).
+fn recover_tail(file: &dyn ReadAt, file_len: u64, name: &str) -> Result<(Vec<u8>, u64, usize)> {
+    const WIN: u64 = 1 << 20;
+    // Only files that start like a ZIP are worth a full scan.
+    let mut magic = [0u8; 4];
+    read_exact(file, 0, &mut magic, name)?;
+    if u32::from_le_bytes(magic) != LOCAL_SIG {
+        return Err(Error::corrupt(name, file_len, "not an AFF4 volume: no ZIP end-of-central-directory record"));
+    }
+    let mut end = file_len;
+    while end > 0 {
+        let start = end.saturating_sub(WIN);
+        let hi = (end + 22 + MAX_COMMENT + 76).min(file_len);
+        let mut buf = vec![0u8; (hi - start) as usize];
+        read_exact(file, start, &mut buf, name)?;
+        let lim = ((end - start) as usize).min(buf.len().saturating_sub(22));
+        let mut i = lim as isize;
+        while i >= 0 {
+            let p = i as usize;
+            if p + 22 <= buf.len() && le32(&buf, p) == EOCD_SIG {
+                let clen = le16(&buf, p + 20) as usize;
+                let disk_ok = le16(&buf, p + 4) == 0 && le16(&buf, p + 6) == 0;
+                if disk_ok && p + 22 + clen <= buf.len() {
+                    // Plausible: the central directory or the ZIP64 locator must precede it.
+                    let abs = start + p as u64;
+                    let cd_size = le32(&buf, p + 12) as u64;
+                    let zip64 = p >= 20 && le32(&buf, p - 20) == LOCATOR64_SIG;
+                    let mut sig = [0u8; 4];
+                    let cd_ok = abs >= cd_size && read_exact(file, abs - cd_size, &mut sig, name).is_ok() && u32::from_le_bytes(sig) == CENTRAL_SIG;
+                    if zip64 || cd_ok {
+                        let keep_from = p.saturating_sub(20 + 56 + 4096);
+                        let keep_to = p + 22 + clen;
+                        return Ok((buf[keep_from..keep_to].to_vec(), start + keep_from as u64, p - keep_from));
+                    }
+                }
+            }
+            i -= 1;
+        }
+        end = start;
+    }
+    Err(Error::corrupt(name, file_len, "not an AFF4 volume: no ZIP end-of-central-directory record"))
 }
 
 fn read_exact(file: &dyn ReadAt, mut off: u64, mut buf: &mut [u8], name: &str) -> Result<()> {

@@ -1,0 +1,430 @@
+//! The imaging pipeline shared by `pmem image` and memory acquisition: data arrives in
+//! ascending virtual order; zero pages become `aff4:Zero` map entries (no storage); the other
+//! pages are packed into chunks that are compressed on all cores, while a separate thread hashes
+//! the virtual image and the caller's thread writes bevies in order. Memory stays bounded by
+//! the number of chunks in flight.
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::hash::{HashAlgo, Hasher};
+use crate::image_stream::write::{encode_chunk, BevyWriter, EncodedChunk};
+use crate::map::write::MapBuilder;
+use crate::rdf::Node;
+use crate::symbolic::Symbolic;
+use crate::urn::new_urn;
+use crate::vocab::{self, RDF_TYPE};
+use crate::volume::write::VolumeWriter;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct ImagerOptions {
+    /// Chunk size (32 KiB by default).
+    pub chunk_size: u32,
+    /// Chunks per bevy (1024 by default).
+    pub chunks_per_bevy: u32,
+    /// Compression.
+    pub codec: Codec,
+    /// Compression threads.
+    pub threads: usize,
+    /// Linear hashes of the virtual image.
+    pub hashes: Vec<HashAlgo>,
+    /// Per-chunk block hashes (and with them BlockHashes objects and the Block-Map hash).
+    pub block_hashes: Vec<HashAlgo>,
+    /// Granularity of zero detection (0 = off).
+    pub zero_page: usize,
+}
+
+impl Default for ImagerOptions {
+    fn default() -> Self {
+        ImagerOptions {
+            chunk_size: crate::image_stream::DEFAULT_CHUNK_SIZE,
+            chunks_per_bevy: crate::image_stream::DEFAULT_CHUNKS_PER_BEVY,
+            codec: Codec::Snappy,
+            threads: crate::parallel::default_threads(),
+            hashes: vec![HashAlgo::Sha256],
+            block_hashes: Vec::new(),
+            zero_page: 4096,
+        }
+    }
+}
+
+/// Byte counts of an imaging run.
+#[derive(Debug, Clone, Default)]
+pub struct ImagerStats {
+    /// Bytes stored in the ImageStream (before compression).
+    pub data_bytes: u64,
+    /// Bytes found to be zero pages or holes (not stored).
+    pub zero_bytes: u64,
+    /// Bytes mapped to UnreadableData.
+    pub unreadable_bytes: u64,
+    /// Bytes mapped to other symbolic streams.
+    pub other_symbolic_bytes: u64,
+    /// Compressed payload bytes written.
+    pub stored_bytes: u64,
+}
+
+/// What an imaging run produced.
+#[derive(Debug, Clone)]
+pub struct ImagerResult {
+    /// The ImageStream holding the data.
+    pub stream_urn: String,
+    /// The Map over it (the image's data stream).
+    pub map_urn: String,
+    /// Virtual size.
+    pub size: u64,
+    /// Linear hashes of the virtual image.
+    pub hashes: Vec<(HashAlgo, Vec<u8>)>,
+    /// Block-Map hash (when block hashes were written).
+    pub block_map_hash: Option<Vec<u8>>,
+    /// Counts.
+    pub stats: ImagerStats,
+    /// Map entries written.
+    pub map_entries: usize,
+}
+
+enum HashMsg {
+    Data(Arc<Vec<u8>>),
+    Fill(Symbolic, u64, u64),
+}
+
+/// A running imaging pipeline for one image.
+pub struct Imager {
+    opts: ImagerOptions,
+    stream_urn: String,
+    map_urn: String,
+    map: MapBuilder,
+    stream_id: u32,
+    pos: u64,
+    chunk: Vec<u8>,
+    stream_len: u64,
+    next_seq: u64,
+    next_write: u64,
+    job_tx: Option<Sender<(u64, Vec<u8>)>>,
+    res_rx: Receiver<(u64, EncodedChunk)>,
+    workers: Vec<JoinHandle<()>>,
+    hash_tx: Option<Sender<HashMsg>>,
+    hasher: Option<JoinHandle<Vec<Vec<u8>>>>,
+    pending: BTreeMap<u64, EncodedChunk>,
+    bevy: BevyWriter,
+    stats: ImagerStats,
+    max_in_flight: u64,
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    let mut it = b.chunks_exact(16);
+    let mut acc = 0u128;
+    for c in &mut it {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(c);
+        acc |= u128::from_ne_bytes(a);
+    }
+    acc == 0 && it.remainder().iter().all(|&x| x == 0)
+}
+
+impl Imager {
+    /// Starts a pipeline writing a new ImageStream and Map into `vol`.
+    ///
+    /// # Errors
+    /// Invalid options.
+    pub fn new(vol: &VolumeWriter, opts: ImagerOptions) -> Result<Imager> {
+        if opts.chunk_size == 0 || opts.chunks_per_bevy == 0 {
+            return Err(Error::Unsupported("chunk size and chunks per bevy must be positive".into()));
+        }
+        let _ = vol;
+        let stream_urn = new_urn();
+        let map_urn = new_urn();
+        let mut map = MapBuilder::new();
+        let stream_id = map.target(&stream_urn);
+        let threads = opts.threads.max(1);
+        let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 4);
+        let (res_tx, res_rx) = crossbeam_channel::unbounded::<(u64, EncodedChunk)>();
+        let mut workers = Vec::new();
+        for _ in 0..threads {
+            let (rx, tx) = (job_rx.clone(), res_tx.clone());
+            let codec = opts.codec;
+            let algos = opts.block_hashes.clone();
+            workers.push(std::thread::spawn(move || {
+                while let Ok((seq, chunk)) = rx.recv() {
+                    if tx.send((seq, encode_chunk(codec, chunk, &algos))).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let (hash_tx, hash_rx) = bounded::<HashMsg>(8);
+        let algos = opts.hashes.clone();
+        let hasher = std::thread::spawn(move || {
+            let mut hs: Vec<Hasher> = algos.iter().map(|a| a.hasher()).collect();
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(m) = hash_rx.recv() {
+                match m {
+                    HashMsg::Data(d) => hs.iter_mut().for_each(|h| h.update(&d)),
+                    HashMsg::Fill(sym, off, len) => {
+                        let mut done = 0u64;
+                        while done < len {
+                            let n = ((len - done) as usize).min(buf.len());
+                            sym.fill(off + done, &mut buf[..n]);
+                            hs.iter_mut().for_each(|h| h.update(&buf[..n]));
+                            done += n as u64;
+                        }
+                    }
+                }
+            }
+            hs.into_iter().map(|h| h.finish()).collect()
+        });
+        let bevy = BevyWriter::new(&stream_urn, opts.chunks_per_bevy, &opts.block_hashes);
+        Ok(Imager {
+            chunk: Vec::with_capacity(opts.chunk_size as usize),
+            max_in_flight: (threads * 8) as u64,
+            opts,
+            stream_urn,
+            map_urn,
+            map,
+            stream_id,
+            pos: 0,
+            stream_len: 0,
+            next_seq: 0,
+            next_write: 0,
+            job_tx: Some(job_tx),
+            res_rx,
+            workers,
+            hash_tx: Some(hash_tx),
+            hasher: Some(hasher),
+            pending: BTreeMap::new(),
+            bevy,
+            stats: ImagerStats::default(),
+        })
+    }
+
+    /// The virtual offset reached so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &ImagerStats {
+        &self.stats
+    }
+
+    /// The map URN this run will write.
+    pub fn map_urn(&self) -> &str {
+        &self.map_urn
+    }
+
+    fn hash(&self, m: HashMsg) -> Result<()> {
+        self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or_else(|| Error::Unsupported("internal: hasher thread ended".into()))
+    }
+
+    /// Adds the bytes at virtual `offset` (at or after everything written so far; a gap
+    /// before it is recorded as zeros).
+    ///
+    /// # Errors
+    /// Offsets going backwards, or I/O writing the volume.
+    pub fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: Vec<u8>) -> Result<()> {
+        if offset < self.pos {
+            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
+        }
+        if offset > self.pos {
+            self.fill(vol, self.pos, offset - self.pos, Symbolic::Constant(0))?;
+        }
+        let data = Arc::new(data);
+        self.hash(HashMsg::Data(data.clone()))?;
+        let page = if self.opts.zero_page == 0 { data.len().max(1) } else { self.opts.zero_page };
+        let zero_id = self.map.target(vocab::ZERO);
+        let mut v = offset;
+        for p in data.chunks(page) {
+            let len = p.len() as u64;
+            if is_zero(p) {
+                self.map.push(v, len, zero_id, v);
+                self.stats.zero_bytes += len;
+            } else {
+                self.map.push(v, len, self.stream_id, self.stream_len);
+                self.stats.data_bytes += len;
+                self.append_stream(vol, p)?;
+            }
+            v += len;
+        }
+        self.pos = v;
+        Ok(())
+    }
+
+    /// Records virtual `[offset, offset+len)` as a symbolic stream (zeros, unreadable data).
+    ///
+    /// # Errors
+    /// Offsets going backwards.
+    pub fn fill(&mut self, vol: &mut VolumeWriter, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
+        let _ = vol;
+        if offset < self.pos {
+            return Err(Error::Unsupported(format!("imager: fill at {offset:#x} before the current position {:#x}", self.pos)));
+        }
+        if offset > self.pos {
+            self.fill(vol, self.pos, offset - self.pos, Symbolic::Constant(0))?;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let id = self.map.target(&sym.iri());
+        self.map.push(offset, len, id, offset);
+        match sym {
+            Symbolic::Constant(0) => self.stats.zero_bytes += len,
+            Symbolic::Unreadable => self.stats.unreadable_bytes += len,
+            _ => self.stats.other_symbolic_bytes += len,
+        }
+        self.hash(HashMsg::Fill(sym, offset, len))?;
+        self.pos = offset + len;
+        Ok(())
+    }
+
+    fn append_stream(&mut self, vol: &mut VolumeWriter, mut p: &[u8]) -> Result<()> {
+        let cs = self.opts.chunk_size as usize;
+        while !p.is_empty() {
+            let take = (cs - self.chunk.len()).min(p.len());
+            self.chunk.extend_from_slice(&p[..take]);
+            self.stream_len += take as u64;
+            p = &p[take..];
+            if self.chunk.len() == cs {
+                let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(cs));
+                self.submit(vol, full)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, vol: &mut VolumeWriter, chunk: Vec<u8>) -> Result<()> {
+        let tx = self.job_tx.as_ref().ok_or_else(|| Error::Unsupported("internal: pipeline closed".into()))?;
+        tx.send((self.next_seq, chunk)).map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+        self.next_seq += 1;
+        while let Ok((s, e)) = self.res_rx.try_recv() {
+            self.pending.insert(s, e);
+        }
+        self.drain(vol)?;
+        while self.next_seq - self.next_write > self.max_in_flight {
+            let (s, e) = self.res_rx.recv().map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+            self.pending.insert(s, e);
+            self.drain(vol)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, vol: &mut VolumeWriter) -> Result<()> {
+        while let Some(e) = self.pending.remove(&self.next_write) {
+            self.stats.stored_bytes += e.payload.len() as u64;
+            self.bevy.push(vol, &e)?;
+            self.next_write += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the image at virtual `size` (the rest is zeros), writes the map, and describes the
+    /// stream and map in the volume's metadata.
+    ///
+    /// # Errors
+    /// `size` before the current position, or I/O.
+    pub fn finish(mut self, vol: &mut VolumeWriter, size: u64) -> Result<ImagerResult> {
+        if size < self.pos {
+            return Err(Error::Unsupported(format!("imager: size {size} is less than the data written ({})", self.pos)));
+        }
+        if size > self.pos {
+            self.fill(vol, self.pos, size - self.pos, Symbolic::Constant(0))?;
+        }
+        if !self.chunk.is_empty() {
+            let mut last = std::mem::take(&mut self.chunk);
+            let pad = self.opts.chunk_size as usize - last.len();
+            self.stream_len += pad as u64;
+            last.resize(self.opts.chunk_size as usize, 0);
+            self.submit(vol, last)?;
+        }
+        self.job_tx = None;
+        while self.next_write < self.next_seq {
+            let (s, e) = self.res_rx.recv().map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+            self.pending.insert(s, e);
+            self.drain(vol)?;
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
+        let (chunks, block_digests) = bevy.finish(vol)?;
+        self.hash_tx = None;
+        let digests = self.hasher.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let hashes: Vec<(HashAlgo, Vec<u8>)> = self.opts.hashes.iter().copied().zip(digests).collect();
+
+        let (s, m) = (self.stream_urn.clone(), self.map_urn.clone());
+        let map_bytes = self.map.map_bytes();
+        let idx_bytes = self.map.idx_bytes();
+        vol.add_segment(&format!("{m}/map"), &map_bytes)?;
+        vol.add_segment(&format!("{m}/idx"), &idx_bytes)?;
+        let point = HashAlgo::Sha512.digest(&map_bytes);
+        let idxh = HashAlgo::Sha512.digest(&idx_bytes);
+        let mut both = HashAlgo::Sha512.hasher();
+        both.update(&map_bytes);
+        both.update(&idx_bytes);
+        let maph = both.finish();
+
+        let cs = self.opts.chunk_size as u64;
+        let g = vol.graph_mut();
+        let sha512 = HashAlgo::Sha512.datatype();
+        g.add(&s, RDF_TYPE, Node::iri(vocab::IMAGE_STREAM));
+        g.add(&s, vocab::SIZE, Node::long(chunks * cs));
+        g.add(&s, vocab::CHUNK_SIZE, Node::int(cs));
+        g.add(&s, vocab::CHUNKS_IN_SEGMENT, Node::int(self.opts.chunks_per_bevy as u64));
+        g.add(&s, vocab::COMPRESSION_METHOD, Node::iri(self.opts.codec.iri()));
+        g.add(&s, vocab::VERSION, Node::int(1));
+        g.add(&s, vocab::TARGET, Node::iri(&m));
+        let mut block_map = if block_digests.is_empty() { None } else { Some(HashAlgo::Sha512.hasher()) };
+        for a in HashAlgo::ALL {
+            if let Some((_, d)) = block_digests.iter().find(|(x, _)| *x == a) {
+                let bh = format!("{s}/blockhash.{}", a.name());
+                g.add(&bh, RDF_TYPE, Node::iri(vocab::BLOCK_HASHES));
+                g.add(&bh, vocab::HASH, Node::typed(crate::hash::hex(d), &sha512));
+                if let Some(h) = block_map.as_mut() {
+                    h.update(d);
+                }
+            }
+        }
+        g.add(&m, RDF_TYPE, Node::iri(vocab::MAP));
+        g.add(&m, vocab::SIZE, Node::long(size));
+        g.add(&m, vocab::DEPENDENT_STREAM, Node::iri(&s));
+        g.add(&m, vocab::MAP_GAP_DEFAULT_STREAM, Node::iri(vocab::ZERO));
+        g.add(&m, vocab::MAP_POINT_HASH, Node::typed(crate::hash::hex(&point), &sha512));
+        g.add(&m, vocab::MAP_IDX_HASH, Node::typed(crate::hash::hex(&idxh), &sha512));
+        g.add(&m, vocab::MAP_HASH, Node::typed(crate::hash::hex(&maph), &sha512));
+        let block_map_hash = block_map.map(|mut h| {
+            h.update(&point);
+            h.update(&idxh);
+            h.finish()
+        });
+        if let Some(b) = &block_map_hash {
+            g.add(&m, vocab::BLOCK_MAP_HASH, Node::typed(crate::hash::hex(b), &sha512));
+        }
+        vol.register(&s);
+        vol.register(&m);
+        Ok(ImagerResult { stream_urn: s, map_urn: m, size, hashes, block_map_hash, stats: self.stats.clone(), map_entries: self.map.entries().len() })
+    }
+}
+
+/// Describes an Image object whose data is `r`'s map: types, size, linear hashes and the
+/// Block-Map hash; `extra` adds further properties.
+pub fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, types: &[&str], extra: Vec<(String, Node)>) {
+    let g = vol.graph_mut();
+    for t in types {
+        g.add(image, RDF_TYPE, Node::iri(*t));
+    }
+    g.add(image, vocab::DATA_STREAM, Node::iri(&r.map_urn));
+    g.add(image, vocab::SIZE, Node::long(r.size));
+    for (a, d) in &r.hashes {
+        g.add(image, vocab::HASH, Node::typed(crate::hash::hex(d), a.datatype()));
+    }
+    if let Some(b) = &r.block_map_hash {
+        g.add(image, vocab::HASH, Node::typed(crate::hash::hex(b), vocab::BLOCK_MAP_HASH_SHA512));
+    }
+    g.add(&r.map_urn, vocab::TARGET, Node::iri(image));
+    for (p, o) in extra {
+        g.add(image, &p, o);
+    }
+    vol.register(image);
+}

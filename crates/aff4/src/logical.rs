@@ -1,0 +1,76 @@
+//! Logical files (AFF4-L style) stored as plain segments beside physical images: the bytes, the
+//! original name, size, times and hashes, readable by pyaff4 and by `pmem ls/cat/export`.
+
+use crate::error::{Error, Result};
+use crate::hash::HashAlgo;
+use crate::rdf::Node;
+use crate::vocab::{self, RDF_TYPE, XSD};
+use crate::volume::write::VolumeWriter;
+use std::io::Read;
+
+/// File times recorded with a logical file (RFC 3339 strings).
+#[derive(Debug, Clone, Default)]
+pub struct FileTimes {
+    /// Last modification.
+    pub modified: Option<String>,
+    /// Last access.
+    pub accessed: Option<String>,
+    /// Inode change.
+    pub changed: Option<String>,
+    /// Creation.
+    pub born: Option<String>,
+}
+
+/// The URN a logical file with path `name` gets in volume `vol`.
+pub fn file_urn(vol: &str, name: &str) -> String {
+    let n = name.replace('\\', "/");
+    if n.starts_with('/') {
+        format!("{vol}{n}")
+    } else {
+        format!("{vol}/{n}")
+    }
+}
+
+/// Stores everything `reader` yields as the logical file `name`; returns (urn, size).
+///
+/// # Errors
+/// Read or write failures.
+pub fn add_file(vol: &mut VolumeWriter, name: &str, reader: &mut dyn Read, times: &FileTimes, hashes: &[HashAlgo]) -> Result<(String, u64)> {
+    let urn = file_urn(vol.urn(), name);
+    let mut hs: Vec<_> = hashes.iter().map(|a| a.hasher()).collect();
+    vol.start_segment(&urn)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                vol.finish_segment()?;
+                return Err(Error::io(format!("reading {name} at offset {size}"), e));
+            }
+        };
+        hs.iter_mut().for_each(|h| h.update(&buf[..n]));
+        vol.write_segment(&buf[..n])?;
+        size += n as u64;
+    }
+    vol.finish_segment()?;
+    let g = vol.graph_mut();
+    for t in [vocab::FILE_IMAGE, vocab::IMAGE, vocab::ZIP_SEGMENT] {
+        g.add(&urn, RDF_TYPE, Node::iri(t));
+    }
+    g.add(&urn, vocab::ORIGINAL_FILE_NAME, Node::string(name));
+    g.add(&urn, vocab::SIZE, Node::long(size));
+    for (a, h) in hashes.iter().zip(hs) {
+        g.add(&urn, vocab::HASH, Node::typed(crate::hash::hex(&h.finish()), a.datatype()));
+    }
+    let dt = format!("{XSD}dateTime");
+    for (p, v) in [("lastWritten", &times.modified), ("lastAccessed", &times.accessed), ("recordChanged", &times.changed), ("birthTime", &times.born)] {
+        if let Some(v) = v {
+            g.add(&urn, &format!("{}{p}", vocab::AFF4), Node::typed(v.clone(), &dt));
+        }
+    }
+    vol.register(&urn);
+    Ok((urn, size))
+}

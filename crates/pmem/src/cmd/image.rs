@@ -1,0 +1,291 @@
+//! `pmem image`: files, block devices and stdin into aff4:Image objects (Map over a compressed
+//! ImageStream, zero pages not stored, hashed while written); `-i` adds logical files.
+
+use super::{human, threads};
+use crate::{exit, progress, Failure, WithCode};
+use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::logical::{add_file, FileTimes};
+use aff4::rdf::Node;
+use aff4::symbolic::Symbolic;
+use aff4::volume::write::{Mode, VolumeWriter};
+use aff4::{vocab, Codec, HashAlgo};
+use anyhow::{anyhow, Context};
+use serde_json::json;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Options shared by `image` and `acquire` for how data is stored.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Output volume (.aff4 file; a directory or a path ending in / makes a directory volume).
+    #[arg(short = 'o', long = "output", value_name = "VOLUME")]
+    pub output: PathBuf,
+    /// Replace the output volume instead of adding to it.
+    #[arg(short = 't', long = "truncate")]
+    pub truncate: bool,
+    /// Chunk compression.
+    #[arg(short = 'c', long = "compression", value_name = "CODEC", default_value = "snappy", value_parser = ["snappy", "lz4", "zlib", "deflate", "stored"])]
+    pub codec: String,
+    /// Compression threads (default: all cores).
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+    /// Linear hashes of each image, comma-separated: md5, sha1, sha256, sha512, blake2b.
+    #[arg(long = "hash", value_delimiter = ',', default_value = "sha256")]
+    pub hashes: Vec<String>,
+    /// Also write per-chunk block hashes with these algorithms (and the Block-Map hash).
+    #[arg(long = "block-hashes", value_delimiter = ',')]
+    pub block_hashes: Vec<String>,
+    /// Chunks per bevy.
+    #[arg(long, default_value_t = 1024)]
+    pub chunks_per_bevy: u32,
+    /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+fn algos(names: &[String]) -> Result<Vec<HashAlgo>, Failure> {
+    names.iter().filter(|n| !n.is_empty()).map(|n| HashAlgo::from_name(n).ok_or_else(|| anyhow!("unknown hash {n:?} (md5, sha1, sha256, sha512, blake2b)"))).collect::<Result<_, _>>().code(exit::USAGE)
+}
+
+impl StoreArgs {
+    /// Pipeline options from the flags.
+    pub fn imager_options(&self) -> Result<ImagerOptions, Failure> {
+        Ok(ImagerOptions {
+            codec: Codec::from_name(&self.codec).ok_or_else(|| anyhow!("unknown codec {}", self.codec)).code(exit::USAGE)?,
+            threads: threads(self.threads),
+            hashes: algos(&self.hashes)?,
+            block_hashes: algos(&self.block_hashes)?,
+            chunks_per_bevy: self.chunks_per_bevy,
+            ..ImagerOptions::default()
+        })
+    }
+    /// Opens the output volume.
+    pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
+        let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
+        VolumeWriter::create(&self.output, mode).with_context(|| format!("cannot write {}", self.output.display())).code(exit::OUTPUT)
+    }
+    /// Hash algorithms for logical files.
+    pub fn file_hashes(&self) -> Result<Vec<HashAlgo>, Failure> {
+        algos(&self.hashes)
+    }
+}
+
+/// Times of a file as RFC 3339.
+pub fn file_times(meta: &std::fs::Metadata) -> FileTimes {
+    let f = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok().map(|t| time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+    };
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        time::OffsetDateTime::from_unix_timestamp(meta.ctime()).ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+    };
+    #[cfg(not(unix))]
+    let changed = None;
+    FileTimes { modified: f(meta.modified()), accessed: f(meta.accessed()), changed, born: f(meta.created()) }
+}
+
+/// Adds logical files (globs allowed) to `vol`; returns (name, urn, size).
+pub fn add_logical(vol: &mut VolumeWriter, patterns: &[String], hashes: &[HashAlgo]) -> Result<Vec<(String, String, u64)>, Failure> {
+    let mut out = Vec::new();
+    for pat in patterns {
+        let paths = expand(pat);
+        if paths.is_empty() {
+            return Err(anyhow!("{pat}: no such file")).code(exit::INPUT);
+        }
+        for p in paths {
+            let name = std::path::absolute(&p).unwrap_or(p.clone()).display().to_string();
+            let mut f = File::open(&p).with_context(|| format!("cannot read {}", p.display())).code(exit::INPUT)?;
+            let meta = f.metadata().code(exit::INPUT)?;
+            if meta.is_dir() {
+                continue;
+            }
+            let (urn, size) = add_file(vol, &name, &mut f, &file_times(&meta), hashes).with_context(|| format!("adding {name}")).code(exit::OUTPUT)?;
+            out.push((name, urn, size));
+        }
+    }
+    Ok(out)
+}
+
+/// Expands `*`/`?` in the last path component.
+pub fn expand(pat: &str) -> Vec<PathBuf> {
+    let p = Path::new(pat);
+    let Some(fname) = p.file_name().map(|f| f.to_string_lossy().into_owned()) else { return vec![p.to_path_buf()] };
+    if !fname.contains(['*', '?']) {
+        return if p.exists() { vec![p.to_path_buf()] } else { vec![] };
+    }
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| crate::cmd::export::glob(&fname, &e.file_name().to_string_lossy())).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn input_size(f: &File) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let meta = f.metadata().ok()?;
+    if meta.is_file() {
+        return Some(meta.len());
+    }
+    let mut g = f.try_clone().ok()?;
+    let end = g.seek(SeekFrom::End(0)).ok()?;
+    g.seek(SeekFrom::Start(0)).ok()?;
+    (end > 0).then_some(end)
+}
+
+const BLOCK: usize = 4 << 20;
+const SECTOR: usize = 4096;
+
+/// Images one input (path or `-`) into `vol`; returns a JSON summary.
+fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: bool) -> Result<serde_json::Value, Failure> {
+    let started = now();
+    let (mut reader, size, meta): (Box<dyn Read>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
+        (Box::new(std::io::stdin().lock()), None, None)
+    } else {
+        let f = File::open(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
+        let size = input_size(&f);
+        let meta = f.metadata().ok();
+        (Box::new(f), size, meta)
+    };
+    let mut im = Imager::new(vol, opts.clone()).code(exit::USAGE)?;
+    let pb = progress::bytes(size.unwrap_or(0), input, quiet);
+    let mut off = 0u64;
+    let mut unreadable = 0u64;
+    loop {
+        let mut buf = vec![0u8; BLOCK];
+        let n = match read_full(&mut reader, &mut buf) {
+            Ok(n) => n,
+            Err(_) if size.is_some() => {
+                // A bad region on a device: retry sector by sector, record what stays unreadable.
+                let end = size.unwrap_or(0).min(off + BLOCK as u64);
+                let (good, bad) = salvage(input, off, end, vol, &mut im).code(exit::OUTPUT)?;
+                unreadable += bad;
+                off = end;
+                pb.set_position(off);
+                if good + bad == 0 {
+                    break;
+                }
+                reader = reopen_at(input, off).code(exit::INPUT)?;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("reading {input} at offset {off}: {e}")).code(exit::INPUT),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        im.write(vol, off, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+        off += n as u64;
+        pb.set_position(off);
+    }
+    pb.finish_and_clear();
+    let r = im.finish(vol, off).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+    let image = aff4::urn::new_urn();
+    let mut extra = vec![
+        (format!("{}diskDeviceName", vocab::AFF4), Node::string(if input == "-" { "(stdin)".to_string() } else { std::path::absolute(input).map(|p| p.display().to_string()).unwrap_or(input.to_string()) })),
+        (format!("{}acquisitionStartTime", vocab::AFF4), Node::typed(started, format!("{}dateTime", vocab::XSD))),
+        (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(now(), format!("{}dateTime", vocab::XSD))),
+        (format!("{}acquisitionCompletionState", vocab::AFF4), Node::string(if unreadable > 0 { "Completed with read errors" } else { "Completed Normally" })),
+    ];
+    if let Some(m) = &meta {
+        let t = file_times(m);
+        for (p, v) in [("lastWritten", t.modified), ("lastAccessed", t.accessed), ("recordChanged", t.changed)] {
+            if let Some(v) = v {
+                extra.push((format!("{}{p}", vocab::AFF4), Node::typed(v, format!("{}dateTime", vocab::XSD))));
+            }
+        }
+    }
+    if unreadable > 0 {
+        extra.push((format!("{}unreadableBytes", vocab::AFF4), Node::long(unreadable)));
+    }
+    describe_image(vol, &image, &r, &[vocab::IMAGE, vocab::DISK_IMAGE, vocab::CONTIGUOUS_IMAGE], extra);
+    Ok(json!({
+        "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
+        "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
+        "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
+    }))
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn reopen_at(input: &str, off: u64) -> anyhow::Result<Box<dyn Read>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(input)?;
+    f.seek(SeekFrom::Start(off))?;
+    Ok(Box::new(f))
+}
+
+fn salvage(input: &str, start: u64, end: u64, vol: &mut VolumeWriter, im: &mut Imager) -> anyhow::Result<(u64, u64)> {
+    let f = File::open(input)?;
+    let (mut good, mut bad) = (0u64, 0u64);
+    let mut off = start;
+    while off < end {
+        let n = ((end - off) as usize).min(SECTOR);
+        let mut b = vec![0u8; n];
+        match aff4::stream::ReadAt::read_at(&f, off, &mut b) {
+            Ok(k) if k == n => {
+                im.write(vol, off, b)?;
+                good += n as u64;
+            }
+            _ => {
+                im.fill(vol, off, n as u64, Symbolic::Unreadable)?;
+                bad += n as u64;
+            }
+        }
+        off += n as u64;
+    }
+    Ok((good, bad))
+}
+
+/// Current time, RFC 3339.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u8, Failure> {
+    if inputs.is_empty() && logical.is_empty() {
+        return Err(anyhow!("nothing to image: give INPUT files/devices or -i FILE")).code(exit::USAGE);
+    }
+    let opts = store.imager_options()?;
+    let mut vol = store.open_volume()?;
+    let mut summary = Vec::new();
+    for input in inputs {
+        let s = image_one(&mut vol, input, &opts, store.quiet || store.json)?;
+        if !store.json {
+            eprintln!(
+                "{input}: {} bytes ({}) -> {} stored; {}",
+                s["size"],
+                human(s["size"].as_u64().unwrap_or(0)),
+                human(s["stored_bytes"].as_u64().unwrap_or(0)),
+                s["hashes"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            );
+        }
+        summary.push(s);
+    }
+    let files = add_logical(&mut vol, logical, &store.file_hashes()?)?;
+    let path = vol.path().display().to_string();
+    let urn = vol.urn().to_string();
+    vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
+    if store.json {
+        println!("{}", serde_json::to_string_pretty(&json!({"volume": path, "urn": urn, "images": summary, "files": files.iter().map(|(n, u, s)| json!({"name": n, "urn": u, "size": s})).collect::<Vec<_>>()}))?);
+    } else {
+        eprintln!("wrote {path} ({urn})");
+    }
+    Ok(0)
+}
