@@ -182,7 +182,7 @@ fn lz4(payload: &[u8], chunk_size: usize, expected: usize) -> Result<Vec<u8>> {
 }
 
 fn inflate(payload: &[u8], chunk_size: usize) -> Result<Vec<u8>> {
-    let zlib = payload.len() >= 2 && (payload[0] & 0x0F) == 8 && ((payload[0] as u16) << 8 | payload[1] as u16) % 31 == 0;
+    let zlib = payload.len() >= 2 && (payload[0] & 0x0F) == 8 && ((payload[0] as u16) << 8 | payload[1] as u16).is_multiple_of(31);
     let mut out = Vec::with_capacity(chunk_size);
     let limit = chunk_size as u64 + 1;
     let r = if zlib {

@@ -113,7 +113,13 @@ impl Container {
     /// # Errors
     /// Malformed metadata.
     pub fn from_volumes(volumes: Vec<Volume>, opts: &OpenOptions) -> Result<Container> {
-        let mut c = Container { volumes: Vec::new(), graph: Graph::new(), segments: Arc::new(Segments::default()), streams: Mutex::new(HashMap::new()), notes: Vec::new() };
+        let mut c = Container {
+            volumes: Vec::new(),
+            graph: Graph::new(),
+            segments: Arc::new(Segments::default()),
+            streams: Mutex::new(HashMap::new()),
+            notes: Vec::new(),
+        };
         for v in volumes {
             c.add_volume(v)?;
         }
@@ -137,7 +143,8 @@ impl Container {
     fn add_volume(&mut self, v: Volume) -> Result<()> {
         let t = v.backend.trailing_bytes();
         if t > 0 {
-            self.notes.push(format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path));
+            self.notes
+                .push(format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path));
         }
         self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
         self.volumes.push(v);
@@ -199,16 +206,28 @@ impl Container {
             if !(g.has_type(s, vocab::IMAGE) || g.has_type(s, legacy::IMAGE)) {
                 continue;
             }
-            let mut data: Vec<String> =
-                g.values(s, vocab::DATA_STREAM).chain(g.values(s, &format!("{}dataStream", vocab::AFF4_LEGACY))).filter_map(|n| n.as_iri().map(String::from)).collect();
+            let mut data: Vec<String> = g
+                .values(s, vocab::DATA_STREAM)
+                .chain(g.values(s, &format!("{}dataStream", vocab::AFF4_LEGACY)))
+                .filter_map(|n| n.as_iri().map(String::from))
+                .collect();
             data.sort();
             if data.is_empty() && self.kind_of(s).is_some() {
                 data.push(s.clone());
             }
             let name = g
-                .first_of(s, &[vocab::ORIGINAL_FILE_NAME, &format!("{AFF4}original_filename"), &format!("{AFF4}diskDeviceName"), &format!("{}deviceName", vocab::AFF4_LEGACY)])
+                .first_of(
+                    s,
+                    &[
+                        vocab::ORIGINAL_FILE_NAME,
+                        &format!("{AFF4}original_filename"),
+                        &format!("{AFF4}diskDeviceName"),
+                        &format!("{}deviceName", vocab::AFF4_LEGACY),
+                    ],
+                )
                 .map(|n| n.value().to_string());
-            let logical = g.has_type(s, vocab::FILE_IMAGE) || g.first_of(s, &[vocab::ORIGINAL_FILE_NAME, &format!("{AFF4}original_filename")]).is_some();
+            let logical = g.has_type(s, vocab::FILE_IMAGE)
+                || g.first_of(s, &[vocab::ORIGINAL_FILE_NAME, &format!("{AFF4}original_filename")]).is_some();
             let memory = g.has_type(s, vocab::MEMORY_IMAGE) || g.values(s, vocab::CATEGORY).any(|n| n.value() == vocab::MEMORY_PHYSICAL);
             out.push(ImageInfo {
                 urn: s.clone(),
@@ -233,7 +252,10 @@ impl Container {
                 continue;
             }
             // Stub declarations of streams held by volumes that are not open are skipped.
-            if kind == StreamKind::ImageStream && self.segments.locate(&crate::image_stream::bevy_urn(s, 0)).is_none() && g.aff4(s, "size").is_none() {
+            if kind == StreamKind::ImageStream
+                && self.segments.locate(&crate::image_stream::bevy_urn(s, 0)).is_none()
+                && g.aff4(s, "size").is_none()
+            {
                 continue;
             }
             let hashes = self.declared_hashes(s);
@@ -270,14 +292,25 @@ impl Container {
 
     fn chunk_size_of(&self, s: &str) -> u64 {
         self.graph
-            .first_of(s, &[vocab::CHUNK_SIZE, legacy::CHUNK_SIZE, &format!("{AFF4}chunk_size"), &format!("{}chunkSize", vocab::AFF4_LEGACY)])
+            .first_of(
+                s,
+                &[vocab::CHUNK_SIZE, legacy::CHUNK_SIZE, &format!("{AFF4}chunk_size"), &format!("{}chunkSize", vocab::AFF4_LEGACY)],
+            )
             .and_then(Node::as_u64)
             .unwrap_or(DEFAULT_CHUNK_SIZE as u64)
     }
 
     fn chunks_per_bevy_of(&self, s: &str) -> u64 {
         self.graph
-            .first_of(s, &[vocab::CHUNKS_IN_SEGMENT, legacy::CHUNKS_IN_SEGMENT, &format!("{AFF4}chunks_per_segment"), &format!("{}chunksInSegment", vocab::AFF4_LEGACY)])
+            .first_of(
+                s,
+                &[
+                    vocab::CHUNKS_IN_SEGMENT,
+                    legacy::CHUNKS_IN_SEGMENT,
+                    &format!("{AFF4}chunks_per_segment"),
+                    &format!("{}chunksInSegment", vocab::AFF4_LEGACY),
+                ],
+            )
             .and_then(Node::as_u64)
             .unwrap_or(DEFAULT_CHUNKS_PER_BEVY as u64)
     }
@@ -285,7 +318,9 @@ impl Container {
     fn codec_of(&self, s: &str) -> Result<Codec> {
         match self.graph.first_of(s, &[vocab::COMPRESSION_METHOD, legacy::COMPRESSION_METHOD, &format!("{AFF4}compression")]) {
             None => Ok(if self.graph.has_type(s, vocab::ENCRYPTED_STREAM) { Codec::Stored } else { Codec::Unspecified }),
-            Some(n) => Codec::from_iri(n.value()).ok_or_else(|| Error::Unsupported(format!("{s}: unknown compression method {}", n.value()))),
+            Some(n) => {
+                Codec::from_iri(n.value()).ok_or_else(|| Error::Unsupported(format!("{s}: unknown compression method {}", n.value())))
+            }
         }
     }
 
@@ -294,7 +329,11 @@ impl Container {
         let size = g.aff4(s, "size").and_then(Node::as_u64).ok_or_else(|| Error::corrupt(s, 0, "ImageStream without aff4:size"))?;
         let chunk_size = u32::try_from(self.chunk_size_of(s)).map_err(|_| Error::corrupt(s, 0, "chunk size does not fit 32 bits"))?;
         let cpb = u32::try_from(self.chunks_per_bevy_of(s)).map_err(|_| Error::corrupt(s, 0, "chunksInSegment does not fit 32 bits"))?;
-        let index = if g.has_type(s, vocab::IMAGE_STREAM) || g.has_type(s, vocab::ENCRYPTED_STREAM) { IndexFormat::V1 } else { IndexFormat::Legacy };
+        let index = if g.has_type(s, vocab::IMAGE_STREAM) || g.has_type(s, vocab::ENCRYPTED_STREAM) {
+            IndexFormat::V1
+        } else {
+            IndexFormat::Legacy
+        };
         let p = ImageStreamParams { urn: s.to_string(), size, chunk_size, chunks_per_bevy: cpb, codec: self.codec_of(s)?, index, decrypt };
         Ok(Arc::new(ImageStreamReader::new(p, self.segments.clone())?))
     }
@@ -311,7 +350,8 @@ impl Container {
             urn: urn.to_string(),
             size,
             chunk_size: u32::try_from(self.chunk_size_of(urn)).map_err(|_| Error::corrupt(urn, 0, "chunk size does not fit 32 bits"))?,
-            chunks_per_bevy: u32::try_from(self.chunks_per_bevy_of(urn)).map_err(|_| Error::corrupt(urn, 0, "chunksInSegment does not fit 32 bits"))?,
+            chunks_per_bevy: u32::try_from(self.chunks_per_bevy_of(urn))
+                .map_err(|_| Error::corrupt(urn, 0, "chunksInSegment does not fit 32 bits"))?,
             codec: self.codec_of(urn)?,
             index,
             decrypt: None,
@@ -406,7 +446,7 @@ impl Container {
             targets.push(self.open_inner(t, stack).map_err(|e| e.to_string()));
         }
         let gap: Arc<dyn Stream> = match g.aff4(urn, "mapGapDefaultStream").and_then(|n| n.as_iri()) {
-            Some(iri) => self.open_inner(&iri.to_string(), stack)?,
+            Some(iri) => self.open_inner(iri, stack)?,
             None => Arc::new(Symbolic::Constant(0)),
         };
         let size = g.aff4(urn, "size").and_then(Node::as_u64);
@@ -420,7 +460,13 @@ impl Container {
     pub fn default_stream(&self) -> Result<String> {
         let images: Vec<ImageInfo> = self.images().into_iter().filter(|i| !i.data_streams.is_empty()).collect();
         let physical: Vec<&ImageInfo> = images.iter().filter(|i| !i.logical).collect();
-        let pick = if physical.len() == 1 { Some(physical[0]) } else if images.len() == 1 { Some(&images[0]) } else { None };
+        let pick = if physical.len() == 1 {
+            Some(physical[0])
+        } else if images.len() == 1 {
+            Some(&images[0])
+        } else {
+            None
+        };
         match pick {
             Some(i) => Ok(i.data_streams[0].clone()),
             None if images.is_empty() => {

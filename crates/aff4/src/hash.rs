@@ -63,7 +63,7 @@ impl HashAlgo {
     }
 
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             HashAlgo::Md5 => 16,
             HashAlgo::Sha1 => 20,
@@ -143,7 +143,7 @@ pub fn hex(b: &[u8]) -> String {
 /// Parses hex (either case); `None` if malformed.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()

@@ -403,7 +403,15 @@ impl Imager {
         }
         vol.register(&s);
         vol.register(&m);
-        Ok(ImagerResult { stream_urn: s, map_urn: m, size, hashes, block_map_hash, stats: self.stats.clone(), map_entries: self.map.entries().len() })
+        Ok(ImagerResult {
+            stream_urn: s,
+            map_urn: m,
+            size,
+            hashes,
+            block_map_hash,
+            stats: self.stats.clone(),
+            map_entries: self.map.entries().len(),
+        })
     }
 }
 

@@ -35,7 +35,13 @@ pub fn file_urn(vol: &str, name: &str) -> String {
 ///
 /// # Errors
 /// Read or write failures.
-pub fn add_file(vol: &mut VolumeWriter, name: &str, reader: &mut dyn Read, times: &FileTimes, hashes: &[HashAlgo]) -> Result<(String, u64)> {
+pub fn add_file(
+    vol: &mut VolumeWriter,
+    name: &str,
+    reader: &mut dyn Read,
+    times: &FileTimes,
+    hashes: &[HashAlgo],
+) -> Result<(String, u64)> {
     let urn = file_urn(vol.urn(), name);
     let mut hs: Vec<_> = hashes.iter().map(|a| a.hasher()).collect();
     vol.start_segment(&urn)?;
@@ -66,7 +72,9 @@ pub fn add_file(vol: &mut VolumeWriter, name: &str, reader: &mut dyn Read, times
         g.add(&urn, vocab::HASH, Node::typed(crate::hash::hex(&h.finish()), a.datatype()));
     }
     let dt = format!("{XSD}dateTime");
-    for (p, v) in [("lastWritten", &times.modified), ("lastAccessed", &times.accessed), ("recordChanged", &times.changed), ("birthTime", &times.born)] {
+    for (p, v) in
+        [("lastWritten", &times.modified), ("lastAccessed", &times.accessed), ("recordChanged", &times.changed), ("birthTime", &times.born)]
+    {
         if let Some(v) = v {
             g.add(&urn, &format!("{}{p}", vocab::AFF4), Node::typed(v.clone(), &dt));
         }

@@ -15,7 +15,14 @@ pub const BLOCK: usize = 4 << 20;
 ///
 /// # Errors
 /// The first read error or the first error `f` returns.
-pub fn for_each_block(stream: &dyn Stream, start: u64, len: u64, block: usize, threads: usize, mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+pub fn for_each_block(
+    stream: &dyn Stream,
+    start: u64,
+    len: u64,
+    block: usize,
+    threads: usize,
+    mut f: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let block = block.max(1) as u64;
     let nblocks = len.div_ceil(block);
     if nblocks == 0 {

@@ -115,10 +115,7 @@ impl Stream for SliceStream {
         let mut done = 0;
         while done < n {
             let pos = self.start + offset + done as u64;
-            let got = self
-                .inner
-                .read_at(pos, &mut buf[done..n])
-                .map_err(|e| Error::io(format!("{} at offset {pos}", self.name), e))?;
+            let got = self.inner.read_at(pos, &mut buf[done..n]).map_err(|e| Error::io(format!("{} at offset {pos}", self.name), e))?;
             if got == 0 {
                 return Err(Error::corrupt(&self.name, offset + done as u64, "file is truncated"));
             }
@@ -191,10 +188,7 @@ impl Stream for RangeStream {
             return Ok(0);
         }
         let n = (buf.len() as u64).min(self.len - offset) as usize;
-        let pos = self
-            .start
-            .checked_add(offset)
-            .ok_or_else(|| Error::corrupt(self.describe(), offset, "offset overflow"))?;
+        let pos = self.start.checked_add(offset).ok_or_else(|| Error::corrupt(self.describe(), offset, "offset overflow"))?;
         self.inner.read_at(pos, &mut buf[..n])
     }
     fn describe(&self) -> String {

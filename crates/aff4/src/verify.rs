@@ -55,7 +55,11 @@ impl Default for VerifyOptions {
 
 fn cmp(subject: &str, what: String, expected: &str, actual: &[u8]) -> Check {
     let a = hex(actual);
-    let status = if expected.trim().eq_ignore_ascii_case(&a) { Status::Pass } else { Status::Fail { expected: expected.trim().to_lowercase(), actual: a } };
+    let status = if expected.trim().eq_ignore_ascii_case(&a) {
+        Status::Pass
+    } else {
+        Status::Fail { expected: expected.trim().to_lowercase(), actual: a }
+    };
     Check { subject: subject.to_string(), what, status }
 }
 
@@ -110,8 +114,13 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         }
         // BlockHashes objects: <S>/blockhash.<a>
         if g.has_type(s, vocab::BLOCK_HASHES) {
-            let Some((stream, algo)) = s.rsplit_once("/blockhash.").and_then(|(st, a)| Some((st.to_string(), HashAlgo::from_name(a)?))) else {
-                checks.push(Check { subject: s.clone(), what: "BlockHashes".into(), status: Status::NotChecked("unrecognised subject name".into()) });
+            let Some((stream, algo)) = s.rsplit_once("/blockhash.").and_then(|(st, a)| Some((st.to_string(), HashAlgo::from_name(a)?)))
+            else {
+                checks.push(Check {
+                    subject: s.clone(),
+                    what: "BlockHashes".into(),
+                    status: Status::NotChecked("unrecognised subject name".into()),
+                });
                 continue;
             };
             for (dt, val) in &hashes {
@@ -142,7 +151,11 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             } else if let Some(a) = HashAlgo::from_datatype(dt) {
                 linear.push((a, val.clone()));
             } else {
-                checks.push(Check { subject: s.clone(), what: format!("aff4:hash {l}"), status: Status::NotChecked(format!("unknown hash datatype {dt}")) });
+                checks.push(Check {
+                    subject: s.clone(),
+                    what: format!("aff4:hash {l}"),
+                    status: Status::NotChecked(format!("unknown hash datatype {dt}")),
+                });
             }
         }
         if !linear.is_empty() {
@@ -181,7 +194,10 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                     status: if bad.is_empty() {
                         Status::Pass
                     } else {
-                        Status::Fail { expected: "declared block digests".into(), actual: format!("{} chunk(s) differ, first chunk {}", bad.len(), bad[0]) }
+                        Status::Fail {
+                            expected: "declared block digests".into(),
+                            actual: format!("{} chunk(s) differ, first chunk {}", bad.len(), bad[0]),
+                        }
                     },
                 }),
                 Err(e) => checks.push(err(s, format!("per-chunk {} block hashes", algo.name()), e)),
@@ -208,7 +224,11 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             }
         }
         if g.values(s, vocab::IMAGE_STREAM_HASH).next().is_some() {
-            checks.push(Check { subject: s.clone(), what: "Evimetry imageStreamHash".into(), status: Status::NotChecked("construction not published; no public code reproduces it".into()) });
+            checks.push(Check {
+                subject: s.clone(),
+                what: "Evimetry imageStreamHash".into(),
+                status: Status::NotChecked("construction not published; no public code reproduces it".into()),
+            });
         }
     }
 
@@ -219,7 +239,11 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         }
         checks.extend(map_checks(c, s, &blockhash_digest));
         if g.values(s, legacy::LINEAR_BLOCK_HASH).next().is_some() {
-            checks.push(Check { subject: s.clone(), what: "pre-standard linearBlockHash".into(), status: Status::NotChecked("construction not reproducible from public code".into()) });
+            checks.push(Check {
+                subject: s.clone(),
+                what: "pre-standard linearBlockHash".into(),
+                status: Status::NotChecked("construction not reproducible from public code".into()),
+            });
         }
     }
     checks
@@ -248,8 +272,12 @@ fn chunk_block_hashes(r: &crate::image_stream::ImageStreamReader, algo: HashAlgo
         };
         let first = b * cpb;
         let count = cpb.min(total - first);
-        if (seg.len() as u64) < count * algo.len() as u64 {
-            return Err(Error::corrupt(format!("{} bevy {b}", r.params().urn), 0, format!("{} block-hash segment holds {} bytes, {count} digests expected", algo.name(), seg.len())));
+        if (seg.len() as u64) < count * algo.digest_len() as u64 {
+            return Err(Error::corrupt(
+                format!("{} bevy {b}", r.params().urn),
+                0,
+                format!("{} block-hash segment holds {} bytes, {count} digests expected", algo.name(), seg.len()),
+            ));
         }
         for k in 0..count {
             let chunk = r.chunk(first + k)?;
@@ -261,8 +289,8 @@ fn chunk_block_hashes(r: &crate::image_stream::ImageStreamReader, algo: HashAlgo
                 h.update(&vec![0u8; cs - chunk.len()]);
             }
             let d = h.finish();
-            let at = (k as usize) * algo.len();
-            if seg[at..at + algo.len()] != d[..] {
+            let at = (k as usize) * algo.digest_len();
+            if seg[at..at + algo.digest_len()] != d[..] {
                 bad.push(first + k);
             }
             n += 1;
@@ -324,7 +352,11 @@ fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>
     let std_bmh = g.values(m, vocab::BLOCK_MAP_HASH).next().cloned();
     let legacy_bmh = g.values(m, legacy::BLOCK_HASHES_HASH).next().cloned();
     if let Some(Node::Literal { value, datatype }) = std_bmh.or(legacy_bmh.clone()) {
-        let what = format!("{} {}", if legacy_bmh.is_some() { "legacy map blockHashesHash" } else { "blockMapHash" }, crate::rdf::local_name(&datatype));
+        let what = format!(
+            "{} {}",
+            if legacy_bmh.is_some() { "legacy map blockHashesHash" } else { "blockMapHash" },
+            crate::rdf::local_name(&datatype)
+        );
         match block_map_hash(c, m, &datatype, legacy_bmh.is_some(), bh, point_d.as_deref(), idx_d.as_deref(), path_d.as_deref()) {
             Ok(d) => out.push(cmp(m, what, &value, &d)),
             Err(e) => out.push(err(m, what, e)),
@@ -348,11 +380,8 @@ fn block_map_hash(
     let h = HashAlgo::from_datatype(datatype).ok_or_else(|| Error::Unsupported(format!("unknown datatype {datatype}")))?;
     // The stream of this map stored in the same volume as the map.
     let map_vol = c.segments().locate(&format!("{m}/map")).map(|(i, _)| i);
-    let mut candidates: Vec<String> = g
-        .values(m, vocab::DEPENDENT_STREAM)
-        .chain(g.values(m, legacy::CONTAINS))
-        .filter_map(|n| n.as_iri().map(String::from))
-        .collect();
+    let mut candidates: Vec<String> =
+        g.values(m, vocab::DEPENDENT_STREAM).chain(g.values(m, legacy::CONTAINS)).filter_map(|n| n.as_iri().map(String::from)).collect();
     candidates.sort();
     let stream = candidates
         .into_iter()
@@ -366,7 +395,8 @@ fn block_map_hash(
                 _ => None,
             });
             if let Some(v) = v {
-                let raw = all_block_hashes(c, &stream, a)?.ok_or_else(|| Error::NotFound(format!("{stream}: {} block hashes", a.name())))?;
+                let raw =
+                    all_block_hashes(c, &stream, a)?.ok_or_else(|| Error::NotFound(format!("{stream}: {} block hashes", a.name())))?;
                 let d = a.digest(&raw);
                 if unhex(&v).as_deref() != Some(&d[..]) {
                     return Err(Error::corrupt(&stream, 0, format!("{} blockHashesHash does not match its segments", a.name())));
@@ -381,7 +411,8 @@ fn block_map_hash(
             let d = match bh.get(&(stream.clone(), a)) {
                 Some(d) => d.clone(),
                 None => {
-                    let raw = all_block_hashes(c, &stream, a)?.ok_or_else(|| Error::NotFound(format!("{stream}: {} block hashes", a.name())))?;
+                    let raw =
+                        all_block_hashes(c, &stream, a)?.ok_or_else(|| Error::NotFound(format!("{stream}: {} block hashes", a.name())))?;
                     HashAlgo::Sha512.digest(&raw)
                 }
             };
@@ -399,7 +430,8 @@ fn image_block_map_hash(c: &Container, img: &str, local: &str, expected: &str) -
     let what = format!("aff4:hash {local} (Block-Map)");
     let mut maps: Vec<String> = g.values(img, vocab::DATA_STREAM).filter_map(|n| n.as_iri().map(String::from)).collect();
     maps.sort();
-    let values: Vec<Option<String>> = maps.iter().map(|m| g.values(m, vocab::BLOCK_MAP_HASH).next().map(|n| n.value().to_string())).collect();
+    let values: Vec<Option<String>> =
+        maps.iter().map(|m| g.values(m, vocab::BLOCK_MAP_HASH).next().map(|n| n.value().to_string())).collect();
     if maps.is_empty() || values.iter().any(|v| v.is_none()) {
         return Check { subject: img.to_string(), what, status: Status::NotChecked("a data stream has no blockMapHash".into()) };
     }

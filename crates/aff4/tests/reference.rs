@@ -1,6 +1,8 @@
 //! Every reference image: stream and whole-image hashes equal MANIFEST.md, and every declared
 //! hash verifies.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 use aff4::verify::{verify, Status, VerifyOptions};
 use aff4::{Container, HashAlgo, OpenOptions};
@@ -20,8 +22,18 @@ const CASES: &[Case] = &[
         passes: 13,
         streams: &[("aff4://c215ba20-5648-4209-a793-1f918c723610", "fbac22cca549310bc5df03b7560afcf490995fbb")],
     },
-    Case { files: &["AFF4Std/Base-Linear-AllHashes.aff4"], image_sha1: "7d3d27f667f95f7ec5b9d32121622c0f4b60b48d", passes: 22, streams: &[] },
-    Case { files: &["AFF4Std/Base-Linear-ReadError.aff4"], image_sha1: "67e245a640e2784ead30c1ff1a3f8d237b58310f", passes: 13, streams: &[] },
+    Case {
+        files: &["AFF4Std/Base-Linear-AllHashes.aff4"],
+        image_sha1: "7d3d27f667f95f7ec5b9d32121622c0f4b60b48d",
+        passes: 22,
+        streams: &[],
+    },
+    Case {
+        files: &["AFF4Std/Base-Linear-ReadError.aff4"],
+        image_sha1: "67e245a640e2784ead30c1ff1a3f8d237b58310f",
+        passes: 13,
+        streams: &[],
+    },
     Case { files: &["AFF4Std/Base-Allocated.aff4"], image_sha1: "e8650e89b262cf0b4b73c025312488d5a6317a26", passes: 13, streams: &[] },
     Case {
         files: &["AFF4Std/Striped/Base-Linear_1.aff4", "AFF4Std/Striped/Base-Linear_2.aff4"],

@@ -46,6 +46,9 @@ struct Bevy {
     index: Vec<(u64, u32)>,
 }
 
+/// Decoded chunks by number, with their insertion order for eviction.
+type ChunkCache = (HashMap<u64, Arc<Vec<u8>>>, VecDeque<u64>);
+
 const CHUNK_CACHE: usize = 64;
 const BEVY_CACHE: usize = 256;
 const MAX_INDEX_BYTES: u64 = 256 << 20;
@@ -55,7 +58,7 @@ pub struct ImageStreamReader {
     p: ImageStreamParams,
     segments: Arc<Segments>,
     bevies: Mutex<HashMap<u64, Arc<Bevy>>>,
-    cache: Mutex<(HashMap<u64, Arc<Vec<u8>>>, VecDeque<u64>)>,
+    cache: Mutex<ChunkCache>,
 }
 
 impl ImageStreamReader {
@@ -172,15 +175,18 @@ impl ImageStreamReader {
         let bevy = self.bevy(i / cpb)?;
         let pos = (i % cpb) as usize;
         let ctx = || format!("{}: bevy {} chunk {}", self.p.urn, i / cpb, i);
-        let &(off, len) = bevy
-            .index
-            .get(pos)
-            .ok_or_else(|| Error::corrupt(ctx(), start, format!("the bevy index has {} entries, chunk {pos} is missing", bevy.index.len())))?;
+        let &(off, len) = bevy.index.get(pos).ok_or_else(|| {
+            Error::corrupt(ctx(), start, format!("the bevy index has {} entries, chunk {pos} is missing", bevy.index.len()))
+        })?;
         if len == 0 || len as u64 > cs + cs / 8 + 1024 {
             return Err(Error::corrupt(ctx(), start, format!("index entry gives an invalid payload length {len}")));
         }
         if off.checked_add(len as u64).is_none_or(|e| e > bevy.data.size()) {
-            return Err(Error::corrupt(ctx(), start, format!("payload at bevy offset {off}+{len} lies outside the bevy segment ({} bytes)", bevy.data.size())));
+            return Err(Error::corrupt(
+                ctx(),
+                start,
+                format!("payload at bevy offset {off}+{len} lies outside the bevy segment ({} bytes)", bevy.data.size()),
+            ));
         }
         let mut payload = vec![0u8; len as usize];
         bevy.data.read_exact_at(off, &mut payload)?;

@@ -26,6 +26,9 @@ pub fn encode_chunk(codec: Codec, chunk: Vec<u8>, block_algos: &[HashAlgo]) -> E
     EncodedChunk { payload, digests }
 }
 
+/// Per block-hash algorithm, the SHA-512 of all its block-hash segments.
+pub type BlockHashDigests = Vec<(HashAlgo, Vec<u8>)>;
+
 /// Writes encoded chunks, in order, as bevies of a stream.
 pub struct BevyWriter {
     urn: String,
@@ -104,7 +107,7 @@ impl BevyWriter {
     ///
     /// # Errors
     /// I/O.
-    pub fn finish(mut self, vol: &mut VolumeWriter) -> Result<(u64, Vec<(HashAlgo, Vec<u8>)>)> {
+    pub fn finish(mut self, vol: &mut VolumeWriter) -> Result<(u64, BlockHashDigests)> {
         self.close_bevy(vol)?;
         let algos = self.block_algos.clone();
         Ok((self.chunks, algos.into_iter().zip(self.all_digests.into_iter().map(|h| h.finish())).collect()))

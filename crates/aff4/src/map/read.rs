@@ -120,12 +120,23 @@ impl MapReader {
     ///
     /// # Errors
     /// A target id beyond the idx list.
-    pub fn new(urn: String, size: Option<u64>, entries: Vec<MapEntry>, target_urns: Vec<String>, targets: Vec<Target>, gap: Arc<dyn Stream>) -> Result<Self> {
+    pub fn new(
+        urn: String,
+        size: Option<u64>,
+        entries: Vec<MapEntry>,
+        target_urns: Vec<String>,
+        targets: Vec<Target>,
+        gap: Arc<dyn Stream>,
+    ) -> Result<Self> {
         let end = entries.last().map(|e| e.mapped + e.length).unwrap_or(0);
         let size = size.unwrap_or(end);
         for e in &entries {
             if e.target_id as usize >= targets.len() {
-                return Err(Error::corrupt(format!("{urn}/map"), 0, format!("entry at {:#x} names target {} but idx has {} lines", e.mapped, e.target_id, targets.len())));
+                return Err(Error::corrupt(
+                    format!("{urn}/map"),
+                    0,
+                    format!("entry at {:#x} names target {} but idx has {} lines", e.mapped, e.target_id, targets.len()),
+                ));
             }
         }
         Ok(MapReader { urn, size, entries, target_urns, targets, gap })
@@ -184,7 +195,11 @@ impl Stream for MapReader {
                     let t = match &self.targets[e.target_id as usize] {
                         Ok(t) => t,
                         Err(why) => {
-                            return Err(Error::corrupt(&self.urn, pos, format!("target {} cannot be read: {why}", self.target_urns[e.target_id as usize])))
+                            return Err(Error::corrupt(
+                                &self.urn,
+                                pos,
+                                format!("target {} cannot be read: {why}", self.target_urns[e.target_id as usize]),
+                            ))
                         }
                     };
                     let toff = e.target_offset + within;
@@ -192,7 +207,11 @@ impl Stream for MapReader {
                     if got < take {
                         // The target ended early; read the remainder exactly or fail.
                         t.read_exact_at(toff + got as u64, &mut buf[done + got..done + take]).map_err(|_| {
-                            Error::corrupt(&self.urn, pos, format!("target {} ends before offset {}", self.target_urns[e.target_id as usize], toff + take as u64))
+                            Error::corrupt(
+                                &self.urn,
+                                pos,
+                                format!("target {} ends before offset {}", self.target_urns[e.target_id as usize], toff + take as u64),
+                            )
                         })?;
                     }
                     done += take;

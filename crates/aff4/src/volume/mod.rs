@@ -2,8 +2,8 @@
 //! [`Volume`] adds the URN, version and metadata every AFF4 volume carries.
 
 mod dir;
-mod zipvol;
 pub mod write;
+mod zipvol;
 
 pub use dir::DirBackend;
 pub use zipvol::ZipBackend;
@@ -121,9 +121,8 @@ impl Volume {
                 urn = trim_urn(&z);
             }
         }
-        let turtle = read("information.turtle")?.ok_or_else(|| {
-            Error::corrupt(&path, 0, "not an AFF4 volume: it has no information.turtle")
-        })?;
+        let turtle =
+            read("information.turtle")?.ok_or_else(|| Error::corrupt(&path, 0, "not an AFF4 volume: it has no information.turtle"))?;
         if urn.is_empty() {
             return Err(Error::corrupt(&path, 0, "not an AFF4 volume: no volume URN (container.description or ZIP comment)"));
         }

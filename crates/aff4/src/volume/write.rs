@@ -182,7 +182,11 @@ impl VolumeWriter {
         }
         let (file, rename) = if exists {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let tmp = dir.join(format!(".{}.pmem-{}.tmp", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+            let tmp = dir.join(format!(
+                ".{}.pmem-{}.tmp",
+                path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                std::process::id()
+            ));
             (create_file(&tmp, false)?, Some((tmp, path.to_path_buf())))
         } else {
             (create_file(path, false)?, None)
@@ -191,7 +195,13 @@ impl VolumeWriter {
         let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, file), 0, 0, name);
         zip.add_member("container.description", urn.as_bytes())?;
         zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
-        let mut w = VolumeWriter { sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename })), urn, graph: Graph::new(), path: path.to_path_buf(), appended: false };
+        let mut w = VolumeWriter {
+            sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename })),
+            urn,
+            graph: Graph::new(),
+            path: path.to_path_buf(),
+            appended: false,
+        };
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
     }
@@ -238,7 +248,13 @@ impl VolumeWriter {
         f.set_len(end).map_err(|e| Error::io(&name, e))?;
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
         let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, f), end, base, name).with_entries(entries);
-        Ok(VolumeWriter { sink: Some(Box::new(ZipSink { zip: Some(zw), start: end, rename: None })), urn: vol.urn, graph, path: path.to_path_buf(), appended: true })
+        Ok(VolumeWriter {
+            sink: Some(Box::new(ZipSink { zip: Some(zw), start: end, rename: None })),
+            urn: vol.urn,
+            graph,
+            path: path.to_path_buf(),
+            appended: true,
+        })
     }
 
     fn create_dir(path: &Path, mode: Mode) -> Result<VolumeWriter> {

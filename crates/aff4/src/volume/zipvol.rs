@@ -43,7 +43,16 @@ impl Backend for ZipBackend {
     }
     fn member_names(&self) -> Vec<String> {
         let mut seen = std::collections::HashSet::new();
-        self.zip.entries().iter().rev().filter(|e| seen.insert(e.name.clone())).map(|e| e.name.clone()).collect::<Vec<_>>().into_iter().rev().collect()
+        self.zip
+            .entries()
+            .iter()
+            .rev()
+            .filter(|e| seen.insert(e.name.clone()))
+            .map(|e| e.name.clone())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
     }
     fn open_member(&self, name: &str) -> Result<Option<Arc<dyn Stream>>> {
         let Some(&i) = self.by_name.get(name) else { return Ok(None) };
@@ -53,7 +62,11 @@ impl Backend for ZipBackend {
             METHOD_STORED => Ok(Some(Arc::new(self.zip.raw_member(e)?))),
             METHOD_DEFLATE => {
                 if e.uncompressed_size > INFLATE_LIMIT {
-                    return Err(Error::corrupt(ctx, e.header_offset, format!("deflated member of {} bytes is too large to inflate", e.uncompressed_size)));
+                    return Err(Error::corrupt(
+                        ctx,
+                        e.header_offset,
+                        format!("deflated member of {} bytes is too large to inflate", e.uncompressed_size),
+                    ));
                 }
                 let raw = self.zip.raw_member(e)?.read_all(INFLATE_LIMIT)?;
                 let mut out = Vec::with_capacity((e.uncompressed_size as usize).min(1 << 20));
@@ -62,7 +75,11 @@ impl Backend for ZipBackend {
                     .read_to_end(&mut out)
                     .map_err(|err| Error::corrupt(&ctx, e.header_offset, format!("inflate: {err}")))?;
                 if out.len() as u64 != e.uncompressed_size {
-                    return Err(Error::corrupt(ctx, e.header_offset, format!("inflates to {} bytes, the directory says {}", out.len(), e.uncompressed_size)));
+                    return Err(Error::corrupt(
+                        ctx,
+                        e.header_offset,
+                        format!("inflates to {} bytes, the directory says {}", out.len(), e.uncompressed_size),
+                    ));
                 }
                 Ok(Some(Arc::new(MemStream::new(out, ctx))))
             }

@@ -7,7 +7,7 @@ mod read;
 mod write;
 
 pub use read::{ZipArchive, ZipEntry};
-pub use write::{ZipWriter, WrittenEntry};
+pub use write::{WrittenEntry, ZipWriter};
 
 pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;
 pub(crate) const CENTRAL_SIG: u32 = 0x0201_4b50;

@@ -119,16 +119,17 @@ impl ZipArchive {
                     j -= 1;
                 }
             }
-            let (pos, b) = rec.ok_or_else(|| Error::corrupt(name, loc_pos, "ZIP64 locator without a ZIP64 end-of-central-directory record"))?;
+            let (pos, b) =
+                rec.ok_or_else(|| Error::corrupt(name, loc_pos, "ZIP64 locator without a ZIP64 end-of-central-directory record"))?;
             entries_total = le64(&b, 32);
             cd_size = le64(&b, 40);
             cd_offset = le64(&b, 48);
             cd_actual_end = pos;
         }
 
-        let cd_start = cd_actual_end.checked_sub(cd_size).ok_or_else(|| {
-            Error::corrupt(name, eocd_pos, format!("central directory size {cd_size} runs before the start of the file"))
-        })?;
+        let cd_start = cd_actual_end
+            .checked_sub(cd_size)
+            .ok_or_else(|| Error::corrupt(name, eocd_pos, format!("central directory size {cd_size} runs before the start of the file")))?;
         let global_offset = cd_start.checked_sub(cd_offset).ok_or_else(|| {
             Error::corrupt(name, eocd_pos, format!("central directory offset {cd_offset} lies beyond its actual position {cd_start}"))
         })?;
@@ -136,7 +137,11 @@ impl ZipArchive {
             return Err(Error::corrupt(name, cd_start, format!("central directory of {cd_size} bytes is implausibly large")));
         }
         if entries_total > cd_size / 46 + 1 {
-            return Err(Error::corrupt(name, eocd_pos, format!("{entries_total} entries cannot fit in a {cd_size}-byte central directory")));
+            return Err(Error::corrupt(
+                name,
+                eocd_pos,
+                format!("{entries_total} entries cannot fit in a {cd_size}-byte central directory"),
+            ));
         }
         let mut cd = vec![0u8; cd_size as usize];
         read_exact(&*file, cd_start, &mut cd, name)?;
@@ -190,7 +195,11 @@ impl ZipArchive {
                 x = body + sz;
             }
             let header_offset = lho.checked_add(global_offset).filter(|&o| o < file_len).ok_or_else(|| {
-                Error::corrupt(format!("{name}: member {entry_name}"), cd_start + at as u64, format!("local header offset {lho} lies outside the file"))
+                Error::corrupt(
+                    format!("{name}: member {entry_name}"),
+                    cd_start + at as u64,
+                    format!("local header offset {lho} lies outside the file"),
+                )
             })?;
             if header_offset.checked_add(30 + csize).is_none_or(|e| e > file_len) {
                 return Err(Error::corrupt(
@@ -316,7 +325,8 @@ fn recover_tail(file: &dyn ReadAt, file_len: u64, name: &str) -> Result<(Vec<u8>
                     let cd_size = le32(&buf, p + 12) as u64;
                     let zip64 = p >= 20 && le32(&buf, p - 20) == LOCATOR64_SIG;
                     let mut sig = [0u8; 4];
-                    let cd_ok = abs >= cd_size && read_exact(file, abs - cd_size, &mut sig, name).is_ok() && u32::from_le_bytes(sig) == CENTRAL_SIG;
+                    let cd_ok =
+                        abs >= cd_size && read_exact(file, abs - cd_size, &mut sig, name).is_ok() && u32::from_le_bytes(sig) == CENTRAL_SIG;
                     if zip64 || cd_ok {
                         let keep_from = p.saturating_sub(20 + 56 + 4096);
                         let keep_to = p + 22 + clen;

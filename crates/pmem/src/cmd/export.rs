@@ -76,7 +76,15 @@ pub fn safe_relative(name: &str) -> PathBuf {
     out
 }
 
-pub fn run(input: &Input, dir: &Path, patterns: &[String], all: bool, _format: ExportFormat, truncate: bool, t: Option<usize>) -> Result<u8, Failure> {
+pub fn run(
+    input: &Input,
+    dir: &Path,
+    patterns: &[String],
+    all: bool,
+    _format: ExportFormat,
+    truncate: bool,
+    t: Option<usize>,
+) -> Result<u8, Failure> {
     let c = open(input)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     let mut jobs: Vec<(String, String)> = Vec::new();
@@ -112,9 +120,11 @@ pub fn run(input: &Input, dir: &Path, patterns: &[String], all: bool, _format: E
         }
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
         let mut f = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
-        aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| f.write_all(b).map_err(|e| aff4::Error::io(path.display().to_string(), e)))
-            .with_context(|| format!("exporting {urn}"))
-            .code(exit::INPUT)?;
+        aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| {
+            f.write_all(b).map_err(|e| aff4::Error::io(path.display().to_string(), e))
+        })
+        .with_context(|| format!("exporting {urn}"))
+        .code(exit::INPUT)?;
         f.flush().code(exit::OUTPUT)?;
         eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
         n += 1;

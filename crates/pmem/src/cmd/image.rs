@@ -48,7 +48,12 @@ pub struct StoreArgs {
 }
 
 fn algos(names: &[String]) -> Result<Vec<HashAlgo>, Failure> {
-    names.iter().filter(|n| !n.is_empty()).map(|n| HashAlgo::from_name(n).ok_or_else(|| anyhow!("unknown hash {n:?} (md5, sha1, sha256, sha512, blake2b)"))).collect::<Result<_, _>>().code(exit::USAGE)
+    names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .map(|n| HashAlgo::from_name(n).ok_or_else(|| anyhow!("unknown hash {n:?} (md5, sha1, sha256, sha512, blake2b)")))
+        .collect::<Result<_, _>>()
+        .code(exit::USAGE)
 }
 
 impl StoreArgs {
@@ -82,7 +87,9 @@ pub fn file_times(meta: &std::fs::Metadata) -> FileTimes {
     #[cfg(unix)]
     let changed = {
         use std::os::unix::fs::MetadataExt;
-        time::OffsetDateTime::from_unix_timestamp(meta.ctime()).ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        time::OffsetDateTime::from_unix_timestamp(meta.ctime())
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
     };
     #[cfg(not(unix))]
     let changed = None;
@@ -104,7 +111,8 @@ pub fn add_logical(vol: &mut VolumeWriter, patterns: &[String], hashes: &[HashAl
             if meta.is_dir() {
                 continue;
             }
-            let (urn, size) = add_file(vol, &name, &mut f, &file_times(&meta), hashes).with_context(|| format!("adding {name}")).code(exit::OUTPUT)?;
+            let (urn, size) =
+                add_file(vol, &name, &mut f, &file_times(&meta), hashes).with_context(|| format!("adding {name}")).code(exit::OUTPUT)?;
             out.push((name, urn, size));
         }
     }
@@ -120,7 +128,12 @@ pub fn expand(pat: &str) -> Vec<PathBuf> {
     }
     let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| crate::cmd::export::glob(&fname, &e.file_name().to_string_lossy())).map(|e| e.path()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| crate::cmd::export::glob(&fname, &e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -187,10 +200,20 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
     let r = im.finish(vol, off).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
     let image = aff4::urn::new_urn();
     let mut extra = vec![
-        (format!("{}diskDeviceName", vocab::AFF4), Node::string(if input == "-" { "(stdin)".to_string() } else { std::path::absolute(input).map(|p| p.display().to_string()).unwrap_or(input.to_string()) })),
+        (
+            format!("{}diskDeviceName", vocab::AFF4),
+            Node::string(if input == "-" {
+                "(stdin)".to_string()
+            } else {
+                std::path::absolute(input).map(|p| p.display().to_string()).unwrap_or(input.to_string())
+            }),
+        ),
         (format!("{}acquisitionStartTime", vocab::AFF4), Node::typed(started, format!("{}dateTime", vocab::XSD))),
         (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(now(), format!("{}dateTime", vocab::XSD))),
-        (format!("{}acquisitionCompletionState", vocab::AFF4), Node::string(if unreadable > 0 { "Completed with read errors" } else { "Completed Normally" })),
+        (
+            format!("{}acquisitionCompletionState", vocab::AFF4),
+            Node::string(if unreadable > 0 { "Completed with read errors" } else { "Completed Normally" }),
+        ),
     ];
     if let Some(m) = &meta {
         let t = file_times(m);
@@ -273,7 +296,10 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
                 s["size"],
                 human(s["size"].as_u64().unwrap_or(0)),
                 human(s["stored_bytes"].as_u64().unwrap_or(0)),
-                s["hashes"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                s["hashes"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
             );
         }
         summary.push(s);
@@ -283,7 +309,12 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     let urn = vol.urn().to_string();
     vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
     if store.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"volume": path, "urn": urn, "images": summary, "files": files.iter().map(|(n, u, s)| json!({"name": n, "urn": u, "size": s})).collect::<Vec<_>>()}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"volume": path, "urn": urn, "images": summary, "files": files.iter().map(|(n, u, s)| json!({"name": n, "urn": u, "size": s})).collect::<Vec<_>>()})
+            )?
+        );
     } else {
         eprintln!("wrote {path} ({urn})");
     }

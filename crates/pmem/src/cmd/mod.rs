@@ -17,7 +17,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Ls { input, json } => ls::run(&input, json),
         Command::View { input } => view::run(&input),
         Command::Cat { input, stream, output, threads } => cat::run(&input, stream.as_deref(), output.as_deref(), threads),
-        Command::Export { input, dir, patterns, all, format, truncate, threads } => export::run(&input, &dir, &patterns, all, format, truncate, threads),
+        Command::Export { input, dir, patterns, all, format, truncate, threads } => {
+            export::run(&input, &dir, &patterns, all, format, truncate, threads)
+        }
         Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
         Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),
     }

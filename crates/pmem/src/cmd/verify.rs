@@ -9,7 +9,11 @@ use serde_json::json;
 pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Result<u8, Failure> {
     let c = open(input)?;
     let total: u64 = c.streams().iter().filter(|s| !s.hashes.is_empty()).filter_map(|s| s.size).sum::<u64>()
-        + c.images().iter().filter(|i| !c.declared_hashes(&i.urn).iter().all(|(k, _)| k.starts_with("blockMapHash"))).filter_map(|i| i.size).sum::<u64>();
+        + c.images()
+            .iter()
+            .filter(|i| !c.declared_hashes(&i.urn).iter().all(|(k, _)| k.starts_with("blockMapHash")))
+            .filter_map(|i| i.size)
+            .sum::<u64>();
     let pb = progress::bytes(total, "verifying", quiet || as_json);
     let checks = verify(&c, &VerifyOptions { threads: threads(t) }, &|n| pb.inc(n));
     pb.finish_and_clear();
@@ -48,7 +52,16 @@ pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Resul
         if checks.is_empty() {
             println!("no hashes declared: nothing to verify");
         }
-        println!("{pass} passed, {fail} failed, {errs} unreadable, {nc} not checked: {}", if ok && !checks.is_empty() { "OK" } else if ok { "NOTHING VERIFIED" } else { "VERIFICATION FAILED" });
+        println!(
+            "{pass} passed, {fail} failed, {errs} unreadable, {nc} not checked: {}",
+            if ok && !checks.is_empty() {
+                "OK"
+            } else if ok {
+                "NOTHING VERIFIED"
+            } else {
+                "VERIFICATION FAILED"
+            }
+        );
     }
     Ok(if ok { exit::OK } else { exit::VERIFY_FAILED })
 }

@@ -1,0 +1,223 @@
+//! `pmem image` then `pmem cat`/`verify`: every codec and awkward size round-trips byte for
+//! byte; the volumes pass `unzip -t`, the independent verifier and pyaff4; appends keep old
+//! streams verifiable even when the writer is killed.
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+use std::process::Command;
+use util::*;
+
+fn roundtrip(dir: &std::path::Path, data: &[u8], codec: &str, extra: &[&str]) -> std::path::PathBuf {
+    let input = dir.join(format!("in-{codec}-{}.bin", data.len()));
+    std::fs::write(&input, data).unwrap();
+    let vol = dir.join(format!("v-{codec}-{}.aff4", data.len()));
+    let mut args = vec!["image", "-q", "-o", vol.to_str().unwrap(), "-c", codec, input.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ok(&args);
+    let out = ok(&["cat", vol.to_str().unwrap()]).stdout;
+    assert_eq!(out.len(), data.len(), "{codec} size {}", data.len());
+    assert!(out == data, "{codec}: content differs for size {}", data.len());
+    let v = ok(&["verify", "-q", vol.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(text.contains(" 0 failed") && !text.contains("NOTHING VERIFIED"), "{text}");
+    vol
+}
+
+#[test]
+fn every_codec_and_size_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    for codec in ["snappy", "lz4", "zlib", "deflate", "stored"] {
+        for size in [0usize, 1, 32767, 32768, 32769] {
+            roundtrip(dir.path(), &corpus(size, size as u64 + 7), codec, &[]);
+        }
+        // Several bevies (4 chunks per bevy), with block hashes.
+        roundtrip(
+            dir.path(),
+            &corpus(1_000_003, 99),
+            codec,
+            &["--chunks-per-bevy", "4", "--block-hashes", "md5,sha1", "--hash", "sha1,md5,sha256,sha512,blake2b"],
+        );
+    }
+}
+
+#[test]
+fn sparse_input_costs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = vec![0u8; 64 << 20];
+    data[12345] = 1;
+    data[(40 << 20) + 7] = 0xAA;
+    let vol = roundtrip(dir.path(), &data, "snappy", &[]);
+    let len = std::fs::metadata(&vol).unwrap().len();
+    assert!(len < 200_000, "64 MiB of mostly zeros took {len} bytes");
+}
+
+#[test]
+fn oracles_accept_our_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(3 << 20, 5);
+    let mut vols = Vec::new();
+    for codec in ["snappy", "zlib", "stored"] {
+        vols.push((codec, roundtrip(dir.path(), &data, codec, &["--block-hashes", "md5,sha1", "--hash", "md5,sha1,sha256"])));
+    }
+    if Command::new("unzip").arg("-v").output().is_ok() {
+        for (_, v) in &vols {
+            let o = Command::new("unzip").arg("-t").arg(v).output().unwrap();
+            assert!(o.status.success(), "unzip -t {v:?}: {}", String::from_utf8_lossy(&o.stdout));
+        }
+    } else if std::env::var_os("CI").is_some() {
+        panic!("CI: unzip is missing");
+    }
+    let Some(py) = python() else { return };
+    let want = sha256_bytes(&data);
+    for (codec, v) in &vols {
+        let o = Command::new(&py).arg(shared().join("tools/aff4verify.py")).arg(v).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && text.contains("PASS") && !text.contains("FAIL"),
+            "aff4verify {codec}: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = Command::new(&py).arg(repo().join("tests/interop/pyaff4_read.py")).arg(v).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(&format!(" {} {want}", data.len())), "pyaff4 {codec}: {text}{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn we_read_pyaff4_volumes() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(2_500_000, 11);
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let tool = shared().join("tools/pyaff4_tool.py");
+    for codec in ["snappy", "zlib", "stored"] {
+        let vol = dir.path().join(format!("py-{codec}.aff4"));
+        let o = Command::new(&py).arg(&tool).args(["image", "--compression", codec]).arg(&input).arg(&vol).output().unwrap();
+        assert!(o.status.success(), "pyaff4 image: {}", String::from_utf8_lossy(&o.stderr));
+        let out = ok(&["cat", vol.to_str().unwrap()]).stdout;
+        assert!(out == data, "pyaff4 {codec} volume read back differently");
+    }
+    // A map: two ranges of the file at physical addresses with a hole between.
+    let ranges = dir.path().join("r.json");
+    std::fs::write(
+        &ranges,
+        r#"[{"phys_start": 4096, "length": 1000000, "file_offset": 0}, {"phys_start": 2000000, "length": 500000, "file_offset": 1500000}]"#,
+    )
+    .unwrap();
+    let vol = dir.path().join("py-map.aff4");
+    let o = Command::new(&py).arg(&tool).arg("map").arg(&input).arg(&ranges).arg(&vol).output().unwrap();
+    assert!(o.status.success(), "pyaff4 map: {}", String::from_utf8_lossy(&o.stderr));
+    let out = ok(&["cat", vol.to_str().unwrap()]).stdout;
+    let mut want = vec![0u8; 2_500_000];
+    want[4096..4096 + 1_000_000].copy_from_slice(&data[..1_000_000]);
+    want[2_000_000..2_500_000].copy_from_slice(&data[1_500_000..2_000_000]);
+    assert_eq!(out.len(), want.len());
+    assert!(out == want, "pyaff4 map read back differently");
+}
+
+#[test]
+fn append_keeps_earlier_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.bin");
+    let b = dir.path().join("b.bin");
+    std::fs::write(&a, corpus(500_000, 1)).unwrap();
+    std::fs::write(&b, corpus(700_000, 2)).unwrap();
+    let vol = dir.path().join("v.aff4");
+    let v = vol.to_str().unwrap();
+    ok(&["image", "-q", "-o", v, a.to_str().unwrap()]);
+    ok(&["image", "-q", "-o", v, b.to_str().unwrap(), "-i", a.to_str().unwrap()]);
+    let ls = String::from_utf8_lossy(&ok(&["ls", "--json", v]).stdout).to_string();
+    let j: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    assert_eq!(j["images"].as_array().unwrap().len(), 3, "{ls}");
+    let out = String::from_utf8_lossy(&ok(&["verify", v]).stdout).to_string();
+    // Two images and a logical file: three linear hashes plus the maps' segment hashes.
+    assert!(out.contains("9 passed, 0 failed"), "{out}");
+    // -t replaces.
+    ok(&["image", "-q", "-t", "-o", v, a.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", v]).stdout).unwrap();
+    assert_eq!(j["images"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn killed_append_leaves_old_streams_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.bin");
+    let data = corpus(1 << 20, 3);
+    std::fs::write(&a, &data).unwrap();
+    let vol = dir.path().join("v.aff4");
+    let v = vol.to_str().unwrap().to_string();
+    ok(&["image", "-q", "-o", &v, a.to_str().unwrap()]);
+    let before = ok(&["cat", &v]).stdout;
+    assert!(before == data);
+    // A large incompressible input through a pipe, killed at several points.
+    let original = std::fs::metadata(&vol).unwrap().len();
+    for delay_ms in [300u64, 900, 2000] {
+        let mut child = pmem()
+            .args(["image", "-q", "-c", "stored", "-o", &v, "/dev/urandom"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let grown = std::fs::metadata(&vol).unwrap().len();
+        assert!(grown > original + (1 << 20), "the killed writer should have appended data ({grown} bytes)");
+        let after = ok(&["cat", &v]).stdout;
+        assert!(after == data, "old stream changed after a killed append ({delay_ms} ms)");
+        let out = String::from_utf8_lossy(&ok(&["verify", &v]).stdout).to_string();
+        assert!(out.contains("4 passed, 0 failed"), "{out}");
+        // Appending again after the interruption works and drops the debris.
+        ok(&["image", "-q", "-o", &v, a.to_str().unwrap()]);
+        let j: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", &v]).stdout).unwrap();
+        assert!(j["notes"].as_array().unwrap().is_empty(), "{j}");
+        // Back to one image for the next round.
+        ok(&["image", "-q", "-t", "-o", &v, a.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn directory_volume_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(300_000, 8);
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let vol = format!("{}/dirvol/", dir.path().display());
+    ok(&["image", "-q", "-o", &vol, input.to_str().unwrap()]);
+    assert!(std::path::Path::new(&vol).join("information.turtle").exists());
+    assert!(ok(&["cat", &vol]).stdout == data);
+    let out = String::from_utf8_lossy(&ok(&["verify", &vol]).stdout).to_string();
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn stdin_is_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(100_000, 4);
+    let vol = dir.path().join("s.aff4");
+    let mut child = pmem().args(["image", "-q", "-o", vol.to_str().unwrap(), "-"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(ok(&["cat", vol.to_str().unwrap()]).stdout == data);
+}
+
+#[test]
+fn output_is_private_and_never_follows_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, corpus(10_000, 1)).unwrap();
+    let vol = dir.path().join("p.aff4");
+    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&vol).unwrap().permissions().mode() & 0o777, 0o600);
+    let target = dir.path().join("victim");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = dir.path().join("link.aff4");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let o = run(&["image", "-q", "-o", link.to_str().unwrap(), input.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}

@@ -1,0 +1,101 @@
+//! The reading commands on the reference images and on broken files.
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+use util::*;
+
+#[test]
+fn verify_passes_on_every_reference_image() {
+    for set in [
+        vec!["AFF4Std/Base-Linear.aff4"],
+        vec!["AFF4Std/Base-Linear-AllHashes.aff4"],
+        vec!["AFF4Std/Base-Linear-ReadError.aff4"],
+        vec!["AFF4Std/Base-Allocated.aff4"],
+        vec!["AFF4Std/Striped/Base-Linear_1.aff4", "AFF4Std/Striped/Base-Linear_2.aff4"],
+        vec!["AFF4PreStd/Base-Linear.af4"],
+        vec!["AFF4PreStd/Base-Linear-ReadError.af4"],
+        vec!["AFF4-L/dream.aff4"],
+    ] {
+        let paths: Vec<String> = set.iter().map(|p| refimg(p).display().to_string()).collect();
+        let mut args = vec!["verify", "--json"];
+        args.extend(paths.iter().map(|s| s.as_str()));
+        let o = ok(&args);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["ok"], true, "{set:?}");
+        assert_eq!(j["failed"], 0);
+        assert!(j["passed"].as_u64().unwrap() >= 2);
+    }
+}
+
+#[test]
+fn cat_gives_the_manifest_hash() {
+    let o = ok(&["cat", refimg("AFF4Std/Base-Allocated.aff4").to_str().unwrap()]);
+    assert_eq!(aff4::hash::hex(&aff4::HashAlgo::Sha1.digest(&o.stdout)), "e8650e89b262cf0b4b73c025312488d5a6317a26");
+}
+
+#[test]
+fn view_prints_turtle_and_ls_lists() {
+    let p = refimg("AFF4Std/Base-Linear.aff4");
+    let v = ok(&["view", p.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("aff4:ImageStream"));
+    // pmem-style -V
+    let v2 = ok(&["-V", p.to_str().unwrap()]);
+    assert_eq!(v.stdout, v2.stdout);
+    let l = String::from_utf8_lossy(&ok(&["ls", p.to_str().unwrap()]).stdout).to_string();
+    assert!(l.contains("name=/dev/sdz") && l.contains("codec=snappy chunk=32768"), "{l}");
+}
+
+#[test]
+fn export_writes_files_inside_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("out");
+    ok(&["export", "-D", d.to_str().unwrap(), refimg("AFF4-L/dream.aff4").to_str().unwrap()]);
+    let f = d.join("test_images/AFF4-L/dream.txt");
+    assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(refimg("AFF4-L/dream.txt")).unwrap());
+    // A glob that matches nothing fails clearly.
+    let o = run(&["export", "-D", d.to_str().unwrap(), "-e", "*nothing*", refimg("AFF4-L/dream.aff4").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn broken_files_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read(refimg("AFF4Std/Base-Linear.aff4")).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.aff4", vec![]),
+        ("text.aff4", b"this is not a zip file at all\n".to_vec()),
+        ("truncated-half.aff4", src[..src.len() / 2].to_vec()),
+        ("truncated-tail.aff4", src[..src.len() - 30].to_vec()),
+        ("no-head.aff4", src[1000..].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        for cmd in ["ls", "cat", "verify"] {
+            let o = run(&[cmd, p.to_str().unwrap()]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{cmd} {name} should fail");
+            assert!(o.status.code().is_some(), "{cmd} {name}: killed by a signal");
+            assert!(!err.contains("panicked"), "{cmd} {name}: {err}");
+            assert!(err.starts_with("pmem: error:") && err.trim_end().lines().count() == 1, "{cmd} {name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn flipped_byte_fails_verify_naming_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut src = std::fs::read(refimg("AFF4Std/Base-Linear.aff4")).unwrap();
+    // Inside the bevy data (stored chunk 3 at bevy offset 0xe801; the bevy starts near offset 0xAE).
+    src[0x10000] ^= 0x40;
+    let p = dir.path().join("flip.aff4");
+    std::fs::write(&p, &src).unwrap();
+    let o = run(&["verify", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().any(|l| (l.starts_with("FAIL") || l.starts_with("ERROR")) && l.contains("aff4://c215ba20-5648-4209-a793-1f918c723610")),
+        "{out}"
+    );
+}

@@ -1,0 +1,81 @@
+//! Helpers for the CLI tests: run the built binary, find the shared tools and Python oracles.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn pmem() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pmem"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    let o = pmem().args(args).output().expect("run pmem");
+    o
+}
+
+pub fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(o.status.success(), "pmem {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+    o
+}
+
+pub fn shared() -> PathBuf {
+    std::env::var_os("PMEM_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+pub fn refimg(rel: &str) -> PathBuf {
+    shared().join("aff4-reference-images").join(rel)
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python with pyaff4 0.34 (and rdflib, snappy, lz4 for the verifier). In CI it must exist.
+pub fn python() -> Option<PathBuf> {
+    let cands = [
+        std::env::var_os("PMEM_PYAFF4_PYTHON").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pyaff4-venv/bin/python")),
+    ];
+    for c in cands.into_iter().flatten() {
+        if c.exists() {
+            return Some(c);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI: the pyaff4 venv is missing (set PMEM_PYAFF4_PYTHON)");
+    }
+    eprintln!("note: pyaff4 venv not found; interop checks skipped (run ../shared/tools/install-pyaff4.sh)");
+    None
+}
+
+pub fn sha256(p: &Path) -> String {
+    let data = std::fs::read(p).unwrap();
+    aff4::hash::hex(&aff4::HashAlgo::Sha256.digest(&data))
+}
+
+pub fn sha256_bytes(b: &[u8]) -> String {
+    aff4::hash::hex(&aff4::HashAlgo::Sha256.digest(b))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), some compressible text, some zeros.
+pub fn corpus(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        let kind = (x >> 7) % 4;
+        let run = 4096.min(len - v.len());
+        for i in 0..run {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(match kind {
+                0 => 0,
+                1 => b"the quick brown fox jumps over the lazy dog "[i % 44],
+                _ => x as u8,
+            });
+        }
+    }
+    v
+}

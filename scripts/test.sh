@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need (Debian packages,
+# pyaff4 0.34 in a venv outside the repository), checks formatting and lints, then runs every
+# test. Tests that boot the VM rig run too (they need about 5 s per boot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${PMEM_SHARED:-$(cd .. && pwd)/shared}
+export PMEM_SHARED=$SHARED
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}
+
+need=()
+command -v unzip >/dev/null || need+=(unzip)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
+PATH=$PATH:/usr/sbin:/sbin
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v debugfs >/dev/null || need+=(e2fsprogs)
+command -v cpio >/dev/null || need+=(cpio)
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+PMEM_PYAFF4_PYTHON=$("$SHARED/tools/install-pyaff4.sh" "$CACHE/pyaff4-venv" | tail -1)
+export PMEM_PYAFF4_PYTHON
+
+rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-gnu || rustup target add x86_64-unknown-linux-gnu
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
