@@ -10,13 +10,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being accessed (file, member).
         context: String,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error (shown in the message, so not chained again).
+        error: io::Error,
     },
     /// A structure inside a file is malformed.
     #[error("{context}: at offset {offset}: {what}")]
@@ -55,14 +54,14 @@ impl Error {
 
     /// An I/O error with context.
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io { context: context.into(), error: source }
     }
 }
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         match e {
-            Error::Io { source, context } => io::Error::new(source.kind(), format!("{context}: {source}")),
+            Error::Io { error, context } => io::Error::new(error.kind(), format!("{context}: {error}")),
             Error::NotFound(_) => io::Error::new(io::ErrorKind::NotFound, e.to_string()),
             other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         }

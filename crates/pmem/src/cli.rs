@@ -91,6 +91,8 @@ pub enum Command {
         #[arg(long, short = 'T')]
         threads: Option<usize>,
     },
+    /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
+    Acquire(crate::cmd::acquire::AcquireArgs),
     /// Image files, block devices or stdin into a volume (appends unless -t).
     Image(ImageArgs),
     /// Recompute every hash the volumes declare; exit 0 only if all checked hashes pass.
@@ -125,8 +127,12 @@ pub struct ImageArgs {
 /// Formats for exported images.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
-    /// The linear bytes (gaps padded).
+    /// The linear bytes (memory: the physical address space, holes as zeros).
     Raw,
+    /// Memory images only: an ELF core with a PT_LOAD per RAM range and the VMCOREINFO note.
+    Elf,
+    /// Memory images only: LiME.
+    Lime,
 }
 
 const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info"];

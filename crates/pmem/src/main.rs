@@ -59,10 +59,12 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            if let Some(io) = f.error.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::BrokenPipe {
-                    return ExitCode::from(exit::OK);
-                }
+            let broken_pipe = f.error.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || matches!(e.downcast_ref::<aff4::Error>(), Some(aff4::Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::from(exit::OK);
             }
             eprintln!("pmem: error: {:#}", f.error);
             ExitCode::from(f.code)

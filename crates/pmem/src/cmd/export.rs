@@ -81,11 +81,14 @@ pub fn run(
     dir: &Path,
     patterns: &[String],
     all: bool,
-    _format: ExportFormat,
+    format: ExportFormat,
     truncate: bool,
     t: Option<usize>,
 ) -> Result<u8, Failure> {
     let c = open(input)?;
+    if format != ExportFormat::Raw {
+        return export_memory(&c, dir, patterns, format, truncate, threads(t));
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     let mut jobs: Vec<(String, String)> = Vec::new();
     for i in c.images() {
@@ -131,6 +134,42 @@ pub fn run(
     }
     if n == 0 {
         return Err(anyhow!("nothing matched; `pmem ls` shows what the volumes hold")).code(exit::INPUT);
+    }
+    Ok(0)
+}
+
+/// Memory images as ELF cores or LiME files.
+fn export_memory(
+    c: &aff4::Container,
+    dir: &Path,
+    patterns: &[String],
+    format: ExportFormat,
+    truncate: bool,
+    t: usize,
+) -> Result<u8, Failure> {
+    let images: Vec<aff4::ImageInfo> =
+        c.images().into_iter().filter(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn)))).collect();
+    if images.is_empty() {
+        return Err(anyhow!("no memory image to export as {format:?}; `--format raw` exports any image")).code(exit::INPUT);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
+    for i in images {
+        let view = memacq::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?;
+        let (ext, f) = match format {
+            ExportFormat::Elf => ("elf", memacq::export::ExportFormat::Elf),
+            ExportFormat::Lime => ("lime", memacq::export::ExportFormat::Lime),
+            ExportFormat::Raw => ("raw", memacq::export::ExportFormat::Raw),
+        };
+        let mut name = safe_relative(&i.urn);
+        name.set_extension(ext);
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).code(exit::OUTPUT)?;
+        }
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
+        let n = memacq::export::write(&view, f, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
+        out.flush().code(exit::OUTPUT)?;
+        eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
     }
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, each with `run`.
 
+pub mod acquire;
 mod cat;
 pub mod export;
 pub mod image;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export { input, dir, patterns, all, format, truncate, threads } => {
             export::run(&input, &dir, &patterns, all, format, truncate, threads)
         }
+        Command::Acquire(a) => acquire::run(&a),
         Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
         Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),
     }

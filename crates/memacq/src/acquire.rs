@@ -1,0 +1,390 @@
+//! Acquisition: reads every range of a source in blocks, retries a failed block page by page,
+//! maps pages that stay unreadable to `aff4:UnreadableData` (never aborting), and feeds the
+//! AFF4 imaging pipeline. Then it records the memory Image with its metadata, the
+//! information.yaml pmem tools write, and the files analysts need (kallsyms, BTF, System.map…).
+
+use crate::elf::{core_layout, Note};
+use crate::error::{Error, Result};
+use crate::iomem::Range;
+use crate::source::PhysicalSource;
+use aff4::imager::{describe_image, Imager, ImagerOptions, ImagerResult};
+use aff4::logical::{add_file, FileTimes};
+use aff4::rdf::Node;
+use aff4::symbolic::Symbolic;
+use aff4::vocab::{self, AFF4, XSD};
+use aff4::volume::write::VolumeWriter;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Page size used for retries and unreadable accounting.
+pub const PAGE: u64 = 4096;
+
+/// How the memory is laid out in the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A Map over physical addresses (holes and zero pages cost nothing).
+    Map,
+    /// An ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note) as the image's bytes.
+    Elf,
+    /// The padded physical address space stored in full.
+    Raw,
+}
+
+/// Acquisition settings.
+#[derive(Debug, Clone)]
+pub struct AcquireOptions {
+    /// Imaging pipeline settings.
+    pub imager: ImagerOptions,
+    /// Output layout.
+    pub format: Format,
+    /// Capture the analysis prerequisites (kallsyms, iomem, BTF, …).
+    pub extras: bool,
+    /// More files (globs expanded by the caller).
+    pub extra_files: Vec<String>,
+    /// Read block size.
+    pub block: usize,
+}
+
+impl Default for AcquireOptions {
+    fn default() -> Self {
+        AcquireOptions { imager: ImagerOptions::default(), format: Format::Map, extras: true, extra_files: Vec::new(), block: 1 << 20 }
+    }
+}
+
+/// What an acquisition did.
+#[derive(Debug, Clone)]
+pub struct AcquireReport {
+    /// Source name.
+    pub source: String,
+    /// Source kind.
+    pub source_kind: String,
+    /// The memory Image URN.
+    pub image: String,
+    /// Ranges acquired.
+    pub ranges: Vec<Range>,
+    /// Bytes of RAM read (or attempted).
+    pub ram_bytes: u64,
+    /// Pages that could not be read.
+    pub unreadable_pages: u64,
+    /// Unreadable runs (start, length).
+    pub unreadable: Vec<Range>,
+    /// Imaging result.
+    pub result: ImagerResult,
+    /// Extra files captured (name, size).
+    pub extras: Vec<(String, u64)>,
+    /// Extra files that were not there (name, why).
+    pub missing: Vec<(String, String)>,
+    /// Kernel release.
+    pub kernel_release: Option<String>,
+    /// Stopped early by a signal.
+    pub interrupted: bool,
+}
+
+/// Facts about the running system (live sources only).
+#[derive(Debug, Clone, Default)]
+pub struct SystemInfo {
+    /// uname -r.
+    pub release: Option<String>,
+    /// /proc/version (the kernel banner).
+    pub banner: Option<String>,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Boot id.
+    pub boot_id: Option<String>,
+}
+
+impl SystemInfo {
+    /// Reads them from /proc.
+    pub fn live() -> Self {
+        let r = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        SystemInfo {
+            release: r("/proc/sys/kernel/osrelease"),
+            banner: r("/proc/version"),
+            hostname: r("/proc/sys/kernel/hostname"),
+            boot_id: r("/proc/sys/kernel/random/boot_id"),
+        }
+    }
+}
+
+/// A `KEY=value` of VMCOREINFO text.
+pub fn vmcoreinfo_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).map(|s| s.trim().to_string())
+}
+
+/// The files captured by default for a kernel `release`.
+pub fn default_extras(release: Option<&str>) -> Vec<String> {
+    let mut v: Vec<String> = ["/proc/kallsyms", "/proc/iomem", "/proc/modules", "/proc/cmdline", "/sys/kernel/btf/vmlinux"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(r) = release {
+        v.push(format!("/boot/System.map-{r}"));
+        v.push(format!("/boot/config-{r}"));
+        v.push(format!("/boot/vmlinuz-{r}"));
+    }
+    v
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+struct Placer<'a> {
+    im: Imager,
+    vol: &'a mut VolumeWriter,
+    format: Format,
+    offsets: Vec<u64>,
+    ranges: Vec<Range>,
+}
+
+impl Placer<'_> {
+    /// Where physical `phys` of range `i` lands in the image.
+    fn at(&self, i: usize, phys: u64) -> u64 {
+        match self.format {
+            Format::Elf => self.offsets[i] + (phys - self.ranges[i].start),
+            _ => phys,
+        }
+    }
+    fn data(&mut self, i: usize, phys: u64, buf: Vec<u8>) -> Result<()> {
+        let at = self.at(i, phys);
+        Ok(self.im.write(self.vol, at, buf)?)
+    }
+    fn fill(&mut self, i: usize, phys: u64, len: u64, s: Symbolic) -> Result<()> {
+        let at = self.at(i, phys);
+        Ok(self.im.fill(self.vol, at, len, s)?)
+    }
+    /// Raw format stores holes as real zeros.
+    fn pad_to(&mut self, target: u64) -> Result<()> {
+        while self.im.position() < target {
+            let n = (target - self.im.position()).min(4 << 20);
+            let at = self.im.position();
+            self.im.write(self.vol, at, vec![0u8; n as usize])?;
+        }
+        Ok(())
+    }
+}
+
+/// Acquires `src` into `vol`. `progress(done, unreadable_pages)` is called as blocks complete;
+/// setting `stop` ends the acquisition early with what was read (the rest recorded as
+/// `aff4:UnknownData`).
+///
+/// # Errors
+/// Only failures to write the volume; read failures become UnreadableData.
+pub fn acquire(
+    src: &dyn PhysicalSource,
+    vol: &mut VolumeWriter,
+    opts: &AcquireOptions,
+    sys: &SystemInfo,
+    progress: &mut dyn FnMut(u64, u64),
+    stop: &AtomicBool,
+) -> Result<AcquireReport> {
+    let started = now();
+    let ranges = src.ranges();
+    let ram_bytes: u64 = ranges.iter().map(|r| r.len()).sum();
+    let vmcoreinfo = src.vmcoreinfo();
+    let mut iopts = opts.imager.clone();
+    if opts.format == Format::Raw {
+        iopts.zero_page = 0;
+    }
+    let im = Imager::new(vol, iopts)?;
+    let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
+    let layout = core_layout(&ranges, &notes);
+    let mut p = Placer { im, vol, format: opts.format, offsets: layout.offsets.clone(), ranges: ranges.clone() };
+    if opts.format == Format::Elf {
+        let h = layout.header.clone();
+        p.im.write(p.vol, 0, h)?;
+    }
+    let mut done = 0u64;
+    let mut unreadable: Vec<Range> = Vec::new();
+    let mut unreadable_pages = 0u64;
+    let mut interrupted = false;
+    let block = (opts.block as u64).max(PAGE) / PAGE * PAGE;
+    'ranges: for (i, r) in ranges.iter().enumerate() {
+        if opts.format == Format::Raw {
+            p.pad_to(r.start)?;
+        }
+        let mut off = r.start;
+        while off < r.end {
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break 'ranges;
+            }
+            // Blocks end on page boundaries so that retries are page-aligned.
+            let n = (block - (off % PAGE)).min(r.end - off);
+            let mut buf = vec![0u8; n as usize];
+            if src.read_at(off, &mut buf).is_ok() {
+                p.data(i, off, buf)?;
+            } else {
+                let mut q = off;
+                while q < off + n {
+                    let m = (PAGE - q % PAGE).min(off + n - q);
+                    let mut pg = vec![0u8; m as usize];
+                    let ok = src.read_at(q, &mut pg).is_ok() || src.read_at(q, &mut pg).is_ok();
+                    if ok {
+                        p.data(i, q, pg)?;
+                    } else {
+                        p.fill(i, q, m, Symbolic::Unreadable)?;
+                        unreadable_pages += 1;
+                        match unreadable.last_mut() {
+                            Some(l) if l.end == q => l.end = q + m,
+                            _ => unreadable.push(Range { start: q, end: q + m }),
+                        }
+                    }
+                    q += m;
+                }
+            }
+            off += n;
+            done += n;
+            progress(done, unreadable_pages);
+        }
+    }
+    let size = match opts.format {
+        Format::Elf => layout.size,
+        _ => ranges.last().map(|r| r.end).unwrap_or(0),
+    };
+    if interrupted {
+        // What was not read is recorded as unknown, not as zeros.
+        let pos = p.im.position();
+        if pos < size {
+            p.im.fill(p.vol, pos, size - pos, Symbolic::Unknown)?;
+        }
+    } else if opts.format == Format::Raw {
+        p.pad_to(size)?;
+    }
+    let Placer { im, vol, .. } = p;
+    let result = im.finish(vol, size)?;
+    let ended = now();
+
+    // The memory Image and its metadata.
+    let image = aff4::urn::new_urn();
+    let release = sys.release.clone().or_else(|| vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "OSRELEASE")));
+    let a = |l: &str| format!("{AFF4}{l}");
+    let dt = format!("{XSD}dateTime");
+    let mut extra = vec![
+        (a("category"), Node::iri(vocab::MEMORY_PHYSICAL)),
+        (a("pageSize"), Node::long(PAGE)),
+        (a("memoryInstalledSize"), Node::long(ram_bytes)),
+        (a("memoryAddressableSize"), Node::long(ranges.last().map(|r| r.end).unwrap_or(0))),
+        (a("memoryRanges"), Node::string(ranges.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","))),
+        (a("memoryImageFormat"), Node::string(format!("{:?}", opts.format).to_lowercase())),
+        (a("acquisitionSource"), Node::string(format!("{} ({})", src.name(), src.kind()))),
+        (a("acquisitionStartTime"), Node::typed(&started, &dt)),
+        (a("acquisitionEndTime"), Node::typed(&ended, &dt)),
+        (
+            a("acquisitionCompletionState"),
+            Node::string(if interrupted {
+                "Interrupted: incomplete"
+            } else if unreadable_pages > 0 {
+                "Completed with unreadable pages"
+            } else {
+                "Completed Normally"
+            }),
+        ),
+        (a("unreadablePages"), Node::long(unreadable_pages)),
+        (a("tool"), Node::string(aff4::TOOL)),
+    ];
+    if !unreadable.is_empty() {
+        extra.push((
+            a("unreadableRanges"),
+            Node::string(unreadable.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")),
+        ));
+    }
+    for (k, v) in [("kernelRelease", &release), ("kernelVersion", &sys.banner), ("hostname", &sys.hostname), ("bootId", &sys.boot_id)] {
+        if let Some(v) = v {
+            extra.push((a(k), Node::string(v.clone())));
+        }
+    }
+    let kaslr = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "KERNELOFFSET"));
+    // VMCOREINFO gives phys_base in decimal.
+    let phys_base = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "NUMBER(phys_base)")).map(|d| match d.parse::<i64>() {
+        Ok(n) => format!("{n:#x}"),
+        Err(_) => d,
+    });
+    if let Some(k) = &kaslr {
+        extra.push((a("kaslrOffset"), Node::string(format!("0x{}", k.trim_start_matches("0x")))));
+    }
+    if let Some(pb) = &phys_base {
+        extra.push((a("physBase"), Node::string(pb.clone())));
+    }
+    if opts.format == Format::Elf {
+        extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
+    }
+    let types = [vocab::IMAGE, vocab::MEMORY_IMAGE, vocab::DISCONTIGUOUS_IMAGE];
+    describe_image(vol, &image, &result, &types, extra);
+    vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(vocab::MEMORY_PHYSICAL));
+
+    // information.yaml, as the pmem tools write it beside the memory stream.
+    let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", aff4::TOOL, src.name(), opts.format);
+    for (k, v) in [
+        ("KernelRelease", &release),
+        ("KernelVersion", &sys.banner),
+        ("Hostname", &sys.hostname),
+        ("BootId", &sys.boot_id),
+        ("KASLROffset", &kaslr.map(|k| format!("0x{}", k.trim_start_matches("0x")))),
+        ("PhysBase", &phys_base),
+    ] {
+        if let Some(v) = v {
+            y.push_str(&format!("{k}: \"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
+        }
+    }
+    y.push_str(&format!("PageSize: {PAGE}\nAcquisitionStart: \"{started}\"\nAcquisitionEnd: \"{ended}\"\nUnreadablePages: {unreadable_pages}\nInterrupted: {interrupted}\nRuns:\n"));
+    for r in &ranges {
+        y.push_str(&format!("  - start: {:#x}\n    length: {:#x}\n", r.start, r.len()));
+    }
+    vol.add_segment(&format!("{}/information.yaml", result.map_urn), y.as_bytes())?;
+
+    // Analysis prerequisites.
+    let mut extras = Vec::new();
+    let mut missing = Vec::new();
+    let hashes = opts.imager.hashes.clone();
+    if let Some(v) = &vmcoreinfo {
+        let (urn, n) = add_file(vol, "VMCOREINFO", &mut v.as_bytes(), &FileTimes::default(), &hashes)?;
+        vol.graph_mut().add(&image, &a("vmcoreinfo"), Node::iri(urn));
+        extras.push(("VMCOREINFO".to_string(), n));
+    }
+    let mut files =
+        if opts.extras && matches!(src.kind(), "kcore" | "crash" | "devmem") { default_extras(release.as_deref()) } else { Vec::new() };
+    files.extend(opts.extra_files.iter().cloned());
+    for f in files {
+        match std::fs::File::open(&f) {
+            Ok(mut fh) => {
+                if fh.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                    continue;
+                }
+                match add_file(vol, &f, &mut fh, &FileTimes::default(), &hashes) {
+                    Ok((_, n)) => extras.push((f, n)),
+                    Err(aff4::Error::Io { error, .. }) => missing.push((f, error.to_string())),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => missing.push((f, e.to_string())),
+        }
+    }
+    if !missing.is_empty() {
+        vol.graph_mut().add(
+            &image,
+            &a("extrasMissing"),
+            Node::string(missing.iter().map(|(f, e)| format!("{f}: {e}")).collect::<Vec<_>>().join("; ")),
+        );
+    }
+    Ok(AcquireReport {
+        source: src.name(),
+        source_kind: src.kind().to_string(),
+        image,
+        ranges,
+        ram_bytes,
+        unreadable_pages,
+        unreadable,
+        result,
+        extras,
+        missing,
+        kernel_release: release,
+        interrupted,
+    })
+}
+
+/// Volume errors as acquisition errors.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::io("acquisition", e)
+    }
+}

@@ -1,0 +1,185 @@
+//! Memory images out of AFF4: the physical view of a memory Image (whatever its layout) and
+//! writers for raw (padded), ELF core and LiME files, read on all cores.
+
+use crate::elf::{self, core_layout, Note};
+use crate::error::{Error, Result};
+use crate::iomem::{self, Range};
+use crate::source::{Segment, SegmentTable};
+use aff4::map::RegionKind;
+use aff4::rdf::Node;
+use aff4::stream::{Stream, StreamAsReadAt};
+use aff4::symbolic::Symbolic;
+
+use aff4::Container;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The physical address space, holes as zeros.
+    Raw,
+    /// ELF core, PT_LOAD per range, VMCOREINFO note.
+    Elf,
+    /// LiME.
+    Lime,
+}
+
+/// The physical view of a memory image: reads by physical address.
+pub struct MemoryView {
+    stream: Arc<dyn Stream>,
+    segs: Option<SegmentTable>,
+    /// RAM ranges.
+    pub ranges: Vec<Range>,
+    /// VMCOREINFO, if captured.
+    pub vmcoreinfo: Option<String>,
+    size: u64,
+}
+
+fn parse_ranges(s: &str) -> Option<Vec<Range>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (a, b) = p.trim().split_once('-')?;
+            let h = |x: &str| u64::from_str_radix(x.trim().trim_start_matches("0x"), 16).ok();
+            Some(Range { start: h(a)?, end: h(b)? })
+        })
+        .collect()
+}
+
+impl MemoryView {
+    /// Opens the physical view of `image` (a memory Image URN, or a map/stream URN).
+    ///
+    /// # Errors
+    /// The image or its data cannot be opened.
+    pub fn open(c: &Container, image: &str) -> Result<MemoryView> {
+        let g = c.graph();
+        let data_urn = g.aff4(image, "dataStream").and_then(|n| n.as_iri()).map(String::from).unwrap_or_else(|| image.to_string());
+        let stream = c.open_stream(image)?;
+        let vmcoreinfo = match g.aff4(image, "vmcoreinfo").and_then(|n| n.as_iri()) {
+            Some(u) => c.open_stream(u).ok().and_then(|s| s.read_all(16 << 20).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()),
+            None => None,
+        };
+        let format = g.aff4(image, "memoryImageFormat").map(|n| n.value().to_string());
+        if format.as_deref() == Some("elf") {
+            let ra = StreamAsReadAt(stream.clone());
+            let ph = elf::program_headers(&ra, image)?;
+            let notes = elf::notes(&ra, &ph, image).unwrap_or_default();
+            let segs: Vec<Segment> = ph
+                .iter()
+                .filter(|p| p.p_type == elf::PT_LOAD && p.paddr != u64::MAX)
+                .map(|p| Segment { phys: p.paddr, len: p.filesz, file_off: p.offset })
+                .collect();
+            let table = SegmentTable::new(segs);
+            let ranges = table.coverage();
+            let size = ranges.last().map(|r| r.end).unwrap_or(0);
+            return Ok(MemoryView { stream, segs: Some(table), ranges, vmcoreinfo: vmcoreinfo.or_else(|| elf::vmcoreinfo(&notes)), size });
+        }
+        let ranges = match g.aff4(image, "memoryRanges").map(Node::value).and_then(parse_ranges) {
+            Some(r) => r,
+            None => match c.open_map(&data_urn) {
+                // Foreign images: the regions mapped to real data.
+                Ok(m) => {
+                    let targets = m.target_urns().to_vec();
+                    iomem::merge(
+                        m.regions()
+                            .into_iter()
+                            .filter(|r| matches!(&r.kind, RegionKind::Mapped(t) if Symbolic::from_iri(&targets[*t as usize]) != Some(Symbolic::Constant(0))))
+                            .map(|r| Range { start: r.start, end: r.start + r.length })
+                            .collect(),
+                    )
+                }
+                Err(_) => vec![Range { start: 0, end: stream.size() }],
+            },
+        };
+        let size = stream.size();
+        Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, size })
+    }
+
+    /// The memory image in `c`: the one typed aff4:MemoryImage (or with category memory:physical).
+    ///
+    /// # Errors
+    /// None or several memory images.
+    pub fn find(c: &Container) -> Result<String> {
+        let mem: Vec<String> = c.images().into_iter().filter(|i| i.memory).map(|i| i.urn).collect();
+        match mem.len() {
+            1 => Ok(mem[0].clone()),
+            0 => Ok(c.default_stream()?),
+            _ => Err(Error::corrupt("volume", 0, format!("several memory images; choose one: {}", mem.join(", ")))),
+        }
+    }
+}
+
+impl Stream for MemoryView {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> aff4::Result<usize> {
+        match &self.segs {
+            None => self.stream.read_at(offset, buf),
+            Some(t) => {
+                if offset >= self.size {
+                    return Ok(0);
+                }
+                let n = (buf.len() as u64).min(self.size - offset) as usize;
+                let mut done = 0;
+                while done < n {
+                    let phys = offset + done as u64;
+                    match t.lookup(phys) {
+                        Some((off, avail)) => {
+                            let k = (avail as usize).min(n - done);
+                            self.stream.read_exact_at(off, &mut buf[done..done + k])?;
+                            done += k;
+                        }
+                        None => {
+                            // A hole between segments reads as zeros.
+                            let next = self.ranges.iter().map(|r| r.start).filter(|&s| s > phys).min().unwrap_or(self.size);
+                            let k = ((next - phys) as usize).min(n - done);
+                            buf[done..done + k].fill(0);
+                            done += k;
+                        }
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+    fn describe(&self) -> String {
+        self.stream.describe()
+    }
+}
+
+/// Writes the view in `format` to `out`; returns bytes written.
+///
+/// # Errors
+/// Read errors in the image or write errors.
+pub fn write(view: &MemoryView, format: ExportFormat, out: &mut dyn Write, threads: usize) -> Result<u64> {
+    let mut written = 0u64;
+    let mut put = |b: &[u8]| -> aff4::Result<()> {
+        written += b.len() as u64;
+        out.write_all(b).map_err(|e| aff4::Error::io("output", e))
+    };
+    let block = aff4::parallel::BLOCK;
+    match format {
+        ExportFormat::Raw => {
+            let end = view.ranges.last().map(|r| r.end).unwrap_or(0);
+            aff4::parallel::for_each_block(view, 0, end, block, threads, |_, b| put(b))?;
+        }
+        ExportFormat::Elf => {
+            let notes: Vec<Note> =
+                view.vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
+            let layout = core_layout(&view.ranges, &notes);
+            put(&layout.header)?;
+            for r in &view.ranges {
+                aff4::parallel::for_each_block(view, r.start, r.len(), block, threads, |_, b| put(b))?;
+            }
+        }
+        ExportFormat::Lime => {
+            for r in &view.ranges {
+                put(&crate::lime::header(r))?;
+                aff4::parallel::for_each_block(view, r.start, r.len(), block, threads, |_, b| put(b))?;
+            }
+        }
+    }
+    Ok(written)
+}

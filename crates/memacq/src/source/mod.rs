@@ -1,0 +1,237 @@
+//! Physical-memory sources behind one trait: the ranges they can read and positional reads
+//! that fail per page. Linux: /proc/kcore, /dev/crash, /dev/mem; files: ELF cores and LiME.
+
+mod devmem;
+mod file;
+mod kcore;
+
+pub use devmem::DevMemSource;
+pub use file::{ElfFileSource, LimeFileSource};
+pub use kcore::KcoreSource;
+
+use crate::error::{Error, SourceError, SourceErrorKind};
+use crate::iomem::Range;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+/// Something that can read physical memory.
+pub trait PhysicalSource: Send + Sync {
+    /// A name for reports (`/proc/kcore`, a file path).
+    fn name(&self) -> String;
+    /// What kind of source (`kcore`, `crash`, `devmem`, `elf`, `lime`).
+    fn kind(&self) -> &'static str;
+    /// The physical ranges to acquire, sorted and disjoint.
+    fn ranges(&self) -> Vec<Range>;
+    /// Fills `buf` from physical address `phys`; an error means those bytes could not be read.
+    ///
+    /// # Errors
+    /// The read failed (EIO, EFAULT, …) or `phys` is outside the ranges.
+    fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// The kernel's VMCOREINFO text, when the source carries it.
+    fn vmcoreinfo(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A piece of a file holding physical `[phys, phys+len)` at `file_off`.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    /// Physical start.
+    pub phys: u64,
+    /// Length.
+    pub len: u64,
+    /// File offset.
+    pub file_off: u64,
+}
+
+/// Physical address -> file offset through segments (larger segments preferred).
+#[derive(Debug, Clone, Default)]
+pub struct SegmentTable {
+    segs: Vec<Segment>,
+}
+
+impl SegmentTable {
+    /// A table from segments (overlaps allowed: the largest covering one is used).
+    pub fn new(mut segs: Vec<Segment>) -> Self {
+        segs.retain(|s| s.len > 0 && s.phys.checked_add(s.len).is_some());
+        segs.sort_by(|a, b| b.len.cmp(&a.len));
+        SegmentTable { segs }
+    }
+    /// The merged physical coverage.
+    pub fn coverage(&self) -> Vec<Range> {
+        crate::iomem::merge(self.segs.iter().map(|s| Range { start: s.phys, end: s.phys + s.len }).collect())
+    }
+    /// (file offset, bytes available contiguously) for `phys`.
+    pub fn lookup(&self, phys: u64) -> Option<(u64, u64)> {
+        self.segs.iter().find(|s| phys >= s.phys && phys < s.phys + s.len).map(|s| (s.file_off + (phys - s.phys), s.phys + s.len - phys))
+    }
+    /// Reads `buf` at `phys` from `f`, crossing segments as needed.
+    ///
+    /// # Errors
+    /// Uncovered addresses or read errors.
+    pub fn read(&self, f: &File, mut phys: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let (off, avail) = self
+                .lookup(phys)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("physical address {phys:#x} is not in the source")))?;
+            let n = (buf.len() as u64).min(avail) as usize;
+            pread_exact(f, off, &mut buf[..n])?;
+            phys += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `off`.
+///
+/// # Errors
+/// Errors from the OS, or EOF (as UnexpectedEof).
+pub fn pread_exact(f: &File, off: u64, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match aff4::stream::ReadAt::read_at(f, off + done as u64, &mut buf[done..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read")),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The kernel lockdown state from securityfs (`none`, `integrity`, `confidentiality`).
+pub fn lockdown_state() -> Option<String> {
+    let t = std::fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let start = t.find('[')?;
+    let end = t[start..].find(']')?;
+    Some(t[start + 1..start + end].to_string())
+}
+
+/// Classifies an open error of a memory device.
+pub fn open_error(path: &str, e: &io::Error) -> SourceError {
+    let lock = lockdown_state();
+    match e.kind() {
+        io::ErrorKind::NotFound => {
+            SourceError::new(path, SourceErrorKind::Missing, "does not exist (not built into this kernel, or not loaded)")
+        }
+        io::ErrorKind::PermissionDenied => {
+            if !is_root() {
+                SourceError::new(path, SourceErrorKind::Permission, "permission denied: run as root (CAP_SYS_RAWIO)")
+            } else if lock.as_deref().is_some_and(|l| l != "none") {
+                SourceError::new(
+                    path,
+                    SourceErrorKind::Lockdown,
+                    format!("refused by kernel lockdown ({}): the kernel forbids reading memory this way", lock.unwrap_or_default()),
+                )
+            } else {
+                SourceError::new(
+                    path,
+                    SourceErrorKind::Permission,
+                    format!("permission denied even as root ({e}); an LSM (SELinux/AppArmor) or lockdown may forbid it"),
+                )
+            }
+        }
+        _ => SourceError::new(path, SourceErrorKind::Invalid, e.to_string()),
+    }
+}
+
+/// True when running as uid 0.
+pub fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Which source to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// kcore, then crash, then mem.
+    Auto,
+    /// /proc/kcore.
+    Kcore,
+    /// /dev/crash.
+    Crash,
+    /// /dev/mem.
+    DevMem,
+    /// An ELF core or LiME file made by another tool.
+    File(std::path::PathBuf),
+}
+
+/// Where the live sources look for their files (tests point these at fakes).
+#[derive(Debug, Clone)]
+pub struct LivePaths {
+    /// /proc/kcore.
+    pub kcore: String,
+    /// /dev/crash.
+    pub crash: String,
+    /// /dev/mem.
+    pub mem: String,
+    /// /proc/iomem.
+    pub iomem: String,
+}
+
+impl Default for LivePaths {
+    fn default() -> Self {
+        LivePaths { kcore: "/proc/kcore".into(), crash: "/dev/crash".into(), mem: "/dev/mem".into(), iomem: "/proc/iomem".into() }
+    }
+}
+
+/// Opens the chosen source; `Auto` reports why each candidate failed.
+///
+/// # Errors
+/// [`Error::NoSource`] listing every failure.
+pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn PhysicalSource>, Error> {
+    if let SourceChoice::File(p) = choice {
+        return open_file(p);
+    }
+    let iomem = || -> Result<String, SourceError> {
+        std::fs::read_to_string(&paths.iomem)
+            .map_err(|e| SourceError::new(&paths.iomem, SourceErrorKind::Invalid, format!("cannot read: {e}")))
+    };
+    let try_one = |c: &SourceChoice| -> Result<Box<dyn PhysicalSource>, SourceError> {
+        let io = iomem()?;
+        Ok(match c {
+            SourceChoice::Kcore => Box::new(KcoreSource::open(&paths.kcore, &io)?),
+            SourceChoice::Crash => Box::new(DevMemSource::open(&paths.crash, "crash", &io)?),
+            _ => Box::new(DevMemSource::open(&paths.mem, "devmem", &io)?),
+        })
+    };
+    let order = match choice {
+        SourceChoice::Auto => vec![SourceChoice::Kcore, SourceChoice::Crash, SourceChoice::DevMem],
+        c => vec![c.clone()],
+    };
+    let mut errors = Vec::new();
+    for c in &order {
+        match try_one(c) {
+            Ok(s) => return Ok(s),
+            Err(e) => errors.push(e),
+        }
+    }
+    Err(Error::NoSource(errors))
+}
+
+/// Opens an ELF core or LiME file by its magic.
+///
+/// # Errors
+/// Unreadable or unrecognised files.
+pub fn open_file(p: &Path) -> Result<Box<dyn PhysicalSource>, Error> {
+    let name = p.display().to_string();
+    let f = File::open(p).map_err(|e| Error::io(&name, e))?;
+    let mut magic = [0u8; 4];
+    pread_exact(&f, 0, &mut magic).map_err(|e| Error::io(&name, e))?;
+    if &magic == b"\x7fELF" {
+        Ok(Box::new(ElfFileSource::open(f, &name)?))
+    } else if u32::from_le_bytes(magic) == crate::lime::MAGIC {
+        Ok(Box::new(LimeFileSource::open(f, &name)?))
+    } else {
+        Err(Error::corrupt(name, 0, "neither an ELF core nor a LiME file"))
+    }
+}

@@ -1,0 +1,213 @@
+//! `pmem acquire` (and `pmem -o mem.aff4`): physical memory into an AFF4 memory image.
+
+use super::human;
+use super::image::{expand, StoreArgs};
+use crate::{exit, Failure, WithCode};
+use anyhow::{anyhow, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use memacq::acquire::{acquire, AcquireOptions, Format, SystemInfo};
+use memacq::source::{self, LivePaths, SourceChoice};
+use memacq::SourceErrorKind;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Memory layout in the volume.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum FormatArg {
+    /// A Map over physical addresses (zero pages and holes cost nothing).
+    Map,
+    /// An ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note).
+    Elf,
+    /// The padded physical address space.
+    Raw,
+}
+
+/// Acquire physical memory.
+#[derive(clap::Args, Debug)]
+pub struct AcquireArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where to read memory: auto (kcore, then crash, then mem), kcore, crash, mem, or an ELF core / LiME file to convert.
+    #[arg(long, default_value = "auto", value_name = "SOURCE")]
+    pub source: String,
+    /// Layout of the memory in the volume.
+    #[arg(long, value_enum, default_value_t = FormatArg::Map)]
+    pub format: FormatArg,
+    /// Do not capture kallsyms, iomem, modules, cmdline, System.map, config, kernel image and BTF.
+    #[arg(long)]
+    pub no_extras: bool,
+    /// More files to capture (globs allowed; repeatable).
+    #[arg(short = 'i', long = "input", value_name = "FILE|GLOB")]
+    pub extra: Vec<String>,
+    /// Read block size in KiB.
+    #[arg(long, default_value_t = 1024, hide = true)]
+    pub block_kib: usize,
+    /// Alternative /proc/kcore (tests with a fake /proc).
+    #[arg(long, hide = true, default_value = "/proc/kcore")]
+    pub kcore_path: String,
+    /// Alternative /proc/iomem.
+    #[arg(long, hide = true, default_value = "/proc/iomem")]
+    pub iomem_path: String,
+    /// Alternative /dev/mem.
+    #[arg(long, hide = true, default_value = "/dev/mem")]
+    pub mem_path: String,
+    /// Alternative /dev/crash.
+    #[arg(long, hide = true, default_value = "/dev/crash")]
+    pub crash_path: String,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+fn free_space(p: &std::path::Path) -> Option<u64> {
+    let dir = if p.is_dir() {
+        p.to_path_buf()
+    } else {
+        p.parent().filter(|d| !d.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    };
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and s a valid out-pointer.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
+    let choice = match a.source.as_str() {
+        "auto" => SourceChoice::Auto,
+        "kcore" => SourceChoice::Kcore,
+        "crash" => SourceChoice::Crash,
+        "mem" | "devmem" => SourceChoice::DevMem,
+        f => SourceChoice::File(PathBuf::from(f)),
+    };
+    let paths =
+        LivePaths { kcore: a.kcore_path.clone(), crash: a.crash_path.clone(), mem: a.mem_path.clone(), iomem: a.iomem_path.clone() };
+    let src = match source::open(&choice, &paths) {
+        Ok(s) => s,
+        Err(memacq::Error::NoSource(errs)) => {
+            let code = if errs.iter().any(|e| e.kind == SourceErrorKind::Lockdown) { exit::LOCKDOWN } else { exit::NO_SOURCE };
+            let mut msg = String::from("no usable physical memory source:");
+            for e in &errs {
+                msg.push_str(&format!("\n  {e}"));
+            }
+            if code == exit::LOCKDOWN {
+                msg.push_str("\n  (kernel lockdown is active: boot without lockdown, or acquire from outside, e.g. the hypervisor)");
+            }
+            return Err(anyhow!(msg)).code(code);
+        }
+        Err(e) => return Err(anyhow!(e)).code(exit::INPUT),
+    };
+    let ranges = src.ranges();
+    let ram: u64 = ranges.iter().map(|r| r.len()).sum();
+    let mut extra_files = Vec::new();
+    for pat in &a.extra {
+        let v = expand(pat);
+        if v.is_empty() {
+            return Err(anyhow!("{pat}: no such file")).code(exit::INPUT);
+        }
+        extra_files.extend(v.into_iter().map(|p| p.display().to_string()));
+    }
+    let opts = AcquireOptions {
+        imager: a.store.imager_options()?,
+        format: match a.format {
+            FormatArg::Map => Format::Map,
+            FormatArg::Elf => Format::Elf,
+            FormatArg::Raw => Format::Raw,
+        },
+        extras: !a.no_extras,
+        extra_files,
+        block: a.block_kib.max(4) * 1024,
+    };
+    let quiet = a.store.quiet || a.store.json;
+    if !quiet {
+        eprintln!(
+            "pmem: source {} ({}), {} of RAM in {} ranges -> {} (free {}, expect up to {})",
+            src.name(),
+            src.kind(),
+            human(ram),
+            ranges.len(),
+            a.store.output.display(),
+            free_space(&a.store.output).map(human).unwrap_or_else(|| "?".into()),
+            human(ram / 2 + (1 << 20))
+        );
+    }
+    let mut vol = a.store.open_volume()?;
+    install_signals();
+    let sys = if matches!(choice, SourceChoice::File(_)) { SystemInfo::default() } else { SystemInfo::live() };
+    let pb = if !quiet && std::io::stderr().is_terminal() {
+        ProgressBar::new(ram)
+    } else {
+        ProgressBar::with_draw_target(Some(ram), ProgressDrawTarget::hidden())
+    };
+    pb.set_style(
+        ProgressStyle::with_template("{bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} [{bar:25}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut last_bad = 0;
+    let report = acquire(
+        &*src,
+        &mut vol,
+        &opts,
+        &sys,
+        &mut |done, bad| {
+            pb.set_position(done);
+            if bad != last_bad {
+                pb.set_message(format!("{bad} unreadable pages"));
+                last_bad = bad;
+            }
+        },
+        &STOP,
+    )
+    .with_context(|| format!("writing {}", a.store.output.display()))
+    .code(exit::OUTPUT)?;
+    pb.finish_and_clear();
+    let path = vol.path().display().to_string();
+    vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
+    let hashes: serde_json::Map<String, serde_json::Value> =
+        report.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect();
+    if a.store.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "volume": path, "image": report.image, "source": report.source, "source_kind": report.source_kind,
+                "ranges": report.ranges.iter().map(|r| json!({"start": r.start, "end": r.end})).collect::<Vec<_>>(),
+                "ram_bytes": report.ram_bytes, "stored_bytes": report.result.stats.stored_bytes,
+                "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted,
+                "kernel_release": report.kernel_release, "hashes": hashes,
+                "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
+                "missing": report.missing.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
+            }))?
+        );
+    } else if !a.store.quiet {
+        eprintln!(
+            "pmem: {} {} of RAM from {} -> {} stored in {path}; {} unreadable pages; image {}",
+            if report.interrupted { "INTERRUPTED after" } else { "acquired" },
+            human(report.ram_bytes),
+            report.source,
+            human(report.result.stats.stored_bytes),
+            report.unreadable_pages,
+            report.image
+        );
+        for (k, v) in &hashes {
+            eprintln!("pmem: {k} {}", v.as_str().unwrap_or(""));
+        }
+        eprintln!("pmem: extras: {}", report.extras.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "));
+        if !report.missing.is_empty() {
+            eprintln!("pmem: not captured: {}", report.missing.iter().map(|(f, e)| format!("{f} ({e})")).collect::<Vec<_>>().join(", "));
+        }
+    }
+    Ok(if report.interrupted { exit::INTERRUPTED } else { exit::OK })
+}
