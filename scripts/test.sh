@@ -23,7 +23,16 @@ fi
 PMEM_PYAFF4_PYTHON=$("$SHARED/tools/install-pyaff4.sh" "$CACHE/pyaff4-venv" | tail -1)
 export PMEM_PYAFF4_PYTHON
 
-rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-gnu || rustup target add x86_64-unknown-linux-gnu
+# Volatility 3 (PyPI) for the analysis-tool checks.
+VOLENV=$CACHE/vol3-venv
+if [[ ! -x $VOLENV/bin/vol ]]; then
+    python3 -m venv "$VOLENV" && "$VOLENV/bin/pip" install -q --disable-pip-version-check volatility3
+fi
+export PMEM_VOL=$VOLENV/bin/vol
+
+# The static binary that the VM tests run inside the guest.
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p pmem
+export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -64,6 +64,12 @@ pub enum Command {
         /// Write here instead of stdout.
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
+        /// Start at this byte offset (decimal or 0x hex).
+        #[arg(long, value_parser = parse_u64, default_value = "0")]
+        offset: u64,
+        /// At most this many bytes (decimal or 0x hex).
+        #[arg(long, value_parser = parse_u64)]
+        length: Option<u64>,
         /// Reader threads.
         #[arg(long, short = 'T')]
         threads: Option<usize>,
@@ -133,6 +139,15 @@ pub enum ExportFormat {
     Elf,
     /// Memory images only: LiME.
     Lime,
+}
+
+/// Parses decimal or 0x-prefixed hex.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s}: {e}"))
 }
 
 const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info"];

@@ -7,7 +7,7 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
 
-pub fn run(input: &Input, stream: Option<&str>, output: Option<&Path>, t: Option<usize>) -> Result<u8, Failure> {
+pub fn run(input: &Input, stream: Option<&str>, output: Option<&Path>, offset: u64, length: Option<u64>, t: Option<usize>) -> Result<u8, Failure> {
     let c = open(input)?;
     let urn = match stream {
         Some(s) => s.to_string(),
@@ -18,7 +18,9 @@ pub fn run(input: &Input, stream: Option<&str>, output: Option<&Path>, t: Option
         Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 20, crate::cmd::export::create_output(p, false).code(exit::OUTPUT)?)),
         None => Box::new(std::io::stdout().lock()),
     };
-    aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| {
+    let start = offset.min(s.size());
+    let len = length.unwrap_or(u64::MAX).min(s.size() - start);
+    aff4::parallel::for_each_block(&*s, start, len, aff4::parallel::BLOCK, threads(t), |_, b| {
         out.write_all(b).map_err(|e| aff4::Error::io("output", e))
     })
     .with_context(|| format!("reading {urn}"))

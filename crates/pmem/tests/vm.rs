@@ -1,0 +1,158 @@
+//! Acquisition on a real kernel: the static pmem runs as root in a QEMU guest (../shared/vm)
+//! and its result is compared with a QEMU-side dump of the same guest.
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use util::*;
+
+static VM: Mutex<()> = Mutex::new(());
+
+/// The static binary built by scripts/test.sh (PMEM_STATIC_BIN); required in CI.
+fn static_bin() -> Option<PathBuf> {
+    match std::env::var_os("PMEM_STATIC_BIN").map(PathBuf::from) {
+        Some(p) if p.exists() => Some(p),
+        _ if std::env::var_os("CI").is_some() => panic!("CI: PMEM_STATIC_BIN is not set; scripts/test.sh builds it"),
+        _ => {
+            eprintln!("note: PMEM_STATIC_BIN not set; VM tests skipped (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+struct RigRun {
+    dir: PathBuf,
+    code: i32,
+    stderr: String,
+}
+
+fn rig(dir: &Path, opts: &[&str], args: &[&str]) -> RigRun {
+    let bin = static_bin().unwrap();
+    let out = dir.join("run");
+    let mut c = Command::new(shared().join("vm/run-in-vm.sh"));
+    c.args(opts).arg("--out").arg(&out).arg("--").arg(&bin).args(args);
+    let o = c.output().expect("run-in-vm.sh");
+    let code = std::fs::read_to_string(out.join("exit_code")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(o.status.code().unwrap_or(-1));
+    let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap_or_default();
+    assert_ne!(code, 125, "rig failure: {}", String::from_utf8_lossy(&o.stderr));
+    RigRun { dir: out, code, stderr }
+}
+
+fn iomem_range(iomem: &str, name: &str) -> (u64, u64) {
+    let r = memacq::iomem::named(iomem, name);
+    assert_eq!(r.len(), 1, "{name} in {iomem}");
+    (r[0].start, r[0].len())
+}
+
+/// Bytes of physical [start, start+len) from our volume and from the QEMU dump.
+fn compare_with_dump(vol: &Path, dump: &Path, iomem: &str, names: &[&str]) {
+    let c = aff4::Container::open(&[vol]).unwrap();
+    let view = memacq::export::MemoryView::open(&c, &memacq::export::MemoryView::find(&c).unwrap()).unwrap();
+    let host = memacq::source::open_file(dump).unwrap();
+    for name in names {
+        let (start, len) = iomem_range(iomem, name);
+        let mut a = vec![0u8; len as usize];
+        let mut b = vec![0u8; len as usize];
+        aff4::Stream::read_exact_at(&view, start, &mut a).unwrap();
+        host.read_at(start, &mut b).unwrap();
+        let first = a.iter().zip(&b).position(|(x, y)| x != y);
+        assert!(first.is_none(), "{name} ({start:#x}+{len:#x}) differs from the QEMU dump at +{:#x}", first.unwrap_or(0));
+        eprintln!("{name} ({start:#x}+{len:#x}): identical to the QEMU dump");
+    }
+}
+
+fn vol_python() -> Option<PathBuf> {
+    match std::env::var_os("PMEM_VOL").map(PathBuf::from) {
+        Some(p) if p.exists() => Some(p),
+        _ if std::env::var_os("CI").is_some() => panic!("CI: PMEM_VOL (Volatility 3) is not set; scripts/test.sh installs it"),
+        _ => None,
+    }
+}
+
+#[test]
+fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
+    if static_bin().is_none() {
+        return;
+    }
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("guest.elf");
+    let r = rig(tmp.path(), &["--mem", "1G", "--host-dump", dump.to_str().unwrap()], &["acquire", "-o", "/out/mem.aff4"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let vol = r.dir.join("out/mem.aff4");
+    let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
+    compare_with_dump(&vol, &dump, &iomem, &["Kernel code", "Kernel rodata"]);
+
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["passed"].as_u64().unwrap() >= 4);
+
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    let names: Vec<String> = ls["images"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str().map(String::from)).collect();
+    for want in ["/proc/kallsyms", "/proc/iomem", "/proc/cmdline", "/sys/kernel/btf/vmlinux", "VMCOREINFO"] {
+        assert!(names.iter().any(|n| n == want), "extra {want} missing: {names:?}");
+    }
+    let mem: Vec<&serde_json::Value> = ls["images"].as_array().unwrap().iter().filter(|i| i["memory"] == true).collect();
+    assert_eq!(mem.len(), 1);
+    let turtle = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    for p in ["aff4:MemoryImage", "memory:physical", "aff4:kernelRelease", "aff4:kaslrOffset", "aff4:bootId", "aff4:acquisitionEndTime"] {
+        assert!(turtle.contains(p), "metadata lacks {p}");
+    }
+    // The guest's own banner, as captured.
+    let banner = turtle.lines().find(|l| l.contains("aff4:kernelVersion")).unwrap().split('"').nth(1).unwrap().to_string();
+    assert!(banner.starts_with("Linux version "), "{banner}");
+
+    // Export as ELF and LiME; import both back byte-identically.
+    let ex = tmp.path().join("ex");
+    ok(&["export", "-D", ex.to_str().unwrap(), "--format", "elf", vol.to_str().unwrap()]);
+    ok(&["export", "-D", ex.to_str().unwrap(), "--format", "lime", vol.to_str().unwrap()]);
+    let elf = std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "elf")).unwrap();
+    let lime = elf.with_extension("lime");
+    let want = sha256_bytes(&ok(&["cat", vol.to_str().unwrap()]).stdout);
+    for f in [&elf, &lime] {
+        let imp = tmp.path().join(format!("imp-{}.aff4", f.extension().unwrap().to_string_lossy()));
+        ok(&["acquire", "-q", "-o", imp.to_str().unwrap(), "--source", f.to_str().unwrap()]);
+        assert_eq!(sha256_bytes(&ok(&["cat", imp.to_str().unwrap()]).stdout), want, "{f:?} import differs");
+    }
+
+    if let Some(vol3) = vol_python() {
+        let o = Command::new(&vol3).args(["-q", "-f"]).arg(&elf).arg("banners.Banners").output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(&banner), "Volatility 3 banners.Banners did not print the guest banner:\n{text}\n{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn lockdown_confidentiality_is_reported() {
+    if static_bin().is_none() {
+        return;
+    }
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let r = rig(tmp.path(), &["--mem", "512M", "--append", "lockdown=confidentiality"], &["acquire", "-o", "/out/mem.aff4"]);
+    assert_eq!(r.code, 6, "expected the lockdown exit code: {}", r.stderr);
+    assert!(r.stderr.contains("lockdown") && r.stderr.contains("/proc/kcore") && r.stderr.contains("/dev/mem"), "{}", r.stderr);
+    assert!(!r.dir.join("out/mem.aff4").exists(), "no volume should be left behind");
+}
+
+#[test]
+fn five_level_paging() {
+    if static_bin().is_none() {
+        return;
+    }
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("guest.elf");
+    let r = rig(tmp.path(), &["--mem", "512M", "--cpu", "max", "--host-dump", dump.to_str().unwrap()], &["acquire", "--no-extras", "-o", "/out/mem.aff4"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
+    compare_with_dump(&r.dir.join("out/mem.aff4"), &dump, &iomem, &["Kernel code", "Kernel rodata"]);
+    let dmesg = std::fs::read_to_string(r.dir.join("dmesg.txt")).unwrap_or_default();
+    let cpuinfo_hint = dmesg.contains("5-level") || dmesg.contains("la57");
+    eprintln!("5-level paging mentioned in dmesg: {cpuinfo_hint}");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", r.dir.join("out/mem.aff4").to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true);
+}
