@@ -35,7 +35,8 @@ fn rig(dir: &Path, opts: &[&str], args: &[&str]) -> RigRun {
     let mut c = Command::new(shared().join("vm/run-in-vm.sh"));
     c.args(opts).arg("--out").arg(&out).arg("--").arg(&bin).args(args);
     let o = c.output().expect("run-in-vm.sh");
-    let code = std::fs::read_to_string(out.join("exit_code")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(o.status.code().unwrap_or(-1));
+    let code =
+        std::fs::read_to_string(out.join("exit_code")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(o.status.code().unwrap_or(-1));
     let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap_or_default();
     assert_ne!(code, 125, "rig failure: {}", String::from_utf8_lossy(&o.stderr));
     RigRun { dir: out, code, stderr }
@@ -121,7 +122,11 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     if let Some(vol3) = vol_python() {
         let o = Command::new(&vol3).args(["-q", "-f"]).arg(&elf).arg("banners.Banners").output().unwrap();
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.contains(&banner), "Volatility 3 banners.Banners did not print the guest banner:\n{text}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            text.contains(&banner),
+            "Volatility 3 banners.Banners did not print the guest banner:\n{text}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -146,13 +151,18 @@ fn five_level_paging() {
     let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("guest.elf");
-    let r = rig(tmp.path(), &["--mem", "512M", "--cpu", "max", "--host-dump", dump.to_str().unwrap()], &["acquire", "--no-extras", "-o", "/out/mem.aff4"]);
+    let r = rig(
+        tmp.path(),
+        &["--mem", "512M", "--cpu", "max", "--host-dump", dump.to_str().unwrap()],
+        &["acquire", "--no-extras", "-o", "/out/mem.aff4"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
     compare_with_dump(&r.dir.join("out/mem.aff4"), &dump, &iomem, &["Kernel code", "Kernel rodata"]);
     let dmesg = std::fs::read_to_string(r.dir.join("dmesg.txt")).unwrap_or_default();
     let cpuinfo_hint = dmesg.contains("5-level") || dmesg.contains("la57");
     eprintln!("5-level paging mentioned in dmesg: {cpuinfo_hint}");
-    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", r.dir.join("out/mem.aff4").to_str().unwrap()]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(&["verify", "--json", r.dir.join("out/mem.aff4").to_str().unwrap()]).stdout).unwrap();
     assert_eq!(v["ok"], true);
 }

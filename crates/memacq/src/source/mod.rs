@@ -55,7 +55,7 @@ impl SegmentTable {
     /// A table from segments (overlaps allowed: the largest covering one is used).
     pub fn new(mut segs: Vec<Segment>) -> Self {
         segs.retain(|s| s.len > 0 && s.phys.checked_add(s.len).is_some());
-        segs.sort_by(|a, b| b.len.cmp(&a.len));
+        segs.sort_by_key(|s| std::cmp::Reverse(s.len));
         SegmentTable { segs }
     }
     /// The merged physical coverage.

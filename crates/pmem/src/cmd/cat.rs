@@ -7,7 +7,14 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
 
-pub fn run(input: &Input, stream: Option<&str>, output: Option<&Path>, offset: u64, length: Option<u64>, t: Option<usize>) -> Result<u8, Failure> {
+pub fn run(
+    input: &Input,
+    stream: Option<&str>,
+    output: Option<&Path>,
+    offset: u64,
+    length: Option<u64>,
+    t: Option<usize>,
+) -> Result<u8, Failure> {
     let c = open(input)?;
     let urn = match stream {
         Some(s) => s.to_string(),

@@ -17,7 +17,9 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Ls { input, json } => ls::run(&input, json),
         Command::View { input } => view::run(&input),
-        Command::Cat { input, stream, output, offset, length, threads } => cat::run(&input, stream.as_deref(), output.as_deref(), offset, length, threads),
+        Command::Cat { input, stream, output, offset, length, threads } => {
+            cat::run(&input, stream.as_deref(), output.as_deref(), offset, length, threads)
+        }
         Command::Export { input, dir, patterns, all, format, truncate, threads } => {
             export::run(&input, &dir, &patterns, all, format, truncate, threads)
         }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
+# median of N). Not a test: run it by hand on a quiet machine.
+#
+#   bench/run.sh [image|read|acquire|all] [N]
+#
+# image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
+#          (wall time, output size, peak RSS)                                     [issue 3]
+# read:    `pmem cat` of the resulting volume vs `lz4 -d` of the same data            [issue 2]
+# acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
+#          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc [issue 4]
+#
+# Work files go to $BENCH_DIR (default /tmp/pmem-bench); the corpus is made once with
+# ../shared/bench/gen_corpus.py (numpy in a venv under ~/.cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHAT=${1:-all}
+N=${2:-3}
+SHARED=${PMEM_SHARED:-$(cd .. && pwd)/shared}
+W=${BENCH_DIR:-/tmp/pmem-bench}
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}
+mkdir -p "$W"
+
+cargo build --release -q -p pmem
+PMEM=$PWD/target/release/pmem
+
+if [[ ! -s $W/corpus.bin ]]; then
+    [[ -x $CACHE/bench-venv/bin/python ]] || { python3 -m venv "$CACHE/bench-venv" && "$CACHE/bench-venv/bin/pip" install -q numpy; }
+    "$CACHE/bench-venv/bin/python" "$SHARED/bench/gen_corpus.py" "$W/corpus.bin" --size 2G --ranges "$W/ranges.json" >&2
+fi
+CORPUS=$W/corpus.bin
+SIZE=$(stat -c %s "$CORPUS")
+cat "$CORPUS" > /dev/null   # warm the page cache
+
+# measure LABEL CMD...: prints "wall_s peak_kib" of one run
+measure() {
+    local t0 t1 rss
+    t0=$(date +%s.%N)
+    /usr/bin/time -f '%M' -o "$W/rss" "$@" > /dev/null 2> "$W/err" || { cat "$W/err" >&2; return 1; }
+    t1=$(date +%s.%N)
+    rss=$(tail -1 "$W/rss")
+    echo "$(echo "$t1 - $t0" | bc -l) $rss"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# pair NAME_A NAME_B "CMD_A" "CMD_B": N paired runs, reports medians and the A/B ratio
+pair() {
+    local na=$1 nb=$2 ca=$3 cb=$4 i ra rb
+    : > "$W/a.txt"; : > "$W/b.txt"; : > "$W/r.txt"
+    for ((i = 0; i < N; i++)); do
+        ra=$(measure bash -c "$ca"); rb=$(measure bash -c "$cb")
+        echo "$ra" >> "$W/a.txt"; echo "$rb" >> "$W/b.txt"
+        echo "$(echo "${ra%% *} / ${rb%% *}" | bc -l)" >> "$W/r.txt"
+    done
+    local wa wb ma mb rr
+    wa=$(cut -d' ' -f1 "$W/a.txt" | median); wb=$(cut -d' ' -f1 "$W/b.txt" | median)
+    ma=$(cut -d' ' -f2 "$W/a.txt" | median); mb=$(cut -d' ' -f2 "$W/b.txt" | median)
+    rr=$(median < "$W/r.txt")
+    printf '%-28s wall %6.2f s  %7.0f MB/s  peak %4d MiB\n' "$na" "$wa" "$(echo "$SIZE / $wa / 1000000" | bc -l)" $((ma / 1024))
+    printf '%-28s wall %6.2f s  %7.0f MB/s  peak %4d MiB\n' "$nb" "$wb" "$(echo "$SIZE / $wb / 1000000" | bc -l)" $((mb / 1024))
+    printf '%-28s %.2f (median of %d paired runs)\n' "ratio A/B wall" "$rr" "$N"
+}
+
+if [[ $WHAT == image || $WHAT == all || $WHAT == read ]]; then
+    echo "== image: 2 GiB memory-like corpus, $(nproc) cores"
+    pair "A pmem image snappy sha256" "B lz4 -1" \
+        "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS" \
+        "lz4 -q -1 -f $CORPUS $W/img.lz4"
+    echo "sizes: pmem $(stat -c %s "$W/img.aff4") bytes, lz4 -1 $(stat -c %s "$W/img.lz4") bytes ($(echo "$(stat -c %s "$W/img.aff4") / $(stat -c %s "$W/img.lz4")" | bc -l | cut -c1-5)x)"
+    "$PMEM" verify -q "$W/img.aff4" | tail -1
+    [[ $("$PMEM" cat "$W/img.aff4" | sha256sum) == $(sha256sum < "$CORPUS") ]] && echo "read back: identical to the corpus"
+fi
+
+if [[ $WHAT == read || $WHAT == all ]]; then
+    echo "== read: the 2 GiB volume to /dev/null"
+    pair "A pmem cat" "B lz4 -d" "$PMEM cat $W/img.aff4 > /dev/null" "lz4 -q -d -c $W/img.lz4 > /dev/null"
+fi
+
+if [[ $WHAT == acquire || $WHAT == all ]]; then
+    AVML=$CACHE/avml/bin/avml
+    [[ -x $AVML ]] || cargo install -q --root "$CACHE/avml" avml --no-default-features
+    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
+    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+    echo "== acquire: fake /proc/kcore of the corpus ($(grep -c 'System RAM' "$W/iomem") RAM ranges)"
+    pair "A pmem acquire" "B avml --compress" \
+        "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
+        "$(fakeproc "rm -f $W/acq.limec; $AVML --compress --source /proc/kcore $W/acq.limec")"
+    echo "sizes: pmem $(stat -c %s "$W/acq.aff4") bytes, avml --compress $(stat -c %s "$W/acq.limec") bytes"
+    pair "A pmem acquire" "B avml (uncompressed)" \
+        "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
+        "$(fakeproc "rm -f $W/acq.lime; $AVML --source /proc/kcore $W/acq.lime")"
+fi
