@@ -36,4 +36,9 @@ export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+cargo test --workspace 2>&1 | tee "$LOG"
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"

@@ -383,9 +383,12 @@ fn block_map_hash(
     let mut candidates: Vec<String> =
         g.values(m, vocab::DEPENDENT_STREAM).chain(g.values(m, legacy::CONTAINS)).filter_map(|n| n.as_iri().map(String::from)).collect();
     candidates.sort();
+    // An empty stream has no bevy to locate; when it is the only one, it is the one.
+    let single = (candidates.len() == 1).then(|| candidates[0].clone());
     let stream = candidates
         .into_iter()
         .find(|s| c.segments().locate(&crate::image_stream::bevy_urn(s, 0)).map(|(i, _)| i) == map_vol)
+        .or(single)
         .ok_or_else(|| Error::NotFound(format!("{m}: no dependent stream stored beside the map")))?;
     let mut hasher = h.hasher();
     for a in HashAlgo::ALL {

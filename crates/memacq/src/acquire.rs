@@ -14,6 +14,7 @@ use aff4::symbolic::Symbolic;
 use aff4::vocab::{self, AFF4, XSD};
 use aff4::volume::write::VolumeWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Page size used for retries and unreadable accounting.
 pub const PAGE: u64 = 4096;
@@ -42,11 +43,20 @@ pub struct AcquireOptions {
     pub extra_files: Vec<String>,
     /// Read block size.
     pub block: usize,
+    /// A read that takes longer is abandoned and its pages recorded as unreadable.
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 impl Default for AcquireOptions {
     fn default() -> Self {
-        AcquireOptions { imager: ImagerOptions::default(), format: Format::Map, extras: true, extra_files: Vec::new(), block: 1 << 20 }
+        AcquireOptions {
+            imager: ImagerOptions::default(),
+            format: Format::Map,
+            extras: true,
+            extra_files: Vec::new(),
+            block: 1 << 20,
+            read_timeout: Some(std::time::Duration::from_secs(30)),
+        }
     }
 }
 
@@ -77,6 +87,70 @@ pub struct AcquireReport {
     pub kernel_release: Option<String>,
     /// Stopped early by a signal.
     pub interrupted: bool,
+    /// Reads abandoned after the timeout.
+    pub timed_out_reads: u64,
+}
+
+/// Outcome of one read.
+enum Read {
+    Ok(Vec<u8>),
+    Failed,
+    TimedOut,
+}
+
+type Job = (u64, usize, std::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+/// Runs reads on a helper thread so that one that hangs (a stuck device, a page that never
+/// returns) can be abandoned: the helper is left behind and a new one takes over.
+struct TimedReader {
+    src: Arc<dyn PhysicalSource>,
+    timeout: Option<std::time::Duration>,
+    tx: Option<std::sync::mpsc::Sender<Job>>,
+}
+
+impl TimedReader {
+    fn new(src: Arc<dyn PhysicalSource>, timeout: Option<std::time::Duration>) -> Self {
+        TimedReader { src, timeout, tx: None }
+    }
+    fn worker(&mut self) -> &std::sync::mpsc::Sender<Job> {
+        let src = self.src.clone();
+        self.tx.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            std::thread::spawn(move || {
+                while let Ok((phys, len, reply)) = rx.recv() {
+                    let mut buf = vec![0u8; len];
+                    let r = src.read_at(phys, &mut buf).map(|_| buf);
+                    if reply.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+            tx
+        })
+    }
+    fn read(&mut self, phys: u64, len: usize) -> Read {
+        let Some(timeout) = self.timeout else {
+            let mut buf = vec![0u8; len];
+            return match self.src.read_at(phys, &mut buf) {
+                Ok(()) => Read::Ok(buf),
+                Err(_) => Read::Failed,
+            };
+        };
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        if self.worker().send((phys, len, rtx)).is_err() {
+            self.tx = None;
+            return Read::Failed;
+        }
+        match rrx.recv_timeout(timeout) {
+            Ok(Ok(b)) => Read::Ok(b),
+            Ok(Err(_)) => Read::Failed,
+            Err(_) => {
+                // Abandon the stuck helper; the next read starts a fresh one.
+                self.tx = None;
+                Read::TimedOut
+            }
+        }
+    }
 }
 
 /// Facts about the running system (live sources only).
@@ -170,7 +244,7 @@ impl Placer<'_> {
 /// # Errors
 /// Only failures to write the volume; read failures become UnreadableData.
 pub fn acquire(
-    src: &dyn PhysicalSource,
+    src: Arc<dyn PhysicalSource>,
     vol: &mut VolumeWriter,
     opts: &AcquireOptions,
     sys: &SystemInfo,
@@ -197,6 +271,8 @@ pub fn acquire(
     let mut unreadable: Vec<Range> = Vec::new();
     let mut unreadable_pages = 0u64;
     let mut interrupted = false;
+    let mut timed_out_reads = 0u64;
+    let mut reader = TimedReader::new(src.clone(), opts.read_timeout);
     let block = (opts.block as u64).max(PAGE) / PAGE * PAGE;
     'ranges: for (i, r) in ranges.iter().enumerate() {
         if opts.format == Format::Raw {
@@ -210,16 +286,36 @@ pub fn acquire(
             }
             // Blocks end on page boundaries so that retries are page-aligned.
             let n = (block - (off % PAGE)).min(r.end - off);
-            let mut buf = vec![0u8; n as usize];
-            if src.read_at(off, &mut buf).is_ok() {
+            let first = reader.read(off, n as usize);
+            if let Read::Ok(buf) = first {
                 p.data(i, off, buf)?;
             } else {
+                // Retry page by page (each page twice); after a timeout, pages that time out
+                // again are not retried, and two timeouts in a row give up on the block.
+                let mut consecutive_timeouts = u32::from(matches!(first, Read::TimedOut));
+                timed_out_reads += u64::from(matches!(first, Read::TimedOut));
                 let mut q = off;
                 while q < off + n {
                     let m = (PAGE - q % PAGE).min(off + n - q);
-                    let mut pg = vec![0u8; m as usize];
-                    let ok = src.read_at(q, &mut pg).is_ok() || src.read_at(q, &mut pg).is_ok();
-                    if ok {
+                    let mut got = None;
+                    if consecutive_timeouts < 2 {
+                        for _ in 0..2 {
+                            match reader.read(q, m as usize) {
+                                Read::Ok(b) => {
+                                    got = Some(b);
+                                    consecutive_timeouts = 0;
+                                    break;
+                                }
+                                Read::Failed => {}
+                                Read::TimedOut => {
+                                    timed_out_reads += 1;
+                                    consecutive_timeouts += 1;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if let Some(pg) = got {
                         p.data(i, q, pg)?;
                     } else {
                         p.fill(i, q, m, Symbolic::Unreadable)?;
@@ -280,6 +376,7 @@ pub fn acquire(
             }),
         ),
         (a("unreadablePages"), Node::long(unreadable_pages)),
+        (a("timedOutReads"), Node::long(timed_out_reads)),
         (a("tool"), Node::string(aff4::TOOL)),
     ];
     if !unreadable.is_empty() {
@@ -379,6 +476,7 @@ pub fn acquire(
         missing,
         kernel_release: release,
         interrupted,
+        timed_out_reads,
     })
 }
 

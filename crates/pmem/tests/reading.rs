@@ -99,3 +99,53 @@ fn flipped_byte_fails_verify_naming_the_stream() {
         "{out}"
     );
 }
+
+#[test]
+fn damaged_volumes_end_in_a_result_or_one_line_error() {
+    // A process-level sample of the library-level mutation test (crates/aff4/tests/mutation.rs).
+    let dir = tempfile::tempdir().unwrap();
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for name in ["AFF4Std/Base-Linear.aff4", "AFF4PreStd/Base-Linear-ReadError.af4", "AFF4-L/dream.aff4"] {
+        let src = std::fs::read(refimg(name)).unwrap();
+        for i in 0..8 {
+            let mut m = src.clone();
+            let tail = m.len().saturating_sub(20_000);
+            for _ in 0..3 {
+                let p = tail + (next() as usize) % (m.len() - tail);
+                m[p] ^= 1 << (next() % 8);
+            }
+            if i % 4 == 3 {
+                let cut = (next() as usize) % m.len();
+                m.truncate(cut);
+            }
+            let p = dir.path().join(format!("m{i}.aff4"));
+            std::fs::write(&p, &m).unwrap();
+            for cmd in ["ls", "cat", "verify"] {
+                let t = std::time::Instant::now();
+                let mut child = pmem()
+                    .args([cmd, p.to_str().unwrap()])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                let st = child.wait().unwrap();
+                assert!(st.code().is_some(), "{name} #{i} {cmd}: killed by a signal");
+                assert!(!err.contains("panicked"), "{name} #{i} {cmd}: {err}");
+                // verify reports mismatches on stdout with exit code 1; anything else is one error line.
+                let verify_mismatch = cmd == "verify" && st.code() == Some(1) && err.is_empty();
+                if !st.success() && !verify_mismatch {
+                    assert!(err.starts_with("pmem: error:") && err.trim_end().lines().count() == 1, "{name} #{i} {cmd}: {err}");
+                }
+                assert!(t.elapsed() < std::time::Duration::from_secs(60), "{name} #{i} {cmd} too slow");
+            }
+        }
+    }
+}

@@ -41,6 +41,9 @@ pub struct AcquireArgs {
     /// More files to capture (globs allowed; repeatable).
     #[arg(short = 'i', long = "input", value_name = "FILE|GLOB")]
     pub extra: Vec<String>,
+    /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
+    #[arg(long, default_value_t = 30)]
+    pub read_timeout: u64,
     /// Read block size in KiB.
     #[arg(long, default_value_t = 1024, hide = true)]
     pub block_kib: usize,
@@ -129,6 +132,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         extras: !a.no_extras,
         extra_files,
         block: a.block_kib.max(4) * 1024,
+        read_timeout: (a.read_timeout > 0).then(|| std::time::Duration::from_secs(a.read_timeout)),
     };
     let quiet = a.store.quiet || a.store.json;
     if !quiet {
@@ -157,8 +161,9 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
             .progress_chars("=> "),
     );
     let mut last_bad = 0;
+    let src: std::sync::Arc<dyn memacq::source::PhysicalSource> = std::sync::Arc::from(src);
     let report = acquire(
-        &*src,
+        src.clone(),
         &mut vol,
         &opts,
         &sys,

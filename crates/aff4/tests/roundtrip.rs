@@ -1,0 +1,83 @@
+//! Property tests: whatever is written through the imaging pipeline reads back identically,
+//! for random sizes, codecs, chunk sizes, zero runs, write splits and appends.
+
+#![allow(clippy::unwrap_used)]
+
+use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::volume::write::{Mode, VolumeWriter};
+use aff4::{vocab, Codec, Container, HashAlgo};
+use proptest::prelude::*;
+
+fn data_strategy() -> impl Strategy<Value = Vec<u8>> {
+    // Runs of zeros, text and noise.
+    prop::collection::vec((0u8..3, 1usize..20_000, any::<u8>()), 0..12).prop_map(|runs| {
+        let mut v = Vec::new();
+        for (kind, len, seed) in runs {
+            let mut x = seed as u64 | 1;
+            for i in 0..len {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                v.push(match kind {
+                    0 => 0,
+                    1 => b"abcdefgh"[i % 8],
+                    _ => (x >> 33) as u8,
+                });
+            }
+        }
+        v
+    })
+}
+
+fn codec_strategy() -> impl Strategy<Value = Codec> {
+    prop_oneof![Just(Codec::Snappy), Just(Codec::Lz4), Just(Codec::Zlib), Just(Codec::Deflate), Just(Codec::Stored)]
+}
+
+fn write_image(vol: &mut VolumeWriter, data: &[u8], codec: Codec, chunk: u32, cpb: u32, split: usize, page: usize) -> String {
+    let opts = ImagerOptions {
+        chunk_size: chunk,
+        chunks_per_bevy: cpb,
+        codec,
+        threads: 2,
+        hashes: vec![HashAlgo::Sha1],
+        block_hashes: vec![HashAlgo::Md5],
+        zero_page: page,
+    };
+    let mut im = Imager::new(vol, opts).unwrap();
+    let mut off = 0;
+    for piece in data.chunks(split.max(1)) {
+        im.write(vol, off as u64, piece.to_vec()).unwrap();
+        off += piece.len();
+    }
+    let r = im.finish(vol, data.len() as u64).unwrap();
+    let img = aff4::urn::new_urn();
+    describe_image(vol, &img, &r, &[vocab::IMAGE, vocab::DISK_IMAGE], vec![]);
+    img
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn write_then_read(data in data_strategy(), codec in codec_strategy(), chunk in prop_oneof![Just(512u32), Just(4096u32), Just(32768u32)],
+                       cpb in 1u32..6, split in 1usize..70_000, page in prop_oneof![Just(0usize), Just(512usize), Just(4096usize)],
+                       extra in data_strategy()) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.aff4");
+        let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
+        let a = write_image(&mut vol, &data, codec, chunk, cpb, split, page);
+        vol.finish().unwrap();
+        // Append a second image.
+        let mut vol = VolumeWriter::create(&p, Mode::Append).unwrap();
+        let b = write_image(&mut vol, &extra, codec, chunk, cpb, split, page);
+        vol.finish().unwrap();
+
+        let c = Container::open(&[&p]).unwrap();
+        for (img, want) in [(&a, &data), (&b, &extra)] {
+            let s = c.open_stream(img).unwrap();
+            prop_assert_eq!(s.size(), want.len() as u64);
+            let got = s.read_all(1 << 30).unwrap();
+            prop_assert!(&got == want);
+        }
+        let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+        prop_assert!(aff4::verify::all_ok(&checks), "{:?}", checks);
+    }
+}
