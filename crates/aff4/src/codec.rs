@@ -129,6 +129,54 @@ impl Codec {
     }
 }
 
+/// Compresses chunks with per-thread state reused between chunks (no allocation or zeroing of
+/// a fresh output buffer per chunk).
+pub struct ChunkEncoder {
+    codec: Codec,
+    snap: snap::raw::Encoder,
+    out: Vec<u8>,
+}
+
+impl ChunkEncoder {
+    /// An encoder for `codec`.
+    pub fn new(codec: Codec) -> Self {
+        ChunkEncoder { codec, snap: snap::raw::Encoder::new(), out: Vec::new() }
+    }
+
+    /// The compressed chunk, or `None` when it would not be smaller than `limit` bytes.
+    pub fn encode(&mut self, chunk: &[u8]) -> Option<&[u8]> {
+        self.encode_limit(chunk, chunk.len().saturating_sub(16))
+    }
+
+    /// As [`ChunkEncoder::encode`] with an explicit limit.
+    pub fn encode_limit(&mut self, chunk: &[u8], limit: usize) -> Option<&[u8]> {
+        let n = match self.codec {
+            Codec::Snappy | Codec::SnappyAlways => {
+                let need = snap::raw::max_compress_len(chunk.len());
+                if self.out.len() < need {
+                    self.out.resize(need, 0);
+                }
+                self.snap.compress(chunk, &mut self.out).ok()?
+            }
+            Codec::Lz4 => {
+                let need = lz4_flex::block::get_maximum_output_size(chunk.len());
+                if self.out.len() < need {
+                    self.out.resize(need, 0);
+                }
+                lz4_flex::block::compress_into(chunk, &mut self.out).ok()?
+            }
+            Codec::Zlib | Codec::Deflate => {
+                let v = self.codec.encode(chunk, limit)?;
+                self.out.clear();
+                self.out.extend_from_slice(&v);
+                v.len()
+            }
+            Codec::Stored | Codec::Unspecified => return None,
+        };
+        (n < limit).then(|| &self.out[..n])
+    }
+}
+
 fn unreachable_stored() -> Result<Vec<u8>> {
     Err(bad("internal: stored chunk reached a decoder".into()))
 }

@@ -87,8 +87,27 @@ pub struct ImagerResult {
 }
 
 enum HashMsg {
-    Data(Arc<Vec<u8>>),
+    Data(Arc<Pooled>),
     Fill(Symbolic, u64, u64),
+}
+
+type Pool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+const POOL_MAX: usize = 16;
+
+/// An input block that returns to the pool when its last user (page scan or hasher) drops it.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Pool,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL_MAX {
+                p.push(std::mem::take(&mut self.buf));
+            }
+        }
+    }
 }
 
 /// A running imaging pipeline for one image.
@@ -112,6 +131,7 @@ pub struct Imager {
     bevy: BevyWriter,
     stats: ImagerStats,
     max_in_flight: u64,
+    pool: Pool,
 }
 
 fn is_zero(b: &[u8]) -> bool {
@@ -148,8 +168,9 @@ impl Imager {
             let codec = opts.codec;
             let algos = opts.block_hashes.clone();
             workers.push(std::thread::spawn(move || {
+                let mut enc = crate::codec::ChunkEncoder::new(codec);
                 while let Ok((seq, chunk)) = rx.recv() {
-                    if tx.send((seq, encode_chunk(codec, chunk, &algos))).is_err() {
+                    if tx.send((seq, encode_chunk(&mut enc, chunk, &algos))).is_err() {
                         break;
                     }
                 }
@@ -162,7 +183,7 @@ impl Imager {
             let mut buf = vec![0u8; 1 << 20];
             while let Ok(m) = hash_rx.recv() {
                 match m {
-                    HashMsg::Data(d) => hs.iter_mut().for_each(|h| h.update(&d)),
+                    HashMsg::Data(d) => hs.iter_mut().for_each(|h| h.update(&d.buf)),
                     HashMsg::Fill(sym, off, len) => {
                         let mut done = 0u64;
                         while done < len {
@@ -197,6 +218,7 @@ impl Imager {
             pending: BTreeMap::new(),
             bevy,
             stats: ImagerStats::default(),
+            pool: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
     }
 
@@ -219,6 +241,14 @@ impl Imager {
         self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or_else(|| Error::Unsupported("internal: hasher thread ended".into()))
     }
 
+    /// A buffer of `len` bytes for the next [`Imager::write`], reused from earlier writes when
+    /// possible (its content is whatever was there: fill it completely).
+    pub fn buffer(&self, len: usize) -> Vec<u8> {
+        let mut b = self.pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+
     /// Adds the bytes at virtual `offset` (at or after everything written so far; a gap
     /// before it is recorded as zeros).
     ///
@@ -231,8 +261,9 @@ impl Imager {
         if offset > self.pos {
             self.fill(vol, self.pos, offset - self.pos, Symbolic::Constant(0))?;
         }
-        let data = Arc::new(data);
+        let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
         self.hash(HashMsg::Data(data.clone()))?;
+        let data = &data.buf;
         let page = if self.opts.zero_page == 0 { data.len().max(1) } else { self.opts.zero_page };
         let zero_id = self.map.target(vocab::ZERO);
         let mut v = offset;

@@ -98,7 +98,7 @@ enum Read {
     TimedOut,
 }
 
-type Job = (u64, usize, std::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+type Job = (u64, Vec<u8>, std::sync::mpsc::Sender<(Vec<u8>, std::io::Result<()>)>);
 
 /// Runs reads on a helper thread so that one that hangs (a stuck device, a page that never
 /// returns) can be abandoned: the helper is left behind and a new one takes over.
@@ -117,10 +117,9 @@ impl TimedReader {
         self.tx.get_or_insert_with(|| {
             let (tx, rx) = std::sync::mpsc::channel::<Job>();
             std::thread::spawn(move || {
-                while let Ok((phys, len, reply)) = rx.recv() {
-                    let mut buf = vec![0u8; len];
-                    let r = src.read_at(phys, &mut buf).map(|_| buf);
-                    if reply.send(r).is_err() {
+                while let Ok((phys, mut buf, reply)) = rx.recv() {
+                    let r = src.read_at(phys, &mut buf);
+                    if reply.send((buf, r)).is_err() {
                         break;
                     }
                 }
@@ -128,22 +127,22 @@ impl TimedReader {
             tx
         })
     }
-    fn read(&mut self, phys: u64, len: usize) -> Read {
+    /// Fills `buf` (from the imager's pool) from `phys`.
+    fn read(&mut self, phys: u64, mut buf: Vec<u8>) -> Read {
         let Some(timeout) = self.timeout else {
-            let mut buf = vec![0u8; len];
             return match self.src.read_at(phys, &mut buf) {
                 Ok(()) => Read::Ok(buf),
                 Err(_) => Read::Failed,
             };
         };
         let (rtx, rrx) = std::sync::mpsc::channel();
-        if self.worker().send((phys, len, rtx)).is_err() {
+        if self.worker().send((phys, buf, rtx)).is_err() {
             self.tx = None;
             return Read::Failed;
         }
         match rrx.recv_timeout(timeout) {
-            Ok(Ok(b)) => Read::Ok(b),
-            Ok(Err(_)) => Read::Failed,
+            Ok((b, Ok(()))) => Read::Ok(b),
+            Ok((_, Err(_))) => Read::Failed,
             Err(_) => {
                 // Abandon the stuck helper; the next read starts a fresh one.
                 self.tx = None;
@@ -286,7 +285,7 @@ pub fn acquire(
             }
             // Blocks end on page boundaries so that retries are page-aligned.
             let n = (block - (off % PAGE)).min(r.end - off);
-            let first = reader.read(off, n as usize);
+            let first = reader.read(off, p.im.buffer(n as usize));
             if let Read::Ok(buf) = first {
                 p.data(i, off, buf)?;
             } else {
@@ -300,7 +299,7 @@ pub fn acquire(
                     let mut got = None;
                     if consecutive_timeouts < 2 {
                         for _ in 0..2 {
-                            match reader.read(q, m as usize) {
+                            match reader.read(q, vec![0u8; m as usize]) {
                                 Read::Ok(b) => {
                                     got = Some(b);
                                     consecutive_timeouts = 0;

@@ -2,7 +2,7 @@
 //! AFF4.md §5.6 recommends) and bevy assembly with the 12-byte index and block hashes.
 
 use super::bevy_urn;
-use crate::codec::Codec;
+use crate::codec::ChunkEncoder;
 use crate::error::Result;
 use crate::hash::{HashAlgo, Hasher};
 use crate::volume::write::VolumeWriter;
@@ -15,12 +15,11 @@ pub struct EncodedChunk {
     pub digests: Vec<Vec<u8>>,
 }
 
-/// Encodes one full (padded) chunk.
-pub fn encode_chunk(codec: Codec, chunk: Vec<u8>, block_algos: &[HashAlgo]) -> EncodedChunk {
+/// Encodes one full (padded) chunk with a thread's encoder.
+pub fn encode_chunk(enc: &mut ChunkEncoder, chunk: Vec<u8>, block_algos: &[HashAlgo]) -> EncodedChunk {
     let digests = block_algos.iter().map(|a| a.digest(&chunk)).collect();
-    let limit = chunk.len().saturating_sub(16);
-    let payload = match codec.encode(&chunk, limit) {
-        Some(c) => c,
+    let payload = match enc.encode(&chunk) {
+        Some(c) => c.to_vec(),
         None => chunk,
     };
     EncodedChunk { payload, digests }

@@ -170,7 +170,7 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
     let mut off = 0u64;
     let mut unreadable = 0u64;
     loop {
-        let mut buf = vec![0u8; BLOCK];
+        let mut buf = im.buffer(BLOCK);
         let n = match read_full(&mut reader, &mut buf) {
             Ok(n) => n,
             Err(_) if size.is_some() => {
