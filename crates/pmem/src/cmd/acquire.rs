@@ -48,10 +48,10 @@ pub struct AcquireArgs {
     #[arg(long, default_value_t = 1024, hide = true)]
     pub block_kib: usize,
     /// Alternative /proc/kcore (tests with a fake /proc).
-    #[arg(long, hide = true, default_value = "/proc/kcore")]
+    #[arg(long, hide = true, default_value = "/proc/kcore", overrides_with = "kcore_path")]
     pub kcore_path: String,
     /// Alternative /proc/iomem.
-    #[arg(long, hide = true, default_value = "/proc/iomem")]
+    #[arg(long, hide = true, default_value = "/proc/iomem", overrides_with = "iomem_path")]
     pub iomem_path: String,
     /// Alternative /dev/mem.
     #[arg(long, hide = true, default_value = "/dev/mem")]

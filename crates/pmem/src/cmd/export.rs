@@ -91,8 +91,15 @@ pub fn run(
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     let mut jobs: Vec<(String, String)> = Vec::new();
+    // Memory images are exported as their physical view (whatever their layout inside).
+    let has_memory = c.images().iter().any(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn))));
+    let mut n = 0;
+    if has_memory {
+        export_memory(&c, dir, patterns, ExportFormat::Raw, truncate, threads(t))?;
+        n += 1;
+    }
     for i in c.images() {
-        if i.data_streams.is_empty() {
+        if i.data_streams.is_empty() || i.memory {
             continue;
         }
         let name = i.name.clone().unwrap_or_else(|| i.urn.clone());
@@ -105,7 +112,6 @@ pub fn run(
     }
     let matches = |urn: &str, name: &str| patterns.is_empty() || patterns.iter().any(|p| glob(p, urn) || glob(p, name));
     let mut used = HashSet::new();
-    let mut n = 0;
     for (urn, name) in jobs {
         if !matches(&urn, &name) {
             continue;

@@ -1,0 +1,145 @@
+//! `pmem acquire` on a fake /proc (../shared/bench/make_kcore.py): every format and source
+//! gives the same physical view, and the pmem-style invocation works.
+
+#![allow(clippy::unwrap_used)]
+
+mod util;
+use std::path::Path;
+use std::process::Command;
+use util::*;
+
+struct Fake {
+    _dir: tempfile::TempDir,
+    kcore: String,
+    iomem: String,
+    devmem: String,
+    physical: Vec<u8>,
+    root: std::path::PathBuf,
+}
+
+/// A fake kcore + iomem for three RAM ranges with a hole, and a /dev/mem-like flat file.
+fn fake() -> Fake {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = corpus(6 << 20, 77);
+    std::fs::write(d.join("corpus.bin"), &data).unwrap();
+    let ranges = [(0x1000u64, 0x9e000u64, 0u64), (0x100000, 0x400000, 0x9e000), (0x800000, (6 << 20) - 0x49e000, 0x49e000)];
+    let json = format!(
+        "[{}]",
+        ranges
+            .iter()
+            .map(|(p, l, f)| format!("{{\"phys_start\": {p}, \"length\": {l}, \"file_offset\": {f}}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    std::fs::write(d.join("ranges.json"), json).unwrap();
+    let o = Command::new("python3")
+        .arg(shared().join("bench/make_kcore.py"))
+        .args(["corpus.bin", "ranges.json", "kcore", "iomem"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let end = ranges.iter().map(|(p, l, _)| p + l).max().unwrap();
+    let mut physical = vec![0u8; end as usize];
+    for (p, l, f) in ranges {
+        physical[p as usize..(p + l) as usize].copy_from_slice(&data[f as usize..(f + l) as usize]);
+    }
+    std::fs::write(d.join("mem"), &physical).unwrap();
+    let s = |n: &str| d.join(n).display().to_string();
+    Fake { kcore: s("kcore"), iomem: s("iomem"), devmem: s("mem"), physical, root: d.to_path_buf(), _dir: dir }
+}
+
+fn acquire(f: &Fake, out: &Path, extra: &[&str]) {
+    let mut args = vec!["acquire", "-q", "--no-extras", "-o", out.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem];
+    args.extend_from_slice(extra);
+    ok(&args);
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", out.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+fn raw_export(vol: &Path, dir: &Path) -> Vec<u8> {
+    let d = dir.join(format!("raw-{}", vol.file_name().unwrap().to_string_lossy()));
+    ok(&["export", "-D", d.to_str().unwrap(), "--format", "raw", vol.to_str().unwrap()]);
+    let f = std::fs::read_dir(&d).unwrap().next().unwrap().unwrap().path();
+    std::fs::read(f).unwrap()
+}
+
+#[test]
+fn every_format_and_source_gives_the_physical_view() {
+    let f = fake();
+    let want = &f.physical;
+    // map (default), via kcore.
+    let map = f.root.join("map.aff4");
+    acquire(&f, &map, &["--source", "kcore"]);
+    assert!(&ok(&["cat", map.to_str().unwrap()]).stdout == want);
+    // raw: the same view, stored in full.
+    let raw = f.root.join("raw.aff4");
+    acquire(&f, &raw, &["--source", "kcore", "--format", "raw"]);
+    assert!(&ok(&["cat", raw.to_str().unwrap()]).stdout == want);
+    // elf: the image's bytes are an ELF core; exporting raw gives the physical view back.
+    let elf = f.root.join("elf.aff4");
+    acquire(&f, &elf, &["--source", "kcore", "--format", "elf"]);
+    let core = ok(&["cat", elf.to_str().unwrap()]).stdout;
+    assert_eq!(&core[..4], b"\x7fELF");
+    assert!(&raw_export(&elf, &f.root) == want);
+    // /dev/mem and /dev/crash read by physical offset.
+    for (src, flag) in [("mem", "--mem-path"), ("crash", "--crash-path")] {
+        let v = f.root.join(format!("{src}.aff4"));
+        acquire(&f, &v, &["--source", src, flag, &f.devmem]);
+        assert!(&ok(&["cat", v.to_str().unwrap()]).stdout == want, "{src}");
+    }
+    // auto falls back from a missing kcore and says so nowhere fatal.
+    let auto = f.root.join("auto.aff4");
+    acquire(&f, &auto, &["--kcore-path", "/nonexistent/kcore", "--crash-path", "/nonexistent/crash", "--mem-path", &f.devmem]);
+    assert!(&ok(&["cat", auto.to_str().unwrap()]).stdout == want);
+    let t = String::from_utf8(ok(&["view", auto.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("(devmem)"), "{t}");
+    // pmem/linpmem style: `pmem -o mem.aff4 -c snappy -t`.
+    let compat = f.root.join("compat.aff4");
+    ok(&["-o", compat.to_str().unwrap(), "-c", "snappy", "-t", "-q", "--no-extras", "--kcore-path", &f.kcore, "--iomem-path", &f.iomem]);
+    assert!(&ok(&["cat", compat.to_str().unwrap()]).stdout == want);
+}
+
+#[test]
+fn no_source_is_explained_with_its_exit_code() {
+    let f = fake();
+    let o = run(&[
+        "acquire",
+        "-o",
+        f.root.join("x.aff4").to_str().unwrap(),
+        "--kcore-path",
+        "/nonexistent/kcore",
+        "--crash-path",
+        "/nonexistent/crash",
+        "--mem-path",
+        "/nonexistent/mem",
+        "--iomem-path",
+        &f.iomem,
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    let e = String::from_utf8_lossy(&o.stderr);
+    for p in ["/nonexistent/kcore", "/nonexistent/crash", "/nonexistent/mem", "does not exist"] {
+        assert!(e.contains(p), "{e}");
+    }
+}
+
+#[test]
+fn extras_are_captured_with_the_image() {
+    let f = fake();
+    let v = f.root.join("x.aff4");
+    let hosts = f.root.join("note.txt");
+    std::fs::write(&hosts, b"analyst note\n").unwrap();
+    ok(&["acquire", "-q", "-o", v.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem, "-i", hosts.to_str().unwrap()]);
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", v.to_str().unwrap()]).stdout).unwrap();
+    let names: Vec<&str> = ls["images"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+    assert!(names.contains(&"/proc/cmdline") && names.iter().any(|n| n.ends_with("note.txt")), "{names:?}");
+    // information.yaml beside the memory map.
+    let t = String::from_utf8(ok(&["view", v.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("aff4:memoryRanges") && t.contains("memory:physical"));
+    let c = aff4::Container::open(&[&v]).unwrap();
+    let mem = c.images().into_iter().find(|i| i.memory).unwrap();
+    let yaml = c.open_stream(&format!("{}/information.yaml", mem.data_streams[0])).unwrap().read_all(1 << 20).unwrap();
+    let y = String::from_utf8(yaml).unwrap();
+    assert!(y.contains("Runs:") && y.contains("start: 0x100000"), "{y}");
+}
