@@ -85,9 +85,9 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     echo "== acquire: fake /proc/kcore of the corpus ($(grep -c 'System RAM' "$W/iomem") RAM ranges)"
     pair "A pmem acquire" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
-        "$(fakeproc "rm -f $W/acq.limec; $AVML --compress --source /proc/kcore $W/acq.limec")"
+        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     echo "sizes: pmem $(stat -c %s "$W/acq.aff4") bytes, avml --compress $(stat -c %s "$W/acq.limec") bytes"
     pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
-        "$(fakeproc "rm -f $W/acq.lime; $AVML --source /proc/kcore $W/acq.lime")"
+        "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
 fi

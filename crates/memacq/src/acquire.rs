@@ -127,29 +127,47 @@ impl TimedReader {
             tx
         })
     }
-    /// Fills `buf` (from the imager's pool) from `phys`.
-    fn read(&mut self, phys: u64, mut buf: Vec<u8>) -> Read {
-        let Some(timeout) = self.timeout else {
-            return match self.src.read_at(phys, &mut buf) {
-                Ok(()) => Read::Ok(buf),
-                Err(_) => Read::Failed,
-            };
-        };
+    /// Queues a read of `buf.len()` bytes at `phys` (from the imager's pool) on the helper.
+    fn submit(&mut self, phys: u64, buf: Vec<u8>) -> Pending {
         let (rtx, rrx) = std::sync::mpsc::channel();
-        if self.worker().send((phys, buf, rtx)).is_err() {
+        if self.timeout.is_none() {
+            // No helper: read now.
+            let mut buf = buf;
+            let r = self.src.read_at(phys, &mut buf);
+            let _ = rtx.send((buf, r));
+        } else if self.worker().send((phys, buf, rtx)).is_err() {
             self.tx = None;
-            return Read::Failed;
         }
-        match rrx.recv_timeout(timeout) {
+        Pending { phys, rx: rrx }
+    }
+
+    /// Waits for a queued read; a timeout abandons the helper (later reads start a new one).
+    fn wait(&mut self, p: Pending) -> Read {
+        let r = match self.timeout {
+            Some(t) => p.rx.recv_timeout(t).map_err(|e| matches!(e, std::sync::mpsc::RecvTimeoutError::Timeout)),
+            None => p.rx.recv().map_err(|_| false),
+        };
+        match r {
             Ok((b, Ok(()))) => Read::Ok(b),
-            Ok((_, Err(_))) => Read::Failed,
-            Err(_) => {
-                // Abandon the stuck helper; the next read starts a fresh one.
+            Ok((_, Err(_))) | Err(false) => Read::Failed,
+            Err(true) => {
                 self.tx = None;
                 Read::TimedOut
             }
         }
     }
+
+    /// Reads synchronously.
+    fn read(&mut self, phys: u64, buf: Vec<u8>) -> Read {
+        let p = self.submit(phys, buf);
+        self.wait(p)
+    }
+}
+
+/// A read queued on the helper thread.
+struct Pending {
+    phys: u64,
+    rx: std::sync::mpsc::Receiver<(Vec<u8>, std::io::Result<()>)>,
 }
 
 /// Facts about the running system (live sources only).
@@ -273,19 +291,50 @@ pub fn acquire(
     let mut timed_out_reads = 0u64;
     let mut reader = TimedReader::new(src.clone(), opts.read_timeout);
     let block = (opts.block as u64).max(PAGE) / PAGE * PAGE;
-    'ranges: for (i, r) in ranges.iter().enumerate() {
-        if opts.format == Format::Raw {
-            p.pad_to(r.start)?;
-        }
+    // Blocks end on page boundaries so that retries are page-aligned.
+    let mut blocks: Vec<(usize, u64, u64)> = Vec::new();
+    for (i, r) in ranges.iter().enumerate() {
         let mut off = r.start;
         while off < r.end {
-            if stop.load(Ordering::Relaxed) {
-                interrupted = true;
-                break 'ranges;
-            }
-            // Blocks end on page boundaries so that retries are page-aligned.
             let n = (block - (off % PAGE)).min(r.end - off);
-            let first = reader.read(off, p.im.buffer(n as usize));
+            blocks.push((i, off, n));
+            off += n;
+        }
+    }
+    // Reads run ahead of the pipeline by READ_AHEAD blocks.
+    const READ_AHEAD: usize = 3;
+    let mut queue: std::collections::VecDeque<(usize, u64, u64, Pending)> = std::collections::VecDeque::new();
+    let mut next = 0usize;
+    let mut current_range = usize::MAX;
+    loop {
+        while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
+            let (i, off, n) = blocks[next];
+            let pend = reader.submit(off, p.im.buffer(n as usize));
+            queue.push_back((i, off, n, pend));
+            next += 1;
+        }
+        let Some((i, off, n, pend)) = queue.pop_front() else { break };
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        if i != current_range {
+            if opts.format == Format::Raw {
+                p.pad_to(ranges[i].start)?;
+            }
+            current_range = i;
+        }
+        debug_assert_eq!(pend.phys, off);
+        let first = reader.wait(pend);
+        if matches!(first, Read::TimedOut) {
+            // The helper was abandoned with the queued reads: queue them again on a new one.
+            let rest: Vec<_> = queue.drain(..).collect();
+            for (ri, roff, rn, _) in rest {
+                let pend = reader.submit(roff, p.im.buffer(rn as usize));
+                queue.push_back((ri, roff, rn, pend));
+            }
+        }
+        {
             if let Read::Ok(buf) = first {
                 p.data(i, off, buf)?;
             } else {
@@ -327,10 +376,12 @@ pub fn acquire(
                     q += m;
                 }
             }
-            off += n;
             done += n;
             progress(done, unreadable_pages);
         }
+    }
+    if next < blocks.len() || !queue.is_empty() {
+        interrupted = true;
     }
     let size = match opts.format {
         Format::Elf => layout.size,
