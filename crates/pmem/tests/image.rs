@@ -221,3 +221,47 @@ fn output_is_private_and_never_follows_symlinks() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(&target).unwrap(), b"keep");
 }
+
+#[test]
+fn disk_full_is_reported_and_the_volume_survives() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("note: not root; the ENOSPC test needs a tmpfs mount");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"]).arg(&mnt).status().unwrap();
+    assert!(st.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(mnt.clone());
+    let a = dir.path().join("a.bin");
+    let data = corpus(1 << 20, 9);
+    std::fs::write(&a, &data).unwrap();
+    let vol = mnt.join("v.aff4");
+    let v = vol.to_str().unwrap();
+    ok(&["image", "-q", "-o", v, a.to_str().unwrap()]);
+    // 16 MiB of noise cannot fit in what is left.
+    let big = dir.path().join("big.bin");
+    let noise: Vec<u8> = (0..16u64 << 20).map(|i| (i.wrapping_mul(0x9E3779B97F4A7C15) >> 56) as u8).collect();
+    std::fs::write(&big, &noise).unwrap();
+    let o = run(&["image", "-q", "-c", "stored", "-o", v, big.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left") && err.lines().count() == 1, "{err}");
+    // The earlier image is intact and verifies.
+    assert!(ok(&["cat", v]).stdout == data);
+    let out = String::from_utf8_lossy(&ok(&["verify", v]).stdout).to_string();
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
