@@ -36,6 +36,13 @@ export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# A brief run of every fuzz target (nightly + cargo-fuzz); fuzz/run.sh 600 for real campaigns.
+if rustup toolchain list | grep -q '^nightly'; then
+    fuzz/run.sh "${PMEM_FUZZ_SECONDS:-15}"
+else
+    echo "note: no nightly toolchain; fuzz smoke run skipped"
+fi
+
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 cargo test --workspace 2>&1 | tee "$LOG"

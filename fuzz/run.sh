@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Seeds each fuzz target's corpus from the reference images and runs every target for
+# SECONDS (default 60) with libFuzzer. Needs a nightly toolchain; installs cargo-fuzz if missing.
+#   fuzz/run.sh [SECONDS] [TARGET...]
+# Longer runs: fuzz/run.sh 600 volume zip_directory   (crashes land in fuzz/artifacts/TARGET/)
+set -euo pipefail
+cd "$(dirname "$0")"
+SECS=${1:-60}; shift || true
+SHARED=${PMEM_SHARED:-$(cd ../.. && pwd)/shared}
+command -v cargo-fuzz >/dev/null || cargo install -q cargo-fuzz
+
+python3 - "$SHARED/aff4-reference-images" <<'PY'
+import os, sys, zipfile, glob, struct
+ref = sys.argv[1]
+def put(t, name, data):
+    d = os.path.join("corpus", t); os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, name), "wb").write(data)
+vols = sorted(glob.glob(ref + "/**/*.af*4", recursive=True))
+for v in vols:
+    b = open(v, "rb").read()
+    n = os.path.basename(v)
+    put("volume", n, b); put("zip_directory", n, b)
+    put("zip_directory", n + ".tail", b[-65536:])
+    z = zipfile.ZipFile(v)
+    for i in z.infolist():
+        data = z.read(i.filename)
+        if i.filename == "information.turtle":
+            put("turtle", n, data)
+        elif i.filename.endswith("/map"):
+            put("map", n, data)
+        elif i.filename.endswith("index") and len(data) < 100000:
+            put("chunk_decode", n + ".index", data)
+        elif i.filename.endswith("/00000000"):
+            put("chunk_decode", n + ".chunk", data[:40000])
+put("iomem", "rig", b"00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-3ffd6fff : System RAM\n  32400000-33201ef1 : Kernel code\n100000000-13fffffff : System RAM (kmem)\n")
+hdr = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+note = struct.pack("<III", 11, 12, 0) + b"VMCOREINFO\0\0" + b"PAGESIZE=4096"[:12]
+ph = struct.pack("<IIQQQQQQ", 4, 0, 176, 0, 0, len(note), len(note), 0) + struct.pack("<IIQQQQQQ", 1, 7, 4096, 0, 0x1000, 64, 64, 0)
+put("elf", "core", hdr + ph + note + b"\0" * (4096 - 176 - len(note)) + b"A" * 64)
+put("lime", "one", struct.pack("<IIQQQ", 0x4C694D45, 1, 0x1000, 0x1fff, 0) + b"B" * 4096)
+PY
+
+TARGETS=("$@")
+[[ ${#TARGETS[@]} -gt 0 ]] || mapfile -t TARGETS < <(cargo +nightly fuzz list)
+for t in "${TARGETS[@]}"; do
+    echo "== fuzz $t for ${SECS}s"
+    cargo +nightly fuzz run -s address "$t" "corpus/$t" -- -max_total_time="$SECS" -max_len=4200000 -rss_limit_mb=3072 -timeout=25 -print_final_stats=1 2>&1 |
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY|.*deadly signal)" || true
+    if ls "artifacts/$t"/crash-* "artifacts/$t"/oom-* "artifacts/$t"/timeout-* >/dev/null 2>&1; then
+        echo "fuzz $t: FOUND A FAILURE in fuzz/artifacts/$t"; exit 1
+    fi
+done
