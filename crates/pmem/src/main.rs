@@ -23,6 +23,8 @@ pub mod exit {
     pub const NO_SOURCE: u8 = 5;
     /// Kernel lockdown prevents reading memory.
     pub const LOCKDOWN: u8 = 6;
+    /// Not privileged enough to read memory (not root / no CAP_SYS_RAWIO).
+    pub const PERMISSION: u8 = 7;
     /// Interrupted by a signal; what was acquired so far was saved.
     pub const INTERRUPTED: u8 = 130;
 }

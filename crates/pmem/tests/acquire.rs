@@ -143,3 +143,43 @@ fn extras_are_captured_with_the_image() {
     let y = String::from_utf8(yaml).unwrap();
     assert!(y.contains("Runs:") && y.contains("start: 0x100000"), "{y}");
 }
+
+#[test]
+fn sigint_closes_an_incomplete_volume_that_verifies() {
+    // A large sparse fake kcore so that the signal arrives mid-way.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big: u64 = 3 << 30;
+    let f = std::fs::File::create(d.join("corpus.bin")).unwrap();
+    f.set_len(big).unwrap();
+    std::fs::write(d.join("ranges.json"), format!("[{{\"phys_start\": 4096, \"length\": {}, \"file_offset\": 0}}]", big - 4096)).unwrap();
+    let o = Command::new("python3")
+        .arg(shared().join("bench/make_kcore.py"))
+        .args(["corpus.bin", "ranges.json", "kcore", "iomem"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let vol = d.join("m.aff4");
+    let mut child = pmem()
+        .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--source", "kcore"])
+        .arg("--kcore-path")
+        .arg(d.join("kcore"))
+        .arg("--iomem-path")
+        .arg(d.join("iomem"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { kill(child.id() as i32, 2) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130), "exit code after SIGINT");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("Interrupted: incomplete"), "metadata must say the image is incomplete");
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
