@@ -21,8 +21,8 @@ echo "== acquiring a 1 GiB guest running Debian's kernel (pmem runs as root insi
 cat "$OUT/vm/stderr.txt"
 VOL=$OUT/vm/out/mem.aff4
 
-echo; echo "== pmem ls"
-"$PMEM" ls "$VOL"
+echo; echo "== pmem info"
+"$PMEM" info "$VOL"
 echo; echo "== pmem verify"
 "$PMEM" verify -q "$VOL"
 

@@ -443,6 +443,7 @@ pub fn acquire(
     let kaslr = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "KERNELOFFSET"));
     // VMCOREINFO gives phys_base in decimal.
     let phys_base = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "NUMBER(phys_base)")).map(|d| match d.parse::<i64>() {
+        Ok(n) if n < 0 => format!("-{:#x}", n.unsigned_abs()),
         Ok(n) => format!("{n:#x}"),
         Err(_) => d,
     });

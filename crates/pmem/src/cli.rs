@@ -49,6 +49,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A one-screen summary: what was acquired, from where, what could not be read, what else was captured.
+    Info {
+        #[command(flatten)]
+        input: Input,
+        /// Also verify every hash.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Print the metadata (information.turtle) of volumes.
     View {
         #[command(flatten)]

@@ -4,6 +4,7 @@ pub mod acquire;
 mod cat;
 pub mod export;
 pub mod image;
+mod info;
 mod ls;
 mod verify;
 mod view;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Ls { input, json } => ls::run(&input, json),
         Command::View { input } => view::run(&input),
+        Command::Info { input, verify } => info::run(&input, verify),
         Command::Cat { input, stream, output, offset, length, threads } => {
             cat::run(&input, stream.as_deref(), output.as_deref(), offset, length, threads)
         }

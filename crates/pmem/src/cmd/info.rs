@@ -1,0 +1,102 @@
+//! `pmem info`: a one-screen summary for a person: what was acquired, from where, how much,
+//! what could not be read, what else was captured, and which hashes the volume carries.
+
+use super::{human, open};
+use crate::cli::Input;
+use crate::Failure;
+use aff4::rdf::Node;
+
+pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
+    let c = open(input)?;
+    let g = c.graph();
+    let a = |s: &str, k: &str| g.aff4(s, k).map(|n| n.value().to_string());
+    for v in c.volumes() {
+        println!("volume    {}  ({}, {})", v.path, v.dialect.describe(), v.tool().unwrap_or("tool unknown"));
+    }
+    let images = c.images();
+    let streams = c.streams();
+    for i in images.iter().filter(|i| !i.logical) {
+        println!();
+        println!("{} image {}", if i.memory { "memory" } else { "disk/file" }, i.urn);
+        if let Some(n) = &i.name {
+            println!("  source        {n}");
+        }
+        if let Some(s) = a(&i.urn, "acquisitionSource") {
+            println!("  source        {s}");
+        }
+        if let Some(r) = a(&i.urn, "kernelRelease") {
+            println!("  kernel        {r}");
+        }
+        if let Some(h) = a(&i.urn, "hostname") {
+            println!("  hostname      {h}   boot id {}", a(&i.urn, "bootId").unwrap_or_default());
+        }
+        if let (Some(s), Some(e)) = (a(&i.urn, "acquisitionStartTime"), a(&i.urn, "acquisitionEndTime")) {
+            println!("  acquired      {s} .. {e}");
+        }
+        if let Some(st) = a(&i.urn, "acquisitionCompletionState") {
+            println!("  state         {st}");
+        }
+        if let Some(r) = a(&i.urn, "memoryRanges") {
+            let n = r.split(',').count();
+            let installed = g.aff4(&i.urn, "memoryInstalledSize").and_then(Node::as_u64).unwrap_or(0);
+            println!("  RAM           {} in {n} ranges: {}", human(installed), r.replace(',', " "));
+        }
+        if let Some(sz) = i.size {
+            println!("  size          {} ({sz} bytes)", human(sz));
+        }
+        let stored: u64 = i
+            .data_streams
+            .iter()
+            .filter_map(|m| g.aff4(m, "dependentStream").and_then(|n| n.as_iri()))
+            .filter_map(|s| c.segments().locate(&format!("{s}/00000000")).map(|_| s))
+            .map(|s| {
+                let r = c.image_stream_reader(s);
+                r.map(|r| {
+                    (0..r.bevy_count())
+                        .filter_map(|b| c.segments().open(&aff4::image_stream::bevy_urn(s, b)).ok().flatten())
+                        .map(|x| x.size())
+                        .sum::<u64>()
+                })
+                .unwrap_or(0)
+            })
+            .sum();
+        if stored > 0 {
+            println!("  stored        {} compressed", human(stored));
+        }
+        if let Some(u) = g.aff4(&i.urn, "unreadablePages").and_then(Node::as_u64) {
+            println!("  unreadable    {u} pages{}", a(&i.urn, "unreadableRanges").map(|r| format!(": {r}")).unwrap_or_default());
+        }
+        if let Some(k) = a(&i.urn, "kaslrOffset") {
+            println!("  KASLR offset  {k}   phys_base {}", a(&i.urn, "physBase").unwrap_or_default());
+        }
+        for (k, v) in c.declared_hashes(&i.urn) {
+            println!("  hash          {k} {v}");
+        }
+    }
+    let files: Vec<_> = images.iter().filter(|i| i.logical).collect();
+    if !files.is_empty() {
+        println!();
+        println!("files captured ({}):", files.len());
+        for f in files {
+            println!("  {:<40} {}", f.name.as_deref().unwrap_or(&f.urn), human(f.size.unwrap_or(0)));
+        }
+    }
+    let hashed = streams.iter().filter(|s| !s.hashes.is_empty()).count();
+    println!();
+    for n in c.notes() {
+        println!("note: {n}");
+    }
+    if check {
+        let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions::default(), &|_| {});
+        let ok = aff4::verify::all_ok(&checks);
+        let pass = checks.iter().filter(|x| x.status == aff4::verify::Status::Pass).count();
+        println!(
+            "hashes: {pass} of {} checked hashes pass: {}",
+            checks.len(),
+            if ok { "OK" } else { "VERIFICATION FAILED (see pmem verify)" }
+        );
+        return Ok(if ok { 0 } else { crate::exit::VERIFY_FAILED });
+    }
+    println!("hashes: {hashed} streams and images carry hashes; `pmem verify` (or `pmem info --verify`) checks them");
+    Ok(0)
+}
