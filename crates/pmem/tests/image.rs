@@ -265,3 +265,21 @@ extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+#[test]
+fn volume_streamed_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(700_000, 12);
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let o = ok(&["image", "-q", "-o", "-", input.to_str().unwrap()]);
+    let vol = dir.path().join("piped.aff4");
+    std::fs::write(&vol, &o.stdout).unwrap();
+    assert!(ok(&["cat", vol.to_str().unwrap()]).stdout == data);
+    let v = String::from_utf8_lossy(&ok(&["verify", vol.to_str().unwrap()]).stdout).to_string();
+    assert!(v.contains(" 0 failed") && v.contains("OK"), "{v}");
+    if let Some(py) = python() {
+        let o = Command::new(&py).arg(repo().join("tests/interop/pyaff4_read.py")).arg(&vol).output().unwrap();
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&sha256_bytes(&data)), "pyaff4 cannot read the piped volume");
+    }
+}

@@ -21,8 +21,10 @@ trait Sink: Send {
     fn bytes_written(&self) -> u64;
 }
 
+type Out = BufWriter<Box<dyn Write + Send>>;
+
 struct ZipSink {
-    zip: Option<ZipWriter<BufWriter<File>>>,
+    zip: Option<ZipWriter<Out>>,
     start: u64,
     rename: Option<(PathBuf, PathBuf)>,
 }
@@ -41,7 +43,8 @@ impl Sink for ZipSink {
         let zip = self.zip.take().ok_or_else(closed)?;
         let out = zip.finish(comment)?;
         let rename = self.rename.take();
-        let f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
+        let mut f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
+        f.flush().map_err(|e| Error::io("flushing volume", e))?;
         drop(f);
         if let Some((tmp, dest)) = rename {
             std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), dest.display()), e))?;
@@ -63,7 +66,7 @@ impl Drop for ZipSink {
 }
 
 impl ZipSink {
-    fn zip(&mut self) -> Result<&mut ZipWriter<BufWriter<File>>> {
+    fn zip(&mut self) -> Result<&mut ZipWriter<Out>> {
         self.zip.as_mut().ok_or_else(closed)
     }
 }
@@ -162,13 +165,16 @@ pub struct VolumeWriter {
 const VERSION_TXT: &str = concat!("major=1\nminor=0\ntool=pmem ", env!("CARGO_PKG_VERSION"), "\n");
 
 impl VolumeWriter {
-    /// Opens `path` for writing: a directory volume if it is a directory or ends with `/`,
-    /// else a ZIP64 file.
+    /// Opens `path` for writing: `-` streams a ZIP64 volume to stdout; a directory (or a path
+    /// ending with `/`) makes a directory volume; anything else a ZIP64 file.
     ///
     /// # Errors
     /// Existing output in `CreateNew` mode, an existing file that is not an AFF4 volume, or I/O.
     pub fn create(path: &Path, mode: Mode) -> Result<VolumeWriter> {
         let name = path.display().to_string();
+        if name == "-" {
+            return Self::new_zip(Box::new(std::io::stdout()), None, path, "stdout".into());
+        }
         let is_dir = path.is_dir() || name.ends_with('/');
         if is_dir {
             return Self::create_dir(path, mode);
@@ -191,8 +197,13 @@ impl VolumeWriter {
         } else {
             (create_file(path, false)?, None)
         };
+        Self::new_zip(Box::new(file), rename, path, name)
+    }
+
+    /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
+    fn new_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
         let urn = new_urn();
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, file), 0, 0, name);
+        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
         zip.add_member("container.description", urn.as_bytes())?;
         zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
         let mut w = VolumeWriter {
@@ -247,7 +258,8 @@ impl VolumeWriter {
         // Drop what an interrupted append left behind, keep everything else.
         f.set_len(end).map_err(|e| Error::io(&name, e))?;
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
-        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, f), end, base, name).with_entries(entries);
+        let out: Box<dyn Write + Send> = Box::new(f);
+        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), end, base, name).with_entries(entries);
         Ok(VolumeWriter {
             sink: Some(Box::new(ZipSink { zip: Some(zw), start: end, rename: None })),
             urn: vol.urn,

@@ -70,6 +70,9 @@ impl StoreArgs {
     }
     /// Opens the output volume.
     pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
+        if self.output.as_os_str() == "-" && self.json {
+            return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
+        }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
         VolumeWriter::create(&self.output, mode).with_context(|| format!("cannot write {}", self.output.display())).code(exit::OUTPUT)
     }
