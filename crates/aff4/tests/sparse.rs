@@ -56,3 +56,48 @@ fn exabyte_sparse_map_reads_by_region() {
     // Listing does not touch the virtual size.
     assert!(c.streams().iter().any(|s| s.urn == m && s.size == Some(SIZE)));
 }
+
+/// Maps whose targets are maps: a self-reference, a two-map cycle and a chain deeper than the
+/// limit are refused with an error; a short chain reads through.
+#[test]
+fn map_recursion_is_bounded_and_cycles_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cycles.aff4");
+    let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
+    let mut add_map = |vol: &mut VolumeWriter, urn: &str, target: &str| {
+        let mut b = MapBuilder::new();
+        let t = b.target(target);
+        b.push(0, 4096, t, 0);
+        vol.add_segment(&format!("{urn}/map"), &b.map_bytes()).unwrap();
+        vol.add_segment(&format!("{urn}/idx"), &b.idx_bytes()).unwrap();
+        let g = vol.graph_mut();
+        g.add(urn, vocab::RDF_TYPE, Node::iri(vocab::MAP));
+        g.add(urn, vocab::SIZE, Node::long(4096));
+    };
+    add_map(&mut vol, "aff4://self", "aff4://self");
+    add_map(&mut vol, "aff4://a", "aff4://b");
+    add_map(&mut vol, "aff4://b", "aff4://a");
+    // A chain of 40 maps ending in a symbolic stream, and a short one of 3.
+    for i in 0..40 {
+        let target = if i == 39 { format!("{}SymbolicStream41", vocab::AFF4) } else { format!("aff4://deep{}", i + 1) };
+        add_map(&mut vol, &format!("aff4://deep{i}"), &target);
+    }
+    add_map(&mut vol, "aff4://short0", "aff4://short1");
+    add_map(&mut vol, "aff4://short1", "aff4://short2");
+    add_map(&mut vol, "aff4://short2", &format!("{}SymbolicStream41", vocab::AFF4));
+    vol.finish().unwrap();
+
+    let c = Container::open(&[&p]).unwrap();
+    let mut buf = [0u8; 16];
+    for urn in ["aff4://self", "aff4://a", "aff4://deep0"] {
+        // The map itself may open (its unreadable target is recorded), but reading must fail cleanly.
+        let failed = match c.open_stream(urn) {
+            Err(_) => true,
+            Ok(s) => s.read_exact_at(0, &mut buf).is_err(),
+        };
+        assert!(failed, "{urn} must not read");
+    }
+    let s = c.open_stream("aff4://short0").unwrap();
+    s.read_exact_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"AAAAAAAAAAAAAAAA");
+}
