@@ -64,7 +64,7 @@ fn map_recursion_is_bounded_and_cycles_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("cycles.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
-    let mut add_map = |vol: &mut VolumeWriter, urn: &str, target: &str| {
+    let add_map = |vol: &mut VolumeWriter, urn: &str, target: &str| {
         let mut b = MapBuilder::new();
         let t = b.target(target);
         b.push(0, 4096, t, 0);
