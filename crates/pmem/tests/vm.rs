@@ -166,3 +166,15 @@ fn five_level_paging() {
         serde_json::from_slice(&ok(&["verify", "--json", r.dir.join("out/mem.aff4").to_str().unwrap()]).stdout).unwrap();
     assert_eq!(v["ok"], true);
 }
+
+#[test]
+fn strict_devmem_is_detected() {
+    if static_bin().is_none() {
+        return;
+    }
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let r = rig(tmp.path(), &["--mem", "512M"], &["acquire", "--source", "mem", "-o", "/out/m.aff4"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("STRICT_DEVMEM") && r.stderr.contains("/dev/mem"), "{}", r.stderr);
+}
