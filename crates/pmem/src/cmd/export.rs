@@ -12,19 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Creates an output file 0600, never through a symlink, never replacing an existing file unless `truncate`.
 pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if truncate {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    o.open(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    aff4::volume::write::create_file(p, truncate).map_err(std::io::Error::from)
 }
 
 /// A glob match with `*` and `?`.
