@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 /// Options shared by `image` and `acquire` for how data is stored.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Output volume (.aff4 file; a directory or a path ending in / makes a directory volume).
+    /// Output volume: an .aff4 file (added to if it exists, unless -t), a directory or a path
+    /// ending in / for a directory volume, or - to stream the volume to stdout.
     #[arg(short = 'o', long = "output", value_name = "VOLUME")]
     pub output: PathBuf,
     /// Replace the output volume instead of adding to it.
@@ -42,7 +43,7 @@ pub struct StoreArgs {
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
-    /// No progress bar.
+    /// No progress bar and no summary (errors still go to stderr).
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -293,7 +294,7 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     let mut summary = Vec::new();
     for input in inputs {
         let s = image_one(&mut vol, input, &opts, store.quiet || store.json)?;
-        if !store.json {
+        if !store.json && !store.quiet {
             eprintln!(
                 "{input}: {} bytes ({}) -> {} stored; {}",
                 s["size"],
@@ -318,7 +319,7 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
                 &json!({"volume": path, "urn": urn, "images": summary, "files": files.iter().map(|(n, u, s)| json!({"name": n, "urn": u, "size": s})).collect::<Vec<_>>()})
             )?
         );
-    } else {
+    } else if !store.quiet {
         eprintln!("wrote {path} ({urn})");
     }
     Ok(0)
