@@ -324,7 +324,8 @@ impl Container {
         }
     }
 
-    fn image_stream(&self, s: &str, decrypt: Option<Arc<dyn crate::image_stream::ChunkDecrypt>>) -> Result<Arc<dyn Stream>> {
+    /// Reading parameters of the ImageStream (or encrypted stream) `s`.
+    fn stream_params(&self, s: &str, decrypt: Option<Arc<dyn crate::image_stream::ChunkDecrypt>>) -> Result<ImageStreamParams> {
         let g = &self.graph;
         let size = g.aff4(s, "size").and_then(Node::as_u64).ok_or_else(|| Error::corrupt(s, 0, "ImageStream without aff4:size"))?;
         let chunk_size = u32::try_from(self.chunk_size_of(s)).map_err(|_| Error::corrupt(s, 0, "chunk size does not fit 32 bits"))?;
@@ -334,8 +335,11 @@ impl Container {
         } else {
             IndexFormat::Legacy
         };
-        let p = ImageStreamParams { urn: s.to_string(), size, chunk_size, chunks_per_bevy: cpb, codec: self.codec_of(s)?, index, decrypt };
-        Ok(Arc::new(ImageStreamReader::new(p, self.segments.clone())?))
+        Ok(ImageStreamParams { urn: s.to_string(), size, chunk_size, chunks_per_bevy: cpb, codec: self.codec_of(s)?, index, decrypt })
+    }
+
+    fn image_stream(&self, s: &str, decrypt: Option<Arc<dyn crate::image_stream::ChunkDecrypt>>) -> Result<Arc<dyn Stream>> {
+        Ok(Arc::new(ImageStreamReader::new(self.stream_params(s, decrypt)?, self.segments.clone())?))
     }
 
     /// The ImageStream reader of `urn` (for block-hash verification).
@@ -343,20 +347,7 @@ impl Container {
     /// # Errors
     /// Not an ImageStream, or bad parameters.
     pub fn image_stream_reader(&self, urn: &str) -> Result<ImageStreamReader> {
-        let g = &self.graph;
-        let size = g.aff4(urn, "size").and_then(Node::as_u64).ok_or_else(|| Error::corrupt(urn, 0, "ImageStream without aff4:size"))?;
-        let index = if g.has_type(urn, vocab::IMAGE_STREAM) { IndexFormat::V1 } else { IndexFormat::Legacy };
-        let p = ImageStreamParams {
-            urn: urn.to_string(),
-            size,
-            chunk_size: u32::try_from(self.chunk_size_of(urn)).map_err(|_| Error::corrupt(urn, 0, "chunk size does not fit 32 bits"))?,
-            chunks_per_bevy: u32::try_from(self.chunks_per_bevy_of(urn))
-                .map_err(|_| Error::corrupt(urn, 0, "chunksInSegment does not fit 32 bits"))?,
-            codec: self.codec_of(urn)?,
-            index,
-            decrypt: None,
-        };
-        ImageStreamReader::new(p, self.segments.clone())
+        ImageStreamReader::new(self.stream_params(urn, None)?, self.segments.clone())
     }
 
     /// Opens any stream by URN: symbolic IRIs, ImageStreams, Maps (targets resolved across

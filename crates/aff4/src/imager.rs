@@ -146,15 +146,14 @@ fn is_zero(b: &[u8]) -> bool {
 }
 
 impl Imager {
-    /// Starts a pipeline writing a new ImageStream and Map into `vol`.
+    /// Starts a pipeline for a new ImageStream and Map (written by [`Imager::write`] and [`Imager::finish`]).
     ///
     /// # Errors
     /// Invalid options.
-    pub fn new(vol: &VolumeWriter, opts: ImagerOptions) -> Result<Imager> {
+    pub fn new(opts: ImagerOptions) -> Result<Imager> {
         if opts.chunk_size == 0 || opts.chunks_per_bevy == 0 {
             return Err(Error::Unsupported("chunk size and chunks per bevy must be positive".into()));
         }
-        let _ = vol;
         let stream_urn = new_urn();
         let map_urn = new_urn();
         let mut map = MapBuilder::new();
@@ -259,7 +258,7 @@ impl Imager {
             return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
         }
         if offset > self.pos {
-            self.fill(vol, self.pos, offset - self.pos, Symbolic::Constant(0))?;
+            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
         }
         let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
         self.hash(HashMsg::Data(data.clone()))?;
@@ -287,13 +286,12 @@ impl Imager {
     ///
     /// # Errors
     /// Offsets going backwards.
-    pub fn fill(&mut self, vol: &mut VolumeWriter, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
-        let _ = vol;
+    pub fn fill(&mut self, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
         if offset < self.pos {
             return Err(Error::Unsupported(format!("imager: fill at {offset:#x} before the current position {:#x}", self.pos)));
         }
         if offset > self.pos {
-            self.fill(vol, self.pos, offset - self.pos, Symbolic::Constant(0))?;
+            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
         }
         if len == 0 {
             return Ok(());
@@ -360,7 +358,7 @@ impl Imager {
             return Err(Error::Unsupported(format!("imager: size {size} is less than the data written ({})", self.pos)));
         }
         if size > self.pos {
-            self.fill(vol, self.pos, size - self.pos, Symbolic::Constant(0))?;
+            self.fill(self.pos, size - self.pos, Symbolic::Constant(0))?;
         }
         if !self.chunk.is_empty() {
             let mut last = std::mem::take(&mut self.chunk);

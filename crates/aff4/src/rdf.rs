@@ -6,6 +6,11 @@ use crate::vocab::{AFF4, AFF4_LEGACY, RDF_TYPE, XSD};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+/// The current time as an `xsd:dateTime` value (RFC 3339, UTC).
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// The local name of an IRI (after the last `#` or `/`).
 pub fn local_name(iri: &str) -> String {
     iri.rsplit(['#', '/']).next().unwrap_or(iri).to_string()

@@ -88,6 +88,23 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+/// Fills `buf` from `offset` of `r`, retrying short reads; EOF is `UnexpectedEof`.
+///
+/// # Errors
+/// The OS error, or `UnexpectedEof` when the source ends first.
+pub fn read_exact_at(r: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read_at(offset + done as u64, &mut buf[done..]) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("ends at offset {}", offset + done as u64))),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A window `[start, start+len)` of a [`ReadAt`], as a [`Stream`] (a stored ZIP member, a file).
 pub struct SliceStream {
     inner: Arc<dyn ReadAt>,

@@ -185,10 +185,9 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         if reader.bevy_count() == 0 || c.segments().locate(&crate::image_stream::bevy_urn(s, 0)).is_none() {
             continue;
         }
-        for algo in HashAlgo::ALL {
-            match chunk_block_hashes(&reader, algo) {
-                Ok(None) => {}
-                Ok(Some((n, bad))) => checks.push(Check {
+        for (algo, tally) in chunk_block_hashes(&reader) {
+            match tally {
+                Ok((n, bad)) => checks.push(Check {
                     subject: s.clone(),
                     what: format!("per-chunk {} block hashes ({n} chunks)", algo.name()),
                     status: if bad.is_empty() {
@@ -261,42 +260,91 @@ fn all_block_hashes(c: &Container, stream: &str, algo: HashAlgo) -> Result<Optio
     Ok(Some(out))
 }
 
-fn chunk_block_hashes(r: &crate::image_stream::ImageStreamReader, algo: HashAlgo) -> Result<Option<(u64, Vec<u64>)>> {
+/// Per-chunk block-hash results of one algorithm: chunks checked and the ones that differ,
+/// or why the check could not run.
+type ChunkTally = (HashAlgo, std::result::Result<(u64, Vec<u64>), String>);
+
+/// Checks the per-chunk digests of every algorithm that has block-hash segments, decoding each
+/// chunk once for all of them.
+fn chunk_block_hashes(r: &crate::image_stream::ImageStreamReader) -> Vec<ChunkTally> {
+    struct Tally {
+        algo: HashAlgo,
+        n: u64,
+        bad: Vec<u64>,
+        end: Option<std::result::Result<(), String>>,
+    }
     let cpb = r.params().chunks_per_bevy as u64;
+    let cs = r.params().chunk_size as usize;
     let total = r.chunk_count();
-    let mut bad = Vec::new();
-    let mut n = 0;
-    for b in 0..r.bevy_count() {
-        let Some(seg) = r.block_hash_segment(b, algo.name())? else {
-            return Ok(if b == 0 { None } else { Some((n, vec![b * cpb])) });
-        };
-        let first = b * cpb;
-        let count = cpb.min(total - first);
-        if (seg.len() as u64) < count * algo.digest_len() as u64 {
-            return Err(Error::corrupt(
-                format!("{} bevy {b}", r.params().urn),
-                0,
-                format!("{} block-hash segment holds {} bytes, {count} digests expected", algo.name(), seg.len()),
-            ));
-        }
-        for k in 0..count {
-            let chunk = r.chunk(first + k)?;
-            let mut h = algo.hasher();
-            h.update(&chunk);
-            // The padded final chunk is hashed whole.
-            let cs = r.params().chunk_size as usize;
-            if chunk.len() < cs {
-                h.update(&vec![0u8; cs - chunk.len()]);
-            }
-            let d = h.finish();
-            let at = (k as usize) * algo.digest_len();
-            if seg[at..at + algo.digest_len()] != d[..] {
-                bad.push(first + k);
-            }
-            n += 1;
+    let mut tallies: Vec<Tally> = Vec::new();
+    for algo in HashAlgo::ALL {
+        match r.block_hash_segment(0, algo.name()) {
+            Ok(None) => {}
+            Ok(Some(_)) => tallies.push(Tally { algo, n: 0, bad: Vec::new(), end: None }),
+            Err(e) => tallies.push(Tally { algo, n: 0, bad: Vec::new(), end: Some(Err(e.to_string())) }),
         }
     }
-    Ok(Some((n, bad)))
+    'bevies: for b in 0..r.bevy_count() {
+        let first = b * cpb;
+        let count = cpb.min(total - first);
+        let mut segs: Vec<Option<Vec<u8>>> = Vec::with_capacity(tallies.len());
+        for t in tallies.iter_mut() {
+            let mut seg = None;
+            if t.end.is_none() {
+                match r.block_hash_segment(b, t.algo.name()) {
+                    Ok(Some(x)) if (x.len() as u64) >= count * t.algo.digest_len() as u64 => seg = Some(x),
+                    Ok(Some(x)) => {
+                        let what = format!("{} block-hash segment holds {} bytes, {count} digests expected", t.algo.name(), x.len());
+                        t.end = Some(Err(Error::corrupt(format!("{} bevy {b}", r.params().urn), 0, what).to_string()));
+                    }
+                    // A bevy without its segment counts as a mismatch at its first chunk.
+                    Ok(None) => {
+                        t.bad.push(first);
+                        t.end = Some(Ok(()));
+                    }
+                    Err(e) => t.end = Some(Err(e.to_string())),
+                }
+            }
+            segs.push(seg);
+        }
+        if segs.iter().all(Option::is_none) {
+            break;
+        }
+        for k in 0..count {
+            let chunk = match r.chunk(first + k) {
+                Ok(c) => c,
+                Err(e) => {
+                    for (t, seg) in tallies.iter_mut().zip(&segs) {
+                        if seg.is_some() {
+                            t.end = Some(Err(e.to_string()));
+                        }
+                    }
+                    break 'bevies;
+                }
+            };
+            // The padded final chunk is hashed whole.
+            let padded;
+            let bytes: &[u8] = if chunk.len() < cs {
+                let mut p = chunk.to_vec();
+                p.resize(cs, 0);
+                padded = p;
+                &padded
+            } else {
+                &chunk
+            };
+            for (t, seg) in tallies.iter_mut().zip(&segs) {
+                if let Some(seg) = seg {
+                    let len = t.algo.digest_len();
+                    let at = k as usize * len;
+                    if seg[at..at + len] != t.algo.digest(bytes)[..] {
+                        t.bad.push(first + k);
+                    }
+                    t.n += 1;
+                }
+            }
+        }
+    }
+    tallies.into_iter().map(|t| (t.algo, t.end.unwrap_or(Ok(())).map(|_| (t.n, t.bad)))).collect()
 }
 
 fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>) -> Vec<Check> {
@@ -378,17 +426,24 @@ fn block_map_hash(
 ) -> Result<Vec<u8>> {
     let g = c.graph();
     let h = HashAlgo::from_datatype(datatype).ok_or_else(|| Error::Unsupported(format!("unknown datatype {datatype}")))?;
-    // The stream of this map stored in the same volume as the map.
+    // The stream of this map stored in the same volume as the map: by aff4:stored, else (for
+    // volumes that do not say) where its first bevy is.
     let map_vol = c.segments().locate(&format!("{m}/map")).map(|(i, _)| i);
+    let vol_urn = map_vol.and_then(|i| c.volumes().get(i)).map(|v| v.urn.clone());
     let mut candidates: Vec<String> =
         g.values(m, vocab::DEPENDENT_STREAM).chain(g.values(m, legacy::CONTAINS)).filter_map(|n| n.as_iri().map(String::from)).collect();
     candidates.sort();
-    // An empty stream has no bevy to locate; when it is the only one, it is the one.
-    let single = (candidates.len() == 1).then(|| candidates[0].clone());
+    let stored_here = |s: &String| {
+        vol_urn
+            .as_deref()
+            .is_some_and(|v| g.values(s, vocab::STORED).chain(g.values(s, &format!("{AFF4_LEGACY}stored"))).any(|n| n.value() == v))
+    };
+    let bevy_here = |s: &String| c.segments().locate(&crate::image_stream::bevy_urn(s, 0)).map(|(i, _)| i) == map_vol;
     let stream = candidates
-        .into_iter()
-        .find(|s| c.segments().locate(&crate::image_stream::bevy_urn(s, 0)).map(|(i, _)| i) == map_vol)
-        .or(single)
+        .iter()
+        .find(|s| stored_here(s))
+        .or_else(|| candidates.iter().find(|s| bevy_here(s)))
+        .cloned()
         .ok_or_else(|| Error::NotFound(format!("{m}: no dependent stream stored beside the map")))?;
     let mut hasher = h.hasher();
     for a in HashAlgo::ALL {

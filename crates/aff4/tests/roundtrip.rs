@@ -41,7 +41,7 @@ fn write_image(vol: &mut VolumeWriter, data: &[u8], codec: Codec, chunk: u32, cp
         block_hashes: vec![HashAlgo::Md5],
         zero_page: page,
     };
-    let mut im = Imager::new(vol, opts).unwrap();
+    let mut im = Imager::new(opts).unwrap();
     let mut off = 0;
     for piece in data.chunks(split.max(1)) {
         im.write(vol, off as u64, piece.to_vec()).unwrap();

@@ -14,7 +14,7 @@ fn exabyte_sparse_map_reads_by_region() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("sparse.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
-    let mut im = Imager::new(&vol, ImagerOptions { hashes: vec![], ..ImagerOptions::default() }).unwrap();
+    let mut im = Imager::new(ImagerOptions { hashes: vec![], ..ImagerOptions::default() }).unwrap();
     let data: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 + 1).collect();
     im.write(&mut vol, 0, data.clone()).unwrap();
     let r = im.finish(&mut vol, 65536).unwrap();

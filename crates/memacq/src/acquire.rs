@@ -4,7 +4,7 @@
 //! information.yaml pmem tools write, and the files analysts need (kallsyms, BTF, System.map…).
 
 use crate::elf::{core_layout, Note};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::iomem::Range;
 use crate::source::PhysicalSource;
 use aff4::imager::{describe_image, Imager, ImagerOptions, ImagerResult};
@@ -215,10 +215,6 @@ pub fn default_extras(release: Option<&str>) -> Vec<String> {
     v
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 struct Placer<'a> {
     im: Imager,
     vol: &'a mut VolumeWriter,
@@ -241,7 +237,7 @@ impl Placer<'_> {
     }
     fn fill(&mut self, i: usize, phys: u64, len: u64, s: Symbolic) -> Result<()> {
         let at = self.at(i, phys);
-        Ok(self.im.fill(self.vol, at, len, s)?)
+        Ok(self.im.fill(at, len, s)?)
     }
     /// Raw format stores holes as real zeros.
     fn pad_to(&mut self, target: u64) -> Result<()> {
@@ -268,7 +264,7 @@ pub fn acquire(
     progress: &mut dyn FnMut(u64, u64),
     stop: &AtomicBool,
 ) -> Result<AcquireReport> {
-    let started = now();
+    let started = aff4::rdf::now();
     let ranges = src.ranges();
     let ram_bytes: u64 = ranges.iter().map(|r| r.len()).sum();
     let vmcoreinfo = src.vmcoreinfo();
@@ -276,7 +272,7 @@ pub fn acquire(
     if opts.format == Format::Raw {
         iopts.zero_page = 0;
     }
-    let im = Imager::new(vol, iopts)?;
+    let im = Imager::new(iopts)?;
     let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
     let layout = core_layout(&ranges, &notes);
     let mut p = Placer { im, vol, format: opts.format, offsets: layout.offsets.clone(), ranges: ranges.clone() };
@@ -391,14 +387,14 @@ pub fn acquire(
         // What was not read is recorded as unknown, not as zeros.
         let pos = p.im.position();
         if pos < size {
-            p.im.fill(p.vol, pos, size - pos, Symbolic::Unknown)?;
+            p.im.fill(pos, size - pos, Symbolic::Unknown)?;
         }
     } else if opts.format == Format::Raw {
         p.pad_to(size)?;
     }
     let Placer { im, vol, .. } = p;
     let result = im.finish(vol, size)?;
-    let ended = now();
+    let ended = aff4::rdf::now();
 
     // The memory Image and its metadata.
     let image = aff4::urn::new_urn();
@@ -529,11 +525,4 @@ pub fn acquire(
         interrupted,
         timed_out_reads,
     })
-}
-
-/// Volume errors as acquisition errors.
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::io("acquisition", e)
-    }
 }

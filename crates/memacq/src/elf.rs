@@ -53,16 +53,10 @@ fn u64le(b: &[u8], a: usize) -> u64 {
 }
 
 fn pread(f: &dyn ReadAt, off: u64, buf: &mut [u8], ctx: &str) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n =
-            f.read_at(off + done as u64, &mut buf[done..]).map_err(|e| Error::io(format!("{ctx} at offset {}", off + done as u64), e))?;
-        if n == 0 {
-            return Err(Error::corrupt(ctx, off + done as u64, "file ends inside an ELF structure"));
-        }
-        done += n;
-    }
-    Ok(())
+    aff4::stream::read_exact_at(f, off, buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::corrupt(ctx, off, "file ends inside an ELF structure"),
+        _ => Error::io(format!("{ctx} at offset {off}"), e),
+    })
 }
 
 /// Reads the program headers of a little-endian ELF64 file with positional reads.

@@ -17,6 +17,17 @@ struct Fake {
     root: std::path::PathBuf,
 }
 
+/// Runs ../shared/bench/make_kcore.py in `d` on its corpus.bin and ranges.json.
+fn make_kcore(d: &Path) {
+    let o = Command::new("python3")
+        .arg(shared().join("bench/make_kcore.py"))
+        .args(["corpus.bin", "ranges.json", "kcore", "iomem"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A fake kcore + iomem for three RAM ranges with a hole, and a /dev/mem-like flat file.
 fn fake() -> Fake {
     let dir = tempfile::tempdir().unwrap();
@@ -33,13 +44,7 @@ fn fake() -> Fake {
             .join(",")
     );
     std::fs::write(d.join("ranges.json"), json).unwrap();
-    let o = Command::new("python3")
-        .arg(shared().join("bench/make_kcore.py"))
-        .args(["corpus.bin", "ranges.json", "kcore", "iomem"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    make_kcore(d);
     let end = ranges.iter().map(|(p, l, _)| p + l).max().unwrap();
     let mut physical = vec![0u8; end as usize];
     for (p, l, f) in ranges {
@@ -153,13 +158,7 @@ fn sigint_closes_an_incomplete_volume_that_verifies() {
     let f = std::fs::File::create(d.join("corpus.bin")).unwrap();
     f.set_len(big).unwrap();
     std::fs::write(d.join("ranges.json"), format!("[{{\"phys_start\": 4096, \"length\": {}, \"file_offset\": 0}}]", big - 4096)).unwrap();
-    let o = Command::new("python3")
-        .arg(shared().join("bench/make_kcore.py"))
-        .args(["corpus.bin", "ranges.json", "kcore", "iomem"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    make_kcore(d);
     let vol = d.join("m.aff4");
     let mut child = pmem()
         .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--source", "kcore"])

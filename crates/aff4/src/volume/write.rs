@@ -218,7 +218,7 @@ impl VolumeWriter {
     }
 
     fn describe_volume(&mut self, ty: &str) {
-        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let now = crate::rdf::now();
         let u = self.urn.clone();
         self.graph.add(&u, RDF_TYPE, Node::iri(ty));
         self.graph.add(&u, vocab::CREATION_TIME, Node::typed(now, format!("{XSD}dateTime")));

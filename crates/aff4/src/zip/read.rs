@@ -201,7 +201,7 @@ impl ZipArchive {
                     format!("local header offset {lho} lies outside the file"),
                 )
             })?;
-            if header_offset.checked_add(30 + csize).is_none_or(|e| e > file_len) {
+            if csize.checked_add(30).and_then(|n| header_offset.checked_add(n)).is_none_or(|e| e > file_len) {
                 return Err(Error::corrupt(
                     format!("{name}: member {entry_name}"),
                     header_offset,
@@ -341,14 +341,9 @@ fn recover_tail(file: &dyn ReadAt, file_len: u64, name: &str) -> Result<(Vec<u8>
     Err(Error::corrupt(name, file_len, "not an AFF4 volume: no ZIP end-of-central-directory record"))
 }
 
-fn read_exact(file: &dyn ReadAt, mut off: u64, mut buf: &mut [u8], name: &str) -> Result<()> {
-    while !buf.is_empty() {
-        let n = file.read_at(off, buf).map_err(|e| Error::io(format!("{name} at offset {off}"), e))?;
-        if n == 0 {
-            return Err(Error::corrupt(name, off, "file is truncated"));
-        }
-        off += n as u64;
-        buf = &mut buf[n..];
-    }
-    Ok(())
+fn read_exact(file: &dyn ReadAt, off: u64, buf: &mut [u8], name: &str) -> Result<()> {
+    crate::stream::read_exact_at(file, off, buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::corrupt(name, off, "file is truncated"),
+        _ => Error::io(format!("{name} at offset {off}"), e),
+    })
 }

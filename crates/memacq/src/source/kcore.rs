@@ -2,72 +2,43 @@
 //! physical address in p_paddr for the direct map (and kernel text); they are intersected with
 //! the System RAM ranges of /proc/iomem. Headers are read with pread; the file is never mapped.
 
-use super::{open_error, PhysicalSource, Segment, SegmentTable};
+use super::{open_error, Segment, SegmentTable, SegmentedSource};
 use crate::elf;
 use crate::error::{SourceError, SourceErrorKind};
-use crate::iomem::{self, Range};
+use crate::iomem;
 use std::fs::File;
 
-/// The kcore source.
-pub struct KcoreSource {
-    path: String,
-    file: File,
-    table: SegmentTable,
-    ranges: Vec<Range>,
-    vmcoreinfo: Option<String>,
-}
-
-impl KcoreSource {
-    /// Opens kcore at `path` with the iomem text `iomem`.
-    ///
-    /// # Errors
-    /// Missing, not permitted (with lockdown detected), or no RAM segment.
-    pub fn open(path: &str, iomem: &str) -> Result<Self, SourceError> {
-        let file = File::open(path).map_err(|e| open_error(path, &e))?;
-        let invalid = |m: String| SourceError::new(path, SourceErrorKind::Invalid, m);
-        let phdrs = elf::program_headers(&file, path).map_err(|e| invalid(e.to_string()))?;
-        let notes = elf::notes(&file, &phdrs, path).unwrap_or_default();
-        let segs: Vec<Segment> = phdrs
-            .iter()
-            .filter(|p| p.p_type == elf::PT_LOAD && p.paddr != u64::MAX && p.filesz > 0 && p.vaddr != 0)
-            .map(|p| Segment { phys: p.paddr, len: p.filesz, file_off: p.offset })
-            .collect();
-        let table = SegmentTable::new(segs);
-        let ram = iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?;
-        let cover = table.coverage();
-        let mut ranges = Vec::new();
-        for r in &ram {
-            for c in &cover {
-                if let Some(i) = r.intersect(c) {
-                    ranges.push(i);
-                }
+/// Opens kcore at `path` with the iomem text `iomem`.
+///
+/// # Errors
+/// Missing, not permitted (with lockdown detected), or no RAM segment.
+pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceError> {
+    let file = File::open(path).map_err(|e| open_error(path, &e))?;
+    let invalid = |m: String| SourceError::new(path, SourceErrorKind::Invalid, m);
+    let phdrs = elf::program_headers(&file, path).map_err(|e| invalid(e.to_string()))?;
+    let notes = elf::notes(&file, &phdrs, path).unwrap_or_default();
+    let segs: Vec<Segment> = phdrs
+        .iter()
+        .filter(|p| p.p_type == elf::PT_LOAD && p.paddr != u64::MAX && p.filesz > 0 && p.vaddr != 0)
+        .map(|p| Segment { phys: p.paddr, len: p.filesz, file_off: p.offset })
+        .collect();
+    let table = SegmentTable::new(segs);
+    let ram = iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?;
+    let cover = table.coverage();
+    let mut ranges = Vec::new();
+    for r in &ram {
+        for c in &cover {
+            if let Some(i) = r.intersect(c) {
+                ranges.push(i);
             }
         }
-        let ranges = iomem::merge(ranges);
-        if ranges.is_empty() {
-            return Err(invalid("no kcore segment covers System RAM (is kcore restricted, or iomem unreadable?)".into()));
-        }
-        // A first read proves access (lockdown may allow open but not read).
-        let mut probe = [0u8; 16];
-        table.read(&file, ranges[0].start, &mut probe).map_err(|e| open_error(path, &e))?;
-        Ok(KcoreSource { path: path.to_string(), file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&notes) })
     }
-}
-
-impl PhysicalSource for KcoreSource {
-    fn name(&self) -> String {
-        self.path.clone()
+    let ranges = iomem::merge(ranges);
+    if ranges.is_empty() {
+        return Err(invalid("no kcore segment covers System RAM (is kcore restricted, or iomem unreadable?)".into()));
     }
-    fn kind(&self) -> &'static str {
-        "kcore"
-    }
-    fn ranges(&self) -> Vec<Range> {
-        self.ranges.clone()
-    }
-    fn read_at(&self, phys: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.table.read(&self.file, phys, buf)
-    }
-    fn vmcoreinfo(&self) -> Option<String> {
-        self.vmcoreinfo.clone()
-    }
+    // A first read proves access (lockdown may allow open but not read).
+    let mut probe = [0u8; 16];
+    table.read(&file, ranges[0].start, &mut probe).map_err(|e| open_error(path, &e))?;
+    Ok(SegmentedSource::new(path.to_string(), "kcore", file, table, ranges, elf::vmcoreinfo(&notes)))
 }

@@ -6,8 +6,8 @@ mod file;
 mod kcore;
 
 pub use devmem::DevMemSource;
-pub use file::{ElfFileSource, LimeFileSource};
-pub use kcore::KcoreSource;
+pub use file::{open_elf, open_lime};
+pub use kcore::open_kcore;
 
 use crate::error::{Error, SourceError, SourceErrorKind};
 use crate::iomem::Range;
@@ -45,6 +45,41 @@ pub struct Segment {
     pub file_off: u64,
 }
 
+/// A file whose physical memory is found through a [`SegmentTable`]: kcore, ELF cores, LiME.
+pub struct SegmentedSource {
+    name: String,
+    kind: &'static str,
+    file: File,
+    table: SegmentTable,
+    ranges: Vec<Range>,
+    vmcoreinfo: Option<String>,
+}
+
+impl SegmentedSource {
+    /// A source reading `ranges` of `file` through `table`.
+    pub fn new(name: String, kind: &'static str, file: File, table: SegmentTable, ranges: Vec<Range>, vmcoreinfo: Option<String>) -> Self {
+        SegmentedSource { name, kind, file, table, ranges, vmcoreinfo }
+    }
+}
+
+impl PhysicalSource for SegmentedSource {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn ranges(&self) -> Vec<Range> {
+        self.ranges.clone()
+    }
+    fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.table.read(&self.file, phys, buf)
+    }
+    fn vmcoreinfo(&self) -> Option<String> {
+        self.vmcoreinfo.clone()
+    }
+}
+
 /// Physical address -> file offset through segments (larger segments preferred).
 #[derive(Debug, Clone, Default)]
 pub struct SegmentTable {
@@ -54,7 +89,7 @@ pub struct SegmentTable {
 impl SegmentTable {
     /// A table from segments (overlaps allowed: the largest covering one is used).
     pub fn new(mut segs: Vec<Segment>) -> Self {
-        segs.retain(|s| s.len > 0 && s.phys.checked_add(s.len).is_some());
+        segs.retain(|s| s.len > 0 && s.phys.checked_add(s.len).is_some() && s.file_off.checked_add(s.len).is_some());
         segs.sort_by_key(|s| std::cmp::Reverse(s.len));
         SegmentTable { segs }
     }
@@ -89,16 +124,7 @@ impl SegmentTable {
 /// # Errors
 /// Errors from the OS, or EOF (as UnexpectedEof).
 pub fn pread_exact(f: &File, off: u64, buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match aff4::stream::ReadAt::read_at(f, off + done as u64, &mut buf[done..]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read")),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    aff4::stream::read_exact_at(f, off, buf)
 }
 
 /// The kernel lockdown state from securityfs (`none`, `integrity`, `confidentiality`).
@@ -199,7 +225,7 @@ pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn Physical
     let try_one = |c: &SourceChoice| -> Result<Box<dyn PhysicalSource>, SourceError> {
         let io = iomem()?;
         Ok(match c {
-            SourceChoice::Kcore => Box::new(KcoreSource::open(&paths.kcore, &io)?),
+            SourceChoice::Kcore => Box::new(open_kcore(&paths.kcore, &io)?),
             SourceChoice::Crash => Box::new(DevMemSource::open(&paths.crash, "crash", &io)?),
             _ => Box::new(DevMemSource::open(&paths.mem, "devmem", &io)?),
         })
@@ -228,9 +254,9 @@ pub fn open_file(p: &Path) -> Result<Box<dyn PhysicalSource>, Error> {
     let mut magic = [0u8; 4];
     pread_exact(&f, 0, &mut magic).map_err(|e| Error::io(&name, e))?;
     if &magic == b"\x7fELF" {
-        Ok(Box::new(ElfFileSource::open(f, &name)?))
+        Ok(Box::new(open_elf(f, &name)?))
     } else if u32::from_le_bytes(magic) == crate::lime::MAGIC {
-        Ok(Box::new(LimeFileSource::open(f, &name)?))
+        Ok(Box::new(open_lime(f, &name)?))
     } else {
         Err(Error::corrupt(name, 0, "neither an ELF core nor a LiME file"))
     }

@@ -160,7 +160,7 @@ const SECTOR: usize = 4096;
 
 /// Images one input (path or `-`) into `vol`; returns a JSON summary.
 fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: bool) -> Result<serde_json::Value, Failure> {
-    let started = now();
+    let started = aff4::rdf::now();
     let (mut reader, size, meta): (Box<dyn Read>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
         (Box::new(std::io::stdin().lock()), None, None)
     } else {
@@ -169,7 +169,7 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
         let meta = f.metadata().ok();
         (Box::new(f), size, meta)
     };
-    let mut im = Imager::new(vol, opts.clone()).code(exit::USAGE)?;
+    let mut im = Imager::new(opts.clone()).code(exit::USAGE)?;
     let pb = progress::bytes(size.unwrap_or(0), input, quiet);
     let mut off = 0u64;
     let mut unreadable = 0u64;
@@ -213,7 +213,7 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
             }),
         ),
         (format!("{}acquisitionStartTime", vocab::AFF4), Node::typed(started, format!("{}dateTime", vocab::XSD))),
-        (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(now(), format!("{}dateTime", vocab::XSD))),
+        (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(aff4::rdf::now(), format!("{}dateTime", vocab::XSD))),
         (
             format!("{}acquisitionCompletionState", vocab::AFF4),
             Node::string(if unreadable > 0 { "Completed with read errors" } else { "Completed Normally" }),
@@ -271,18 +271,13 @@ fn salvage(input: &str, start: u64, end: u64, vol: &mut VolumeWriter, im: &mut I
                 good += n as u64;
             }
             _ => {
-                im.fill(vol, off, n as u64, Symbolic::Unreadable)?;
+                im.fill(off, n as u64, Symbolic::Unreadable)?;
                 bad += n as u64;
             }
         }
         off += n as u64;
     }
     Ok((good, bad))
-}
-
-/// Current time, RFC 3339.
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u8, Failure> {
