@@ -2,13 +2,16 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|all] [N]
+#   bench/run.sh [image|read|acquire|mount|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS)                                     [issue 3]
 # read:    `pmem cat` of the resulting volume vs `lz4 -d` of the same data            [issue 2]
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
 #          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc [issue 4]
+# mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
+#          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
+#          (needs root and /dev/fuse)                                                  [issue 6]
 #
 # Work files go to $BENCH_DIR (default /tmp/pmem-bench); the corpus is made once with
 # ../shared/bench/gen_corpus.py (numpy in a venv under ~/.cache).
@@ -90,4 +93,24 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
+fi
+
+if [[ $WHAT == mount || $WHAT == all ]]; then
+    [[ -s $W/acq.aff4 ]] || { echo "run 'bench/run.sh acquire' first" >&2; exit 1; }
+    [[ -s $W/img.lz4 ]] || lz4 -q -1 -f "$CORPUS" "$W/img.lz4"
+    MNT=$W/mnt
+    mkdir -p "$MNT"
+    # through_mount FILE: mount, read FILE under the memory image's directory, unmount
+    through_mount() {
+        echo "$PMEM mount $W/acq.aff4 $MNT & p=\$!; for i in \$(seq 100); do [ -e $MNT/information.turtle ] && break; sleep 0.05; done; dd if=\$(echo $MNT/*/$1) of=/dev/null bs=$2 2>/dev/null; umount $MNT; wait \$p"
+    }
+    echo "== mount: the fake-kcore acquisition read through FUSE"
+    "$PMEM" mount "$W/acq.aff4" "$MNT" & p=$!
+    for i in $(seq 100); do [[ -e $MNT/information.turtle ]] && break; sleep 0.05; done
+    ls -l "$MNT"/*/
+    umount "$MNT"; wait $p
+    pair "A mount/memory.elf bs=1M" "B lz4 -d" "$(through_mount memory.elf 1M)" "lz4 -q -d -c $W/img.lz4 > /dev/null"
+    pair "A mount/memory.elf bs=128K" "B lz4 -d" "$(through_mount memory.elf 128K)" "lz4 -q -d -c $W/img.lz4 > /dev/null"
+    pair "A mount/memory.raw bs=1M" "B lz4 -d" "$(through_mount memory.raw 1M)" "lz4 -q -d -c $W/img.lz4 > /dev/null"
+    echo "(MB/s above is the corpus size over wall time; memory.raw is 4.3 GB with its 2 GiB hole as zeros)"
 fi

@@ -37,6 +37,13 @@ hdr = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack("<HHIQQQIHHHHHH", 4, 62, 
 note = struct.pack("<III", 11, 12, 0) + b"VMCOREINFO\0\0" + b"PAGESIZE=4096"[:12]
 ph = struct.pack("<IIQQQQQQ", 4, 0, 176, 0, 0, len(note), len(note), 0) + struct.pack("<IIQQQQQQ", 1, 7, 4096, 0, 0x1000, 64, 64, 0)
 put("elf", "core", hdr + ph + note + b"\0" * (4096 - 176 - len(note)) + b"A" * 64)
+strs = b"\0int\0task_struct\0pid\0comm\0char\0"
+types = [1, 1 << 24, 4, (1 << 24) | 32,
+         5, (4 << 24) | (1 << 31) | 2, 24, 17, 1, 0, 21, 4, 64,
+         26, 1 << 24, 1, (2 << 24) | 8,
+         0, 3 << 24, 0, 3, 1, 16]
+tb = b"".join(struct.pack("<I", t) for t in types)
+put("btf", "small", struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(tb), len(tb), len(strs)) + tb + strs)
 put("lime", "one", struct.pack("<IIQQQ", 0x4C694D45, 1, 0x1000, 0x1fff, 0) + b"B" * 4096)
 PY
 

@@ -28,6 +28,7 @@ pub mod logical;
 pub mod map;
 pub mod parallel;
 pub mod rdf;
+pub mod readahead;
 pub mod segments;
 pub mod stream;
 pub mod symbolic;

@@ -5,11 +5,14 @@
 #![deny(missing_docs)]
 
 pub mod acquire;
+pub mod btf;
 pub mod elf;
 pub mod error;
 pub mod export;
 pub mod iomem;
+pub mod isf;
 pub mod lime;
+pub mod mount;
 pub mod source;
 
 pub use error::{Error, Result, SourceError, SourceErrorKind};

@@ -105,6 +105,33 @@ pub enum Command {
         #[arg(long, short = 'T')]
         threads: Option<usize>,
     },
+    /// Mount volumes read-only (FUSE): memory images as memory.raw, memory.elf and memory.lime,
+    /// other images and logical files under their recorded names, metadata as information.turtle.
+    /// Runs until Ctrl-C or `umount MOUNTPOINT`.
+    #[cfg(feature = "fuse")]
+    Mount {
+        /// Volumes, then the mount point (an existing directory).
+        #[arg(required = true, num_args = 2.., value_name = "VOLUME... MOUNTPOINT")]
+        paths: Vec<PathBuf>,
+        /// Password for encrypted (pyaff4) containers.
+        #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Threads serving requests.
+        #[arg(long, short = 'T')]
+        threads: Option<usize>,
+    },
+    /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image from what
+    /// the acquisition captured: types from BTF, addresses from kallsyms, the banner from memory.
+    Isf {
+        #[command(flatten)]
+        input: Input,
+        /// Output file (.json.xz is compressed, .json is not).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// Overwrite an existing output file.
+        #[arg(short = 't', long)]
+        truncate: bool,
+    },
     /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
     Acquire(crate::cmd::acquire::AcquireArgs),
     /// Image files, block devices or stdin into a volume (appends unless -t).
@@ -158,7 +185,7 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|e| format!("{s}: {e}"))
 }
 
-const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info"];
+const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf"];
 
 /// Rewrites pmem/aff4imager-style invocations into subcommands.
 pub fn rewrite(mut args: Vec<String>) -> Vec<String> {

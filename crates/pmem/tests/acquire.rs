@@ -182,3 +182,50 @@ fn sigint_closes_an_incomplete_volume_that_verifies() {
 extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// `pmem mount`: the memory image as raw, ELF and LiME files with the bytes `pmem export` writes,
+/// other captured files under their names, the metadata, read-only, ended by Ctrl-C.
+#[test]
+fn mount_serves_the_export_formats_read_only() {
+    if !fuse_available() {
+        eprintln!("note: /dev/fuse unavailable; mount test skipped");
+        return;
+    }
+    let f = fake();
+    let vol = f.root.join("m.aff4");
+    let note = f.root.join("note.txt");
+    std::fs::write(&note, b"captured alongside\n").unwrap();
+    acquire(&f, &vol, &["--source", "kcore", "-i", note.to_str().unwrap()]);
+    let ex = f.root.join("ex");
+    for fmt in ["raw", "elf", "lime"] {
+        ok(&["export", "-D", ex.to_str().unwrap(), "--format", fmt, vol.to_str().unwrap()]);
+    }
+    let mnt = f.root.join("mnt");
+    let mut m = Mounted::new(&[&vol], &mnt);
+    let dirs: Vec<_> = std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("memory.raw").exists()).collect();
+    assert_eq!(dirs.len(), 1, "one memory image directory");
+    for fmt in ["raw", "elf", "lime"] {
+        let exported =
+            std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == fmt)).unwrap();
+        assert_eq!(sha256(&dirs[0].join(format!("memory.{fmt}"))), sha256(&exported), "memory.{fmt} differs from pmem export");
+    }
+    // Random access inside the raw view.
+    use std::io::{Read, Seek, SeekFrom};
+    let mut raw = std::fs::File::open(dirs[0].join("memory.raw")).unwrap();
+    raw.seek(SeekFrom::Start(0x12345)).unwrap();
+    let mut b = vec![0u8; 70000];
+    raw.read_exact(&mut b).unwrap();
+    assert!(b == f.physical[0x12345..0x12345 + 70000]);
+    // The extra file under its recorded path, and the metadata.
+    let rel = note.to_str().unwrap().trim_start_matches('/');
+    assert_eq!(std::fs::read(mnt.join(rel)).unwrap(), b"captured alongside\n");
+    let turtle = std::fs::read_to_string(mnt.join("information.turtle")).unwrap();
+    assert!(turtle.contains("MemoryImage"), "{turtle}");
+    // Read-only.
+    let e = std::fs::OpenOptions::new().write(true).open(dirs[0].join("memory.raw")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(30), "EROFS expected: {e}");
+    assert!(std::fs::write(mnt.join("new"), b"x").is_err());
+    // Ctrl-C unmounts cleanly.
+    assert!(m.stop().success());
+    assert!(!mnt.join("information.turtle").exists(), "still mounted after SIGINT");
+}

@@ -79,3 +79,55 @@ pub fn corpus(len: usize, seed: u64) -> Vec<u8> {
     }
     v
 }
+
+/// Whether `pmem mount` can work here (root and /dev/fuse); required in CI.
+pub fn fuse_available() -> bool {
+    let ok = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").is_ok();
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("CI: /dev/fuse cannot be opened; mount tests need root and /dev/fuse");
+    }
+    ok
+}
+
+/// A running `pmem mount`, unmounted (by SIGINT, as Ctrl-C would) when dropped.
+pub struct Mounted {
+    pub child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl Mounted {
+    /// Mounts `volumes` on `dir` and waits until the tree is visible.
+    pub fn new(volumes: &[&Path], dir: &Path) -> Mounted {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = pmem().arg("mount").args(volumes).arg(dir).spawn().unwrap();
+        let mut m = Mounted { child, dir: dir.to_path_buf() };
+        for _ in 0..200 {
+            if dir.join("information.turtle").exists() {
+                return m;
+            }
+            if let Ok(Some(st)) = m.child.try_wait() {
+                panic!("pmem mount exited early: {st}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("mount did not appear on {}", dir.display());
+    }
+
+    /// Ends the mount with SIGINT and returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        // SAFETY: plain syscall on our own child.
+        unsafe { kill(self.child.id() as i32, 2) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.stop();
+        }
+    }
+}

@@ -120,13 +120,38 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     }
 
     if let Some(vol3) = vol_python() {
-        let o = Command::new(&vol3).args(["-q", "-f"]).arg(&elf).arg("banners.Banners").output().unwrap();
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert!(
-            text.contains(&banner),
-            "Volatility 3 banners.Banners did not print the guest banner:\n{text}\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        // Mounted: memory.raw and memory.elf are the exported bytes, and Volatility reads memory.elf.
+        assert!(fuse_available(), "mount tests need /dev/fuse");
+        let raw_dir = tmp.path().join("exraw");
+        ok(&["export", "-D", raw_dir.to_str().unwrap(), "--format", "raw", vol.to_str().unwrap()]);
+        let raw =
+            std::fs::read_dir(&raw_dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "raw")).unwrap();
+        let m = Mounted::new(&[&vol], &tmp.path().join("mnt"));
+        let memdir = std::fs::read_dir(&m.dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("memory.elf").exists()).unwrap();
+        let melf = memdir.join("memory.elf");
+        assert_eq!(sha256(&melf), sha256(&elf), "mounted memory.elf differs from pmem export --format elf");
+        assert_eq!(sha256(&memdir.join("memory.raw")), sha256(&raw), "mounted memory.raw differs from pmem export --format raw");
+        std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
+        let vol_run = |args: &[&str]| {
+            let o =
+                Command::new(&vol3).args(["-q", "--offline", "--cache-path"]).arg(tmp.path().join("volcache")).args(args).output().unwrap();
+            (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        };
+        let (text, err) = vol_run(&["-f", melf.to_str().unwrap(), "banners.Banners"]);
+        assert!(text.contains(&banner), "Volatility 3 banners.Banners did not print the guest banner:\n{text}\n{err}");
+
+        // A symbol table from the volume alone (BTF + kallsyms + the banner in memory); pslist with only it.
+        let symbols = tmp.path().join("symbols");
+        std::fs::create_dir_all(&symbols).unwrap();
+        let isf = symbols.join("linux.json.xz");
+        let o = ok(&["isf", vol.to_str().unwrap(), "-o", isf.to_str().unwrap()]);
+        eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+        let (text, err) = vol_run(&["-s", symbols.to_str().unwrap(), "-f", melf.to_str().unwrap(), "linux.pslist"]);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).filter(|r: &Vec<&str>| r.len() >= 5).collect();
+        assert!(rows.iter().any(|r| r[1] == "1" && r[2] == "1"), "PID 1 missing from linux.pslist:\n{text}\n{err}");
+        assert!(rows.iter().any(|r| r[4] == "pmem"), "the acquiring pmem process is missing from linux.pslist:\n{text}\n{err}");
+        eprintln!("linux.pslist with pmem's ISF: {} processes", rows.len().saturating_sub(1));
+        drop(m);
     }
 }
 

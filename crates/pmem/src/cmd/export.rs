@@ -148,7 +148,9 @@ fn export_memory(
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     for i in images {
-        let view = memacq::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?;
+        let view = std::sync::Arc::new(
+            memacq::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?,
+        );
         let (ext, f) = match format {
             ExportFormat::Elf => ("elf", memacq::export::ExportFormat::Elf),
             ExportFormat::Lime => ("lime", memacq::export::ExportFormat::Lime),
@@ -161,7 +163,7 @@ fn export_memory(
             std::fs::create_dir_all(parent).code(exit::OUTPUT)?;
         }
         let mut out = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
-        let n = memacq::export::write(&view, f, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
+        let n = memacq::export::write(view.clone(), f, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
         out.flush().code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
     }

@@ -5,7 +5,10 @@ mod cat;
 pub mod export;
 pub mod image;
 mod info;
+mod isf;
 mod ls;
+#[cfg(feature = "fuse")]
+mod mount;
 mod verify;
 mod view;
 
@@ -25,6 +28,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export { input, dir, patterns, all, format, truncate, threads } => {
             export::run(&input, &dir, &patterns, all, format, truncate, threads)
         }
+        #[cfg(feature = "fuse")]
+        Command::Mount { mut paths, password, threads } => {
+            let mountpoint = paths.pop().unwrap_or_default();
+            mount::run(&Input { volumes: paths, password }, &mountpoint, threads)
+        }
+        Command::Isf { input, output, truncate } => isf::run(&input, &output, truncate),
         Command::Acquire(a) => acquire::run(&a),
         Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
         Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),

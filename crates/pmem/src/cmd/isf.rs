@@ -1,0 +1,17 @@
+//! `pmem isf`: a Volatility 3 symbol table from the volume itself.
+
+use crate::cli::Input;
+use crate::{exit, Failure, WithCode};
+use anyhow::Context;
+use std::path::Path;
+
+pub fn run(input: &Input, output: &Path, truncate: bool) -> Result<u8, Failure> {
+    let c = super::open(input)?;
+    let isf = memacq::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
+    let f =
+        super::export::create_output(output, truncate).with_context(|| format!("cannot create {}", output.display())).code(exit::OUTPUT)?;
+    let xz = output.extension().is_some_and(|e| e == "xz");
+    memacq::isf::write(&isf, f, xz).with_context(|| format!("writing {}", output.display())).code(exit::OUTPUT)?;
+    eprintln!("{}: {} types, {} enums, {} symbols; banner {}", output.display(), isf.types, isf.enums, isf.symbols, isf.banner.trim_end());
+    Ok(0)
+}

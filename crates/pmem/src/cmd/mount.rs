@@ -1,0 +1,224 @@
+//! `pmem mount`: serves [`memacq::mount::Tree`] read-only through FUSE (the `fuser` crate's
+//! pure-Rust mount: no libfuse, `mount(2)` directly as root) until Ctrl-C, SIGTERM or `umount`.
+
+use crate::cli::Input;
+use crate::{exit, Failure, WithCode};
+use aff4::readahead::ReadAhead;
+use aff4::Stream;
+use anyhow::{anyhow, Context};
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags,
+    ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+use memacq::mount::{NodeKind, Tree};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// The tree never changes while mounted, so the kernel may cache everything.
+const TTL: Duration = Duration::from_secs(3600);
+/// The largest read the kernel is asked to send at once.
+const MAX_READ: u32 = 1 << 20;
+/// Read-ahead unit: sequential readers get the next 8 of these decoded in the background.
+const READ_AHEAD_BLOCK: usize = 1 << 20;
+
+struct Fs {
+    tree: Tree,
+    /// Each file's stream with read-ahead, by inode.
+    files: HashMap<u64, ReadAhead>,
+    time: SystemTime,
+    uid: u32,
+    gid: u32,
+}
+
+impl Fs {
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let n = self.tree.get(ino)?;
+        let (kind, size, perm, nlink) = match &n.kind {
+            NodeKind::Dir(children) => (FileType::Directory, 0, 0o555, 2 + children.len() as u32),
+            NodeKind::File(s) => (FileType::RegularFile, s.size(), 0o444, 1),
+        };
+        Some(FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.time,
+            mtime: self.time,
+            ctime: self.time,
+            crtime: self.time,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            flags: 0,
+            blksize: 1 << 16,
+        })
+    }
+}
+
+impl Filesystem for Fs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_readahead(MAX_READ).or_else(|max| config.set_max_readahead(max));
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match name.to_str().and_then(|n| self.tree.lookup(parent.0, n)).and_then(|n| self.attr(n.ino)) {
+            Some(a) => reply.entry(&TTL, &a, Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(ino.0) {
+            Some(a) => reply.attr(&TTL, &a),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.tree.get(ino.0).map(|n| &n.kind) {
+            // Direct I/O: replies go straight into the reader's buffer (one copy, not two) and
+            // requests are as large as the reader's; ReadAhead does the reading ahead.
+            Some(NodeKind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
+            Some(NodeKind::Dir(_)) => reply.error(Errno::EISDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(s) = self.files.get(&ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let mut reply = Some(reply);
+        if let Err(e) = s.with_range(offset, size.min(MAX_READ) as usize, |b| reply.take().map(|r| r.data(b))) {
+            eprintln!("pmem mount: read of {} at {offset}: {e}", s.describe());
+            if let Some(r) = reply.take() {
+                r.error(Errno::EIO);
+            }
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(node) = self.tree.get(ino.0) else { return reply.error(Errno::ENOENT) };
+        let NodeKind::Dir(children) = &node.kind else { return reply.error(Errno::ENOTDIR) };
+        let mut entries: Vec<(u64, FileType, &str)> = vec![(node.ino, FileType::Directory, "."), (node.parent, FileType::Directory, "..")];
+        for (name, &child) in children {
+            let kind = match self.tree.get(child).map(|n| &n.kind) {
+                Some(NodeKind::Dir(_)) => FileType::Directory,
+                _ => FileType::RegularFile,
+            };
+            entries.push((child, kind, name));
+        }
+        for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let bytes: u64 = self.tree.nodes().iter().map(|n| if let NodeKind::File(s) = &n.kind { s.size() } else { 0 }).sum();
+        reply.statfs(bytes.div_ceil(4096), 0, 0, self.tree.nodes().len() as u64, 0, 4096, 255, 4096);
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u8, Failure> {
+    let c = super::open(input)?;
+    let tree = Tree::build(&c);
+    let workers = super::threads(threads);
+    let files = tree
+        .nodes()
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::File(s) => Some((n.ino, ReadAhead::new(s.clone(), READ_AHEAD_BLOCK, 8, workers))),
+            NodeKind::Dir(_) => None,
+        })
+        .collect();
+    for w in &tree.warnings {
+        eprintln!("pmem mount: skipped {w}");
+    }
+    if !mountpoint.is_dir() {
+        return Err(anyhow!("mount point {} is not a directory", mountpoint.display())).code(exit::OUTPUT);
+    }
+    let time =
+        input.volumes.first().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| m.modified().ok()).unwrap_or(SystemTime::UNIX_EPOCH);
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fs = Fs { tree, files, time, uid, gid };
+    let mut cfg = fuser::Config::default();
+    cfg.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName(input.volumes.first().map(|p| p.display().to_string()).unwrap_or_else(|| "aff4".into())),
+        MountOption::Subtype("pmem".into()),
+        MountOption::DefaultPermissions,
+        MountOption::CUSTOM(format!("max_read={MAX_READ}")),
+    ];
+    cfg.n_threads = Some(workers.max(2));
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let session = fuser::spawn_mount(fs, mountpoint, &cfg)
+        .with_context(|| format!("cannot mount on {} (FUSE needs /dev/fuse and root, or fusermount3)", mountpoint.display()))
+        .code(exit::OUTPUT)?;
+    eprintln!(
+        "pmem mount: {} mounted read-only on {}; Ctrl-C or `umount {}` ends it",
+        input.volumes[0].display(),
+        mountpoint.display(),
+        mountpoint.display()
+    );
+    while !STOP.load(Ordering::SeqCst) && !session.guard.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if session.guard.is_finished() {
+        // Unmounted from outside (`umount`).
+        session.join().context("FUSE session").code(exit::OUTPUT)?;
+    } else {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).context("mount point").code(exit::OUTPUT)?;
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
+            session.join().context("FUSE session").code(exit::OUTPUT)?;
+        } else {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) {
+                return Err(anyhow!("cannot unmount {}: {e}", mountpoint.display())).code(exit::OUTPUT);
+            }
+            // Files are still open: detach now (they will get errors) rather than leave a dead mount.
+            // SAFETY: as above.
+            if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
+                return Err(anyhow!("cannot unmount {}: {}", mountpoint.display(), std::io::Error::last_os_error())).code(exit::OUTPUT);
+            }
+            eprintln!("pmem mount: {} was busy; detached it (files still open there now fail)", mountpoint.display());
+            drop(session);
+        }
+    }
+    eprintln!("pmem mount: {} unmounted", mountpoint.display());
+    Ok(0)
+}
