@@ -101,6 +101,23 @@ fn failing_pages_become_unreadable_data_and_the_rest_is_intact() {
     let c = Container::open(&[&p]).unwrap();
     let got = c.open_stream(&rep.image).unwrap().read_all(1 << 30).unwrap();
     assert!(got == expected(&ranges, &bad, 0x500000), "content differs");
+    // What `pmem mount` serves as memory.raw and memory.elf: the same bytes, the pattern in unreadable pages.
+    let tree = memacq::mount::Tree::build(&c);
+    let file = |name: &str| match &tree.find(name).unwrap_or_else(|| panic!("{name} missing")).kind {
+        memacq::mount::NodeKind::File(s) => s.clone(),
+        memacq::mount::NodeKind::Dir(_) => panic!("{name} is a directory"),
+    };
+    let dir = tree.nodes().iter().find(|n| n.name != "information.turtle" && n.ino != memacq::mount::ROOT).unwrap().name.clone();
+    let raw = file(&format!("{dir}/memory.raw")).read_all(1 << 30).unwrap();
+    assert!(raw == got, "mounted memory.raw differs");
+    let mut page = vec![0u8; 14];
+    file(&format!("{dir}/memory.raw")).read_exact_at(0x150 * PAGE, &mut page).unwrap();
+    let want: Vec<u8> = (0..14u64).map(|i| b"UNREADABLEDATA"[(((0x150 * PAGE + i) % (1 << 20)) % 14) as usize]).collect();
+    assert_eq!(page, want, "the standard's UnreadableData pattern");
+    let elf = file(&format!("{dir}/memory.elf"));
+    let mut hdr = [0u8; 4];
+    elf.read_exact_at(0, &mut hdr).unwrap();
+    assert_eq!(&hdr, b"\x7fELF");
     assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
     let t = c.graph().to_turtle();
     assert!(t.contains("aff4:unreadablePages \"5\"") && t.contains("Completed with unreadable pages"), "{t}");
