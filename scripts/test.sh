@@ -15,6 +15,8 @@ PATH=$PATH:/usr/sbin:/sbin
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v debugfs >/dev/null || need+=(e2fsprogs)
 command -v cpio >/dev/null || need+=(cpio)
+command -v make >/dev/null || need+=(make)
+command -v gcc-12 >/dev/null || need+=(gcc-12)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -33,6 +35,9 @@ export PMEM_VOL=$VOLENV/bin/vol
 # The static binary that the VM tests run inside the guest.
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p pmem
 export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
+# The kernel module, built against the headers of the rig's kernel (fetched into a cache).
+PMEM_DRIVER_KO=$(driver/linux/build.sh | tail -1)
+export PMEM_DRIVER_KO
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -132,6 +132,11 @@ pub enum Command {
         #[arg(short = 't', long)]
         truncate: bool,
     },
+    /// Load or unload the pmem kernel module (driver/linux) without acquiring; `-L`/`-U` as in winpmem.
+    Driver {
+        #[command(subcommand)]
+        action: DriverAction,
+    },
     /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
     Acquire(crate::cmd::acquire::AcquireArgs),
     /// Image files, block devices or stdin into a volume (appends unless -t).
@@ -176,6 +181,19 @@ pub enum ExportFormat {
     Lime,
 }
 
+/// What `pmem driver` does.
+#[derive(Subcommand, Debug)]
+pub enum DriverAction {
+    /// Load the module (it stays loaded; /dev/pmem appears). Same as `pmem -L --driver FILE`.
+    Load {
+        /// The module built for this kernel (driver/linux/build.sh).
+        #[arg(value_name = "FILE")]
+        module: PathBuf,
+    },
+    /// Unload the module. Same as `pmem -U`.
+    Unload,
+}
+
 /// Parses decimal or 0x-prefixed hex.
 pub fn parse_u64(s: &str) -> Result<u64, String> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -185,11 +203,23 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|e| format!("{s}: {e}"))
 }
 
-const SUBCOMMANDS: &[&str] = &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf"];
+const SUBCOMMANDS: &[&str] =
+    &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf", "driver"];
 
 /// Rewrites pmem/aff4imager-style invocations into subcommands.
 pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
     let Some(first) = args.get(1).cloned() else { return args };
+    // winpmem/osxpmem -L (load the driver only) and -U (unload only), alone or with acquire.
+    if first == "acquire" || !SUBCOMMANDS.contains(&first.as_str()) {
+        let flag = |f: &[&str]| args.iter().any(|a| f.contains(&a.as_str()));
+        let driver = args.iter().position(|a| a == "--driver").and_then(|j| args.get(j + 1)).cloned();
+        if flag(&["-L", "--load-driver"]) {
+            return [args[0].clone(), "driver".into(), "load".into()].into_iter().chain(driver).collect();
+        }
+        if flag(&["-U", "--unload-driver"]) {
+            return vec![args[0].clone(), "driver".into(), "unload".into()];
+        }
+    }
     if SUBCOMMANDS.contains(&first.as_str()) || first == "--help" || first == "-h" || first == "--version" {
         return args;
     }
@@ -215,4 +245,29 @@ pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
 /// Parses the process arguments.
 pub fn parse() -> Cli {
     Cli::parse_from(rewrite(std::env::args().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(args: &[&str]) -> Vec<String> {
+        rewrite(std::iter::once("pmem").chain(args.iter().copied()).map(String::from).collect())[1..].to_vec()
+    }
+
+    #[test]
+    fn pmem_style_invocations() {
+        assert_eq!(rw(&["-L", "--driver", "pmem.ko"]), ["driver", "load", "pmem.ko"]);
+        assert_eq!(rw(&["acquire", "--driver", "pmem.ko", "-L"]), ["driver", "load", "pmem.ko"]);
+        assert_eq!(rw(&["-U"]), ["driver", "unload"]);
+        assert_eq!(rw(&["-o", "m.aff4", "-t"]), ["acquire", "-o", "m.aff4", "-t"]);
+        assert_eq!(rw(&["-V", "m.aff4"]), ["view", "m.aff4"]);
+        assert_eq!(rw(&["ls", "-L"]), ["ls", "-L"]);
+        for args in
+            [rw(&["-L", "--driver", "x.ko"]), rw(&["-U"]), rw(&["mount", "a.aff4", "/mnt"]), rw(&["isf", "a.aff4", "-o", "x.json.xz"])]
+        {
+            let full: Vec<String> = std::iter::once("pmem".to_string()).chain(args).collect();
+            assert!(Cli::try_parse_from(&full).is_ok(), "{full:?}");
+        }
+    }
 }

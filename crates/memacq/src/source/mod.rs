@@ -1,7 +1,9 @@
 //! Physical-memory sources behind one trait: the ranges they can read and positional reads
-//! that fail per page. Linux: /proc/kcore, /dev/crash, /dev/mem; files: ELF cores and LiME.
+//! that fail per page. Linux: /proc/kcore, /dev/crash, /dev/mem, /dev/pmem (our module);
+//! files: ELF cores and LiME.
 
 mod devmem;
+pub mod driver;
 mod file;
 mod kcore;
 
@@ -187,6 +189,8 @@ pub enum SourceChoice {
     Crash,
     /// /dev/mem.
     DevMem,
+    /// /dev/pmem from the pmem kernel module (loaded from `LivePaths::driver` if given).
+    Driver,
     /// An ELF core or LiME file made by another tool.
     File(std::path::PathBuf),
 }
@@ -202,11 +206,22 @@ pub struct LivePaths {
     pub mem: String,
     /// /proc/iomem.
     pub iomem: String,
+    /// /dev/pmem.
+    pub pmem: String,
+    /// The pmem kernel module to load when /dev/pmem is needed and missing.
+    pub driver: Option<std::path::PathBuf>,
 }
 
 impl Default for LivePaths {
     fn default() -> Self {
-        LivePaths { kcore: "/proc/kcore".into(), crash: "/dev/crash".into(), mem: "/dev/mem".into(), iomem: "/proc/iomem".into() }
+        LivePaths {
+            kcore: "/proc/kcore".into(),
+            crash: "/dev/crash".into(),
+            mem: "/dev/mem".into(),
+            iomem: "/proc/iomem".into(),
+            pmem: driver::DEVICE.into(),
+            driver: None,
+        }
     }
 }
 
@@ -227,11 +242,12 @@ pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn Physical
         Ok(match c {
             SourceChoice::Kcore => Box::new(open_kcore(&paths.kcore, &io)?),
             SourceChoice::Crash => Box::new(DevMemSource::open(&paths.crash, "crash", &io)?),
+            SourceChoice::Driver => Box::new(driver::DriverSource::open(&paths.pmem, paths.driver.as_deref(), &io)?),
             _ => Box::new(DevMemSource::open(&paths.mem, "devmem", &io)?),
         })
     };
     let order = match choice {
-        SourceChoice::Auto => vec![SourceChoice::Kcore, SourceChoice::Crash, SourceChoice::DevMem],
+        SourceChoice::Auto => vec![SourceChoice::Kcore, SourceChoice::Crash, SourceChoice::DevMem, SourceChoice::Driver],
         c => vec![c.clone()],
     };
     let mut errors = Vec::new();

@@ -29,12 +29,20 @@ pub enum FormatArg {
 pub struct AcquireArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Where to read memory: auto (kcore, then crash, then mem), kcore, crash, mem, or an ELF core / LiME file to convert.
+    /// Where to read memory: auto (kcore, then crash, then mem, then the pmem driver), kcore, crash, mem,
+    /// pmem-driver, or an ELF core / LiME file to convert.
     #[arg(long, default_value = "auto", value_name = "SOURCE")]
     pub source: String,
     /// Layout of the memory in the volume.
     #[arg(long, value_enum, default_value_t = FormatArg::Map)]
     pub format: FormatArg,
+    /// The pmem kernel module (driver/linux/build.sh) to load when /dev/pmem is needed; it is
+    /// unloaded after the acquisition. `-L`/`-U` load or unload it without acquiring.
+    #[arg(long, value_name = "FILE")]
+    pub driver: Option<PathBuf>,
+    /// Alternative /dev/pmem.
+    #[arg(long, hide = true, default_value = "/dev/pmem")]
+    pub pmem_path: String,
     /// Do not capture kallsyms, iomem, modules, cmdline, System.map, config, kernel image and BTF.
     #[arg(long)]
     pub no_extras: bool,
@@ -87,16 +95,53 @@ fn free_space(p: &std::path::Path) -> Option<u64> {
     (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
 }
 
+/// `pmem driver load|unload` (`-L`/`-U`).
+pub fn driver(action: &crate::cli::DriverAction) -> Result<u8, Failure> {
+    use memacq::source::driver;
+    match action {
+        crate::cli::DriverAction::Load { module } => match driver::load(module) {
+            Ok(true) => {
+                eprintln!("pmem: module {} loaded; {} is ready (unload with pmem -U)", module.display(), driver::DEVICE);
+                Ok(0)
+            }
+            Ok(false) => {
+                eprintln!("pmem: the pmem module is already loaded");
+                Ok(0)
+            }
+            Err(e) => {
+                let code = match e.kind {
+                    SourceErrorKind::Lockdown => exit::LOCKDOWN,
+                    SourceErrorKind::Permission => exit::PERMISSION,
+                    _ => exit::NO_SOURCE,
+                };
+                Err(anyhow!(e)).code(code)
+            }
+        },
+        crate::cli::DriverAction::Unload => {
+            driver::unload().map_err(|e| anyhow!("cannot unload the pmem module: {e}")).code(exit::NO_SOURCE)?;
+            eprintln!("pmem: module unloaded");
+            Ok(0)
+        }
+    }
+}
+
 pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     let choice = match a.source.as_str() {
         "auto" => SourceChoice::Auto,
         "kcore" => SourceChoice::Kcore,
         "crash" => SourceChoice::Crash,
         "mem" | "devmem" => SourceChoice::DevMem,
+        "pmem-driver" | "driver" | "pmem" => SourceChoice::Driver,
         f => SourceChoice::File(PathBuf::from(f)),
     };
-    let paths =
-        LivePaths { kcore: a.kcore_path.clone(), crash: a.crash_path.clone(), mem: a.mem_path.clone(), iomem: a.iomem_path.clone() };
+    let paths = LivePaths {
+        kcore: a.kcore_path.clone(),
+        crash: a.crash_path.clone(),
+        mem: a.mem_path.clone(),
+        iomem: a.iomem_path.clone(),
+        pmem: a.pmem_path.clone(),
+        driver: a.driver.clone(),
+    };
     let src = match source::open(&choice, &paths) {
         Ok(s) => s,
         Err(memacq::Error::NoSource(errs)) => {

@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             mount::run(&Input { volumes: paths, password }, &mountpoint, threads)
         }
         Command::Isf { input, output, truncate } => isf::run(&input, &output, truncate),
+        Command::Driver { action } => acquire::driver(&action),
         Command::Acquire(a) => acquire::run(&a),
         Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
         Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),
