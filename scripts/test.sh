@@ -17,6 +17,8 @@ command -v debugfs >/dev/null || need+=(e2fsprogs)
 command -v cpio >/dev/null || need+=(cpio)
 command -v make >/dev/null || need+=(make)
 command -v gcc-12 >/dev/null || need+=(gcc-12)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
+[[ -x /usr/lib/wine/wine64 ]] || need+=(wine64)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -39,8 +41,15 @@ export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 PMEM_DRIVER_KO=$(driver/linux/build.sh | tail -1)
 export PMEM_DRIVER_KO
 
+# pmem.exe for Windows (tested under Wine below) and the macOS build, type-checked and linted.
+rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 || true
+PMEM_WINDOWS_EXE=$(scripts/build-windows.sh | tail -1)
+export PMEM_WINDOWS_EXE PMEM_WINE=/usr/lib/wine/wine64 WINEDEBUG=-all WINEPREFIX=$CACHE/pmem-wine
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --target x86_64-pc-windows-gnu -- -D warnings
+cargo clippy --workspace --target x86_64-apple-darwin -- -D warnings
 # A brief run of every fuzz target (nightly + cargo-fuzz); fuzz/run.sh 600 for real campaigns.
 if rustup toolchain list | grep -q '^nightly'; then
     fuzz/run.sh "${PMEM_FUZZ_SECONDS:-15}"

@@ -449,6 +449,9 @@ pub fn acquire(
     if let Some(pb) = &phys_base {
         extra.push((a("physBase"), Node::string(pb.clone())));
     }
+    for (k, v) in src.metadata() {
+        extra.push((a(&k), Node::string(v)));
+    }
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
@@ -487,6 +490,9 @@ pub fn acquire(
     }
     let mut files =
         if opts.extras && matches!(src.kind(), "kcore" | "crash" | "devmem") { default_extras(release.as_deref()) } else { Vec::new() };
+    if opts.extras {
+        files.extend(src.extra_files());
+    }
     files.extend(opts.extra_files.iter().cloned());
     for f in files {
         match std::fs::File::open(&f) {

@@ -379,8 +379,11 @@ pub fn from_container(c: &Container) -> Result<Isf> {
 pub fn write(isf: &Isf, out: impl Write, xz: bool) -> Result<()> {
     let io = |e: std::io::Error| Error::io("symbol table", e);
     if xz {
-        let mut enc = liblzma::write::XzEncoder::new(std::io::BufWriter::new(out), 6);
-        serde_json::to_writer(&mut enc, &isf.json).map_err(|e| io(e.into()))?;
+        let mut enc = lzma_rust2::XzWriter::new(std::io::BufWriter::new(out), lzma_rust2::XzOptions::with_preset(6)).map_err(io)?;
+        let mut buffered = std::io::BufWriter::new(&mut enc);
+        serde_json::to_writer(&mut buffered, &isf.json).map_err(|e| io(e.into()))?;
+        buffered.flush().map_err(io)?;
+        drop(buffered);
         enc.finish().map_err(io)?.flush().map_err(io)?;
     } else {
         let mut w = std::io::BufWriter::new(out);

@@ -108,7 +108,7 @@ pub enum Command {
     /// Mount volumes read-only (FUSE): memory images as memory.raw, memory.elf and memory.lime,
     /// other images and logical files under their recorded names, metadata as information.turtle.
     /// Runs until Ctrl-C or `umount MOUNTPOINT`.
-    #[cfg(feature = "fuse")]
+    #[cfg(all(feature = "fuse", target_os = "linux"))]
     Mount {
         /// Volumes, then the mount point (an existing directory).
         #[arg(required = true, num_args = 2.., value_name = "VOLUME... MOUNTPOINT")]

@@ -3,9 +3,14 @@
 //! files: ELF cores and LiME.
 
 mod devmem;
+#[cfg(target_os = "linux")]
 pub mod driver;
 mod file;
 mod kcore;
+pub mod macpmem;
+#[cfg(windows)]
+pub mod windows_device;
+pub mod winpmem;
 
 pub use devmem::DevMemSource;
 pub use file::{open_elf, open_lime};
@@ -33,6 +38,15 @@ pub trait PhysicalSource: Send + Sync {
     /// The kernel's VMCOREINFO text, when the source carries it.
     fn vmcoreinfo(&self) -> Option<String> {
         None
+    }
+    /// Source-specific metadata for the memory Image, as (aff4 local name, value) pairs
+    /// (e.g. a Windows driver's CR3 and kernel base).
+    fn metadata(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Files this source wants captured with the image (e.g. the kernel image and the driver).
+    fn extra_files(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -219,7 +233,7 @@ impl Default for LivePaths {
             crash: "/dev/crash".into(),
             mem: "/dev/mem".into(),
             iomem: "/proc/iomem".into(),
-            pmem: driver::DEVICE.into(),
+            pmem: "/dev/pmem".into(),
             driver: None,
         }
     }
@@ -242,12 +256,24 @@ pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn Physical
         Ok(match c {
             SourceChoice::Kcore => Box::new(open_kcore(&paths.kcore, &io)?),
             SourceChoice::Crash => Box::new(DevMemSource::open(&paths.crash, "crash", &io)?),
+            #[cfg(target_os = "linux")]
             SourceChoice::Driver => Box::new(driver::DriverSource::open(&paths.pmem, paths.driver.as_deref(), &io)?),
+            #[cfg(windows)]
+            SourceChoice::Driver => Box::new(windows_device::open(paths.driver.as_deref(), &winpmem::Mode::PREFERENCE)?),
+            #[cfg(target_os = "macos")]
+            SourceChoice::Driver => Box::new(macpmem::MacPmemSource::open()?),
+            #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
+            SourceChoice::Driver => {
+                return Err(SourceError::new(&paths.pmem, SourceErrorKind::Missing, "the pmem Linux module exists only on Linux"))
+            }
             _ => Box::new(DevMemSource::open(&paths.mem, "devmem", &io)?),
         })
     };
     let order = match choice {
-        SourceChoice::Auto => vec![SourceChoice::Kcore, SourceChoice::Crash, SourceChoice::DevMem, SourceChoice::Driver],
+        SourceChoice::Auto if cfg!(target_os = "linux") => {
+            vec![SourceChoice::Kcore, SourceChoice::Crash, SourceChoice::DevMem, SourceChoice::Driver]
+        }
+        SourceChoice::Auto => vec![SourceChoice::Driver],
         c => vec![c.clone()],
     };
     let mut errors = Vec::new();
@@ -258,6 +284,37 @@ pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn Physical
         }
     }
     Err(Error::NoSource(errors))
+}
+
+/// Loads this platform's memory driver (Linux: pmem.ko; Windows: the WinPmem driver as a
+/// service); false if it was already loaded.
+///
+/// # Errors
+/// The OS refused, with the reason explained.
+pub fn load_driver(path: &Path) -> Result<bool, SourceError> {
+    #[cfg(target_os = "linux")]
+    return driver::load(path);
+    #[cfg(windows)]
+    return windows_device::load(path);
+    #[cfg(not(any(target_os = "linux", windows)))]
+    return Err(SourceError::new(
+        path.display().to_string(),
+        SourceErrorKind::Missing,
+        "load MacPmem with `sudo kextload MacPmem.kext`; pmem then reads /dev/pmem",
+    ));
+}
+
+/// Unloads this platform's memory driver.
+///
+/// # Errors
+/// Not loaded, in use, or not permitted.
+pub fn unload_driver() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    return driver::unload();
+    #[cfg(windows)]
+    return windows_device::unload();
+    #[cfg(not(any(target_os = "linux", windows)))]
+    return Err(io::Error::other("unload MacPmem with `sudo kextunload MacPmem.kext`"));
 }
 
 /// Opens an ELF core or LiME file by its magic.

@@ -83,6 +83,12 @@ fn install_signals() {
     }
 }
 
+#[cfg(not(unix))]
+fn free_space(_: &std::path::Path) -> Option<u64> {
+    None
+}
+
+#[cfg(unix)]
 fn free_space(p: &std::path::Path) -> Option<u64> {
     let dir = if p.is_dir() {
         p.to_path_buf()
@@ -97,15 +103,14 @@ fn free_space(p: &std::path::Path) -> Option<u64> {
 
 /// `pmem driver load|unload` (`-L`/`-U`).
 pub fn driver(action: &crate::cli::DriverAction) -> Result<u8, Failure> {
-    use memacq::source::driver;
     match action {
-        crate::cli::DriverAction::Load { module } => match driver::load(module) {
+        crate::cli::DriverAction::Load { module } => match source::load_driver(module) {
             Ok(true) => {
-                eprintln!("pmem: module {} loaded; {} is ready (unload with pmem -U)", module.display(), driver::DEVICE);
+                eprintln!("pmem: driver {} loaded (unload with pmem -U)", module.display());
                 Ok(0)
             }
             Ok(false) => {
-                eprintln!("pmem: the pmem module is already loaded");
+                eprintln!("pmem: the driver is already loaded");
                 Ok(0)
             }
             Err(e) => {
@@ -118,8 +123,8 @@ pub fn driver(action: &crate::cli::DriverAction) -> Result<u8, Failure> {
             }
         },
         crate::cli::DriverAction::Unload => {
-            driver::unload().map_err(|e| anyhow!("cannot unload the pmem module: {e}")).code(exit::NO_SOURCE)?;
-            eprintln!("pmem: module unloaded");
+            source::unload_driver().map_err(|e| anyhow!("cannot unload the driver: {e}")).code(exit::NO_SOURCE)?;
+            eprintln!("pmem: driver unloaded");
             Ok(0)
         }
     }

@@ -7,7 +7,7 @@ pub mod image;
 mod info;
 mod isf;
 mod ls;
-#[cfg(feature = "fuse")]
+#[cfg(all(feature = "fuse", target_os = "linux"))]
 mod mount;
 mod verify;
 mod view;
@@ -28,7 +28,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Export { input, dir, patterns, all, format, truncate, threads } => {
             export::run(&input, &dir, &patterns, all, format, truncate, threads)
         }
-        #[cfg(feature = "fuse")]
+        #[cfg(all(feature = "fuse", target_os = "linux"))]
         Command::Mount { mut paths, password, threads } => {
             let mountpoint = paths.pop().unwrap_or_default();
             mount::run(&Input { volumes: paths, password }, &mountpoint, threads)
