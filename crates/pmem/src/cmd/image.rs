@@ -143,11 +143,42 @@ pub fn expand(pat: &str) -> Vec<PathBuf> {
     v
 }
 
+/// The size of a Windows disk or volume (`\\.\PhysicalDrive0`, `\\.\C:`), which seeking cannot tell.
+#[cfg(windows)]
+fn device_size(f: &File) -> Option<u64> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::System::Ioctl::{GET_LENGTH_INFORMATION, IOCTL_DISK_GET_LENGTH_INFO};
+    let mut info = GET_LENGTH_INFORMATION { Length: 0 };
+    let mut returned = 0u32;
+    // SAFETY: the output buffer is a GET_LENGTH_INFORMATION; the call is synchronous.
+    let ok = unsafe {
+        windows_sys::Win32::System::IO::DeviceIoControl(
+            f.as_raw_handle(),
+            IOCTL_DISK_GET_LENGTH_INFO,
+            std::ptr::null(),
+            0,
+            (&mut info as *mut GET_LENGTH_INFORMATION).cast(),
+            std::mem::size_of::<GET_LENGTH_INFORMATION>() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+        )
+    };
+    (ok != 0 && info.Length > 0).then_some(info.Length as u64)
+}
+
+#[cfg(not(windows))]
+fn device_size(_: &File) -> Option<u64> {
+    None
+}
+
 fn input_size(f: &File) -> Option<u64> {
     use std::io::{Seek, SeekFrom};
     let meta = f.metadata().ok()?;
     if meta.is_file() {
         return Some(meta.len());
+    }
+    if let Some(n) = device_size(f) {
+        return Some(n);
     }
     let mut g = f.try_clone().ok()?;
     let end = g.seek(SeekFrom::End(0)).ok()?;
