@@ -45,6 +45,7 @@ export PMEM_DRIVER_KO
 rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 || true
 PMEM_WINDOWS_EXE=$(scripts/build-windows.sh | tail -1)
 export PMEM_WINDOWS_EXE PMEM_WINE=/usr/lib/wine/wine64 WINEDEBUG=-all WINEPREFIX=$CACHE/pmem-wine
+"$PMEM_WINE" "$PMEM_WINDOWS_EXE" --version >/dev/null 2>&1 || true   # creates the Wine prefix once
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

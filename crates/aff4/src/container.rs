@@ -101,9 +101,28 @@ impl Container {
     /// # Errors
     /// As [`Container::open`]; a wrong password.
     pub fn open_with<P: AsRef<Path>>(paths: &[P], opts: &OpenOptions) -> Result<Container> {
-        let mut volumes = Vec::new();
-        for p in paths {
-            volumes.push(Volume::open(p.as_ref())?);
+        let mut volumes: Vec<Volume> = Vec::new();
+        let given: Vec<&Path> = paths.iter().map(|p| p.as_ref()).collect();
+        for p in &given {
+            let first = Volume::open(p)?;
+            let urn = first.urn.clone();
+            volumes.push(first);
+            // The other parts of a split set (`OUT.A01`, …) beside it, when not given explicitly.
+            // A part belongs to the set only if its metadata names this first volume, so parts
+            // left over from an older set are never mixed in.
+            if p.is_file() {
+                for n in 1.. {
+                    let part = crate::volume::write::split_part_path(p, n);
+                    if given.contains(&part.as_path()) || !part.is_file() {
+                        break;
+                    }
+                    let v = Volume::open(&part)?;
+                    if !v.turtle.windows(urn.len()).any(|w| w == urn.as_bytes()) {
+                        break;
+                    }
+                    volumes.push(v);
+                }
+            }
         }
         Container::from_volumes(volumes, opts)
     }

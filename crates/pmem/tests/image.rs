@@ -283,3 +283,77 @@ fn volume_streamed_to_stdout() {
         assert!(String::from_utf8_lossy(&o.stdout).contains(&sha256_bytes(&data)), "pyaff4 cannot read the piped volume");
     }
 }
+
+#[test]
+fn split_volumes_stay_under_the_size_and_open_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let mut data = corpus(20 << 20, 31);
+    data.extend(std::iter::repeat_n(7u8, 3 << 20));
+    std::fs::write(&input, &data).unwrap();
+    let out = dir.path().join("set.aff4");
+    let limit: u64 = 12 << 20;
+    let args = [
+        "image",
+        "-q",
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        "stored",
+        "--chunks-per-bevy",
+        "32",
+        "--split",
+        "12M",
+        "--block-hashes",
+        "sha1",
+        input.to_str().unwrap(),
+    ];
+    ok(&args);
+    let parts: Vec<std::path::PathBuf> =
+        std::iter::once(out.clone()).chain((1..).map(|n| dir.path().join(format!("set.A{n:02}"))).take_while(|p| p.exists())).collect();
+    assert!(parts.len() >= 2, "expected several parts: {parts:?}");
+    for p in &parts {
+        let n = std::fs::metadata(p).unwrap().len();
+        assert!(n <= limit, "{} is {n} bytes, over the 12 MiB limit", p.display());
+        // Each part is a complete ZIP volume of its own.
+        if Command::new("unzip").arg("-v").output().is_ok() {
+            assert!(Command::new("unzip").arg("-tq").arg(p).output().unwrap().status.success(), "unzip -t {}", p.display());
+        }
+    }
+    // Given the first part, the others are found beside it; given all, the same.
+    assert!(ok(&["cat", out.to_str().unwrap()]).stdout == data);
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", out.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let mut all = vec!["cat"];
+    all.extend(parts.iter().map(|p| p.to_str().unwrap()));
+    assert!(ok(&all).stdout == data);
+    // The independent verifier opens the parts together as one set.
+    if let Some(py) = python() {
+        let o = Command::new(&py).arg(shared().join("tools/aff4verify.py")).args(&parts).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && text.contains("PASS") && !text.contains("FAIL"),
+            "aff4verify: {text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // Replacing the set with a smaller one leaves no stale parts behind.
+    ok(&[
+        "image",
+        "-q",
+        "-t",
+        "-o",
+        out.to_str().unwrap(),
+        "--split",
+        "12M",
+        "--chunks-per-bevy",
+        "32",
+        refimg("AFF4-L/dream.txt").to_str().unwrap(),
+    ]);
+    assert!(!dir.path().join("set.A01").exists(), "stale part left behind");
+    // Refused where a split cannot work.
+    let o = run(&["image", "-q", "-o", "-", "--split", "12M", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["image", "-q", "-o", dir.path().join("tiny.aff4").to_str().unwrap(), "--split", "1M", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}

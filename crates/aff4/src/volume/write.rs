@@ -160,6 +160,26 @@ pub struct VolumeWriter {
     graph: Graph,
     path: PathBuf,
     appended: bool,
+    split: Option<Split>,
+}
+
+/// Rolling over to `<stem>.A01`, `.A02`, … (c-aff4's `--split`): each part is a complete ZIP
+/// volume with its own URN whose turtle is the whole graph so far; streams simply continue
+/// their bevies in the next part.
+struct Split {
+    /// Largest part size.
+    limit: u64,
+    /// Room kept for the largest member plus the part's turtle and directory.
+    margin: u64,
+    /// Parts written so far (the first is `path`).
+    parts: Vec<PathBuf>,
+    /// Replace existing parts.
+    replace: bool,
+}
+
+/// The path of part `n` (1-based after the first) of a split set whose first part is `base`.
+pub fn split_part_path(base: &Path, n: u32) -> PathBuf {
+    base.with_extension(format!("A{n:02}"))
 }
 
 const VERSION_TXT: &str = concat!("major=1\nminor=0\ntool=pmem ", env!("CARGO_PKG_VERSION"), "\n");
@@ -212,6 +232,7 @@ impl VolumeWriter {
             graph: Graph::new(),
             path: path.to_path_buf(),
             appended: false,
+            split: None,
         };
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
@@ -266,6 +287,7 @@ impl VolumeWriter {
             graph,
             path: path.to_path_buf(),
             appended: true,
+            split: None,
         })
     }
 
@@ -285,10 +307,17 @@ impl VolumeWriter {
             let vol = crate::volume::Volume::open(path)?;
             let mut graph = Graph::new();
             graph.parse_turtle(&vol.turtle, &vol.urn, &name)?;
-            return Ok(VolumeWriter { sink: Some(sink), urn: vol.urn, graph, path: path.to_path_buf(), appended: true });
+            return Ok(VolumeWriter { sink: Some(sink), urn: vol.urn, graph, path: path.to_path_buf(), appended: true, split: None });
         }
         let urn = new_urn();
-        let mut w = VolumeWriter { sink: Some(sink), urn: urn.clone(), graph: Graph::new(), path: path.to_path_buf(), appended: false };
+        let mut w = VolumeWriter {
+            sink: Some(sink),
+            urn: urn.clone(),
+            graph: Graph::new(),
+            path: path.to_path_buf(),
+            appended: false,
+            split: None,
+        };
         w.add_member_raw("container.description", urn.as_bytes())?;
         w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
         w.describe_volume(&format!("{}DirectoryVolume", vocab::AFF4));
@@ -338,11 +367,71 @@ impl VolumeWriter {
         s.finish_member()
     }
 
+    /// Splits the output into parts of at most `limit` bytes; `margin` must cover the largest
+    /// segment that will be written (a full bevy) plus the turtle and ZIP directory. Only for a
+    /// new ZIP file (not stdout, a directory volume, or an append).
+    ///
+    /// # Errors
+    /// The volume cannot be split, or `limit` is too small for `margin`.
+    pub fn set_split(&mut self, limit: u64, margin: u64, replace: bool) -> Result<()> {
+        let name = self.path.display().to_string();
+        if self.appended || name == "-" || self.path.is_dir() {
+            return Err(Error::Unsupported(format!("{name}: --split needs a new volume file (not stdout, a directory or an append)")));
+        }
+        if limit < margin.saturating_mul(2) {
+            return Err(Error::Unsupported(format!("--split {limit} is too small: parts must hold at least {} bytes", margin * 2)));
+        }
+        self.split = Some(Split { limit, margin, parts: vec![self.path.clone()], replace });
+        Ok(())
+    }
+
+    /// The files written so far (more than one when split).
+    pub fn parts(&self) -> Vec<PathBuf> {
+        self.split.as_ref().map(|s| s.parts.clone()).unwrap_or_else(|| vec![self.path.clone()])
+    }
+
+    /// Closes the current part and opens the next when the next segment might not fit.
+    fn maybe_roll(&mut self) -> Result<()> {
+        let Some(sp) = &self.split else { return Ok(()) };
+        if self.bytes_written() + sp.margin <= sp.limit {
+            return Ok(());
+        }
+        let next = split_part_path(&self.path, sp.parts.len() as u32);
+        let replace = sp.replace;
+        self.close_part()?;
+        let name = next.display().to_string();
+        let file = create_file(&next, replace)?;
+        let urn = new_urn();
+        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, Box::new(file) as Box<dyn Write + Send>), 0, 0, name);
+        zip.add_member("container.description", urn.as_bytes())?;
+        zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
+        self.sink = Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename: None }));
+        self.urn = urn;
+        self.describe_volume(vocab::ZIP_VOLUME);
+        if let Some(sp) = &mut self.split {
+            sp.parts.push(next);
+        }
+        Ok(())
+    }
+
+    /// Writes the graph so far and the directory of the current part, and closes it.
+    fn close_part(&mut self) -> Result<()> {
+        let turtle = self.graph.to_turtle();
+        let mut sink = self.sink.take().ok_or_else(|| Error::Unsupported("volume already closed".into()))?;
+        sink.start("information.turtle")?;
+        sink.write(turtle.as_bytes())?;
+        sink.finish_member()?;
+        let mut comment = self.urn.clone().into_bytes();
+        comment.push(0);
+        sink.close(&comment)
+    }
+
     /// Starts the segment for `urn`; bytes follow with [`VolumeWriter::write_segment`].
     ///
     /// # Errors
     /// Another segment is open, or I/O.
     pub fn start_segment(&mut self, urn: &str) -> Result<()> {
+        self.maybe_roll()?;
         let name = urn_to_member(&self.urn, urn);
         self.sink()?.start(&name)
     }
@@ -383,13 +472,20 @@ impl VolumeWriter {
     /// # Errors
     /// I/O.
     pub fn finish(mut self) -> Result<()> {
-        let turtle = self.graph.to_turtle();
-        let mut sink = self.sink.take().ok_or_else(|| Error::Unsupported("volume already closed".into()))?;
-        sink.start("information.turtle")?;
-        sink.write(turtle.as_bytes())?;
-        sink.finish_member()?;
-        let mut comment = self.urn.clone().into_bytes();
-        comment.push(0);
-        sink.close(&comment)
+        self.close_part()?;
+        // A replaced split set must not keep parts of an older, longer set.
+        if let Some(sp) = &self.split {
+            if sp.replace {
+                let mut n = sp.parts.len() as u32;
+                while let Ok(m) = std::fs::symlink_metadata(split_part_path(&self.path, n)) {
+                    if !m.is_file() {
+                        break;
+                    }
+                    let _ = std::fs::remove_file(split_part_path(&self.path, n));
+                    n += 1;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -40,12 +40,34 @@ pub struct StoreArgs {
     /// Chunks per bevy.
     #[arg(long, default_value_t = 1024)]
     pub chunks_per_bevy: u32,
+    /// Split the volume into parts of at most SIZE (e.g. 650M, 4G): OUT.aff4, OUT.A01, OUT.A02, …,
+    /// which open together (give the first; the others are found beside it).
+    #[arg(short = 's', long, value_name = "SIZE", value_parser = parse_size)]
+    pub split: Option<u64>,
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
     /// No progress bar and no summary (errors still go to stderr).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// Parses a size: bytes, or with K, M, G, T (powers of 1024; an optional trailing B or iB).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).or_else(|| t.strip_suffix('b')).unwrap_or(t);
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s}: not a size (e.g. 650M, 4G)"))?;
+    if !(n > 0.0) || n * mult as f64 > u64::MAX as f64 {
+        return Err(format!("{s}: not a usable size"));
+    }
+    Ok((n * mult as f64) as u64)
 }
 
 fn algos(names: &[String]) -> Result<Vec<HashAlgo>, Failure> {
@@ -75,7 +97,16 @@ impl StoreArgs {
             return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
         }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
-        VolumeWriter::create(&self.output, mode).with_context(|| format!("cannot write {}", self.output.display())).code(exit::OUTPUT)
+        let mut vol = VolumeWriter::create(&self.output, mode)
+            .with_context(|| format!("cannot write {}", self.output.display()))
+            .code(exit::OUTPUT)?;
+        if let Some(limit) = self.split {
+            // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
+            let chunk = ImagerOptions::default().chunk_size as u64;
+            let margin = chunk * u64::from(self.chunks_per_bevy) * 17 / 16 + (4 << 20);
+            vol.set_split(limit, margin, self.truncate).context("--split").code(exit::USAGE)?;
+        }
+        Ok(vol)
     }
     /// Hash algorithms for logical files.
     pub fn file_hashes(&self) -> Result<Vec<HashAlgo>, Failure> {
