@@ -64,7 +64,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => (t, 1),
     };
     let n: f64 = num.trim().parse().map_err(|_| format!("{s}: not a size (e.g. 650M, 4G)"))?;
-    if !(n > 0.0) || n * mult as f64 > u64::MAX as f64 {
+    if n.is_nan() || n <= 0.0 || n * mult as f64 > u64::MAX as f64 {
         return Err(format!("{s}: not a usable size"));
     }
     Ok((n * mult as f64) as u64)
