@@ -381,3 +381,19 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("650M"), Ok(650 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "M", "-1G", "0", "NaN", "1e400T", "12Q"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}
