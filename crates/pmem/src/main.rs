@@ -58,7 +58,11 @@ impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
 
 fn main() -> ExitCode {
     let cli = cli::parse();
-    match cmd::run(cli) {
+    let r = cmd::run(cli);
+    if let Some(report) = cmd::fetch_report() {
+        eprintln!("{report}");
+    }
+    match r {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             let broken_pipe = f.error.chain().any(|e| {

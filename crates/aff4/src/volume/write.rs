@@ -161,7 +161,14 @@ pub struct VolumeWriter {
     path: PathBuf,
     appended: bool,
     split: Option<Split>,
+    /// Written to a stream (stdout, an upload), not a file of ours.
+    streamed: bool,
+    /// Called once the volume is completely written (e.g. to complete an upload).
+    on_close: Option<OnClose>,
 }
+
+/// A completion step run after the last byte of a volume is written.
+pub type OnClose = Box<dyn FnOnce() -> Result<()> + Send>;
 
 /// Rolling over to `<stem>.A01`, `.A02`, … (c-aff4's `--split`): each part is a complete ZIP
 /// volume with its own URN whose turtle is the whole graph so far; streams simply continue
@@ -227,14 +234,28 @@ impl VolumeWriter {
         zip.add_member("container.description", urn.as_bytes())?;
         zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
         let mut w = VolumeWriter {
-            sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename })),
+            sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename: rename.clone() })),
             urn,
             graph: Graph::new(),
             path: path.to_path_buf(),
             appended: false,
             split: None,
+            streamed: rename.is_none() && path.as_os_str() == "-",
+            on_close: None,
         };
         w.describe_volume(vocab::ZIP_VOLUME);
+        Ok(w)
+    }
+
+    /// A new ZIP volume streamed into `out` (never seeked), named `name` (e.g. an object URL);
+    /// `on_close` runs after its last byte, e.g. to complete an upload.
+    ///
+    /// # Errors
+    /// Writing the first members fails.
+    pub fn streaming(out: Box<dyn Write + Send>, name: &str, on_close: Option<OnClose>) -> Result<VolumeWriter> {
+        let mut w = Self::new_zip(out, None, Path::new(name), name.to_string())?;
+        w.streamed = true;
+        w.on_close = on_close;
         Ok(w)
     }
 
@@ -288,6 +309,8 @@ impl VolumeWriter {
             path: path.to_path_buf(),
             appended: true,
             split: None,
+            streamed: false,
+            on_close: None,
         })
     }
 
@@ -307,7 +330,16 @@ impl VolumeWriter {
             let vol = crate::volume::Volume::open(path)?;
             let mut graph = Graph::new();
             graph.parse_turtle(&vol.turtle, &vol.urn, &name)?;
-            return Ok(VolumeWriter { sink: Some(sink), urn: vol.urn, graph, path: path.to_path_buf(), appended: true, split: None });
+            return Ok(VolumeWriter {
+                sink: Some(sink),
+                urn: vol.urn,
+                graph,
+                path: path.to_path_buf(),
+                appended: true,
+                split: None,
+                streamed: false,
+                on_close: None,
+            });
         }
         let urn = new_urn();
         let mut w = VolumeWriter {
@@ -317,6 +349,8 @@ impl VolumeWriter {
             path: path.to_path_buf(),
             appended: false,
             split: None,
+            streamed: false,
+            on_close: None,
         };
         w.add_member_raw("container.description", urn.as_bytes())?;
         w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
@@ -375,7 +409,7 @@ impl VolumeWriter {
     /// The volume cannot be split, or `limit` is too small for `margin`.
     pub fn set_split(&mut self, limit: u64, margin: u64, replace: bool) -> Result<()> {
         let name = self.path.display().to_string();
-        if self.appended || name == "-" || self.path.is_dir() {
+        if self.appended || self.streamed || self.path.is_dir() {
             return Err(Error::Unsupported(format!("{name}: --split needs a new volume file (not stdout, a directory or an append)")));
         }
         if limit < margin.saturating_mul(2) {
@@ -473,6 +507,9 @@ impl VolumeWriter {
     /// I/O.
     pub fn finish(mut self) -> Result<()> {
         self.close_part()?;
+        if let Some(f) = self.on_close.take() {
+            f()?;
+        }
         // A replaced split set must not keep parts of an older, longer set.
         if let Some(sp) = &self.split {
             if sp.replace {

@@ -52,6 +52,21 @@ pub struct StoreArgs {
     pub quiet: bool,
 }
 
+/// A volume uploaded to object storage as it is written (multipart; completed at the end, aborted on failure).
+#[cfg(feature = "s3")]
+fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
+    let (writer, upload) = remote::create(url).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)?;
+    let u = url.to_string();
+    let complete: aff4::volume::write::OnClose =
+        Box::new(move || upload.complete().map(|_| ()).map_err(|e| aff4::Error::io(u.clone(), std::io::Error::other(e.to_string()))));
+    VolumeWriter::streaming(Box::new(writer), url, Some(complete)).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
+    Err(anyhow!("{url}: this pmem was built without S3 support (cargo feature s3)")).code(exit::USAGE)
+}
+
 /// Parses a size: bytes, or with K, M, G, T (powers of 1024; an optional trailing B or iB).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -95,6 +110,13 @@ impl StoreArgs {
     pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
         if self.output.as_os_str() == "-" && self.json {
             return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
+        }
+        let name = self.output.display().to_string();
+        if name.starts_with("s3://") {
+            if self.split.is_some() {
+                return Err(anyhow!("--split writes files; it cannot be combined with -o {name}")).code(exit::USAGE);
+            }
+            return open_remote(&name);
         }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
         let mut vol = VolumeWriter::create(&self.output, mode)

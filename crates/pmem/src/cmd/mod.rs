@@ -41,9 +41,12 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// Opens the volumes of a reading command.
+/// Opens the volumes of a reading command (files, directories, or s3:// objects).
 pub fn open(input: &Input) -> Result<aff4::Container, Failure> {
     let opts = aff4::OpenOptions { password: input.password.clone() };
+    if input.volumes.iter().any(|p| p.to_string_lossy().starts_with("s3://")) {
+        return open_with_remote(input, &opts);
+    }
     aff4::Container::open_with(&input.volumes, &opts)
         .with_context(|| format!("cannot open {}", input.volumes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")))
         .code(exit::INPUT)
@@ -68,4 +71,43 @@ pub fn human(n: u64) -> String {
     } else {
         format!("{v:.1} {}", U[i])
     }
+}
+
+#[cfg(feature = "s3")]
+fn open_with_remote(input: &Input, opts: &aff4::OpenOptions) -> Result<aff4::Container, Failure> {
+    let mut vols = Vec::new();
+    for p in &input.volumes {
+        let name = p.to_string_lossy();
+        let v = if name.starts_with("s3://") {
+            remote::open_volume(&name).map_err(|e| anyhow::anyhow!("cannot open {name}: {e}")).code(exit::INPUT)?
+        } else {
+            aff4::volume::Volume::open(p).with_context(|| format!("cannot open {}", p.display())).code(exit::INPUT)?
+        };
+        vols.push(v);
+    }
+    let c = aff4::Container::from_volumes(vols, opts).context("reading the volumes").code(exit::INPUT)?;
+    if std::env::var_os("PMEM_S3_STATS").is_some() {
+        REPORT_FETCHES.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    Ok(c)
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_with_remote(_: &Input, _: &aff4::OpenOptions) -> Result<aff4::Container, Failure> {
+    Err(anyhow::anyhow!("this pmem was built without S3 support (cargo feature s3)")).code(exit::USAGE)
+}
+
+/// Set when PMEM_S3_STATS asks for the bytes fetched from object storage to be reported at exit.
+#[cfg(feature = "s3")]
+pub static REPORT_FETCHES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The bytes and range requests fetched from object storage, for PMEM_S3_STATS.
+pub fn fetch_report() -> Option<String> {
+    #[cfg(feature = "s3")]
+    if REPORT_FETCHES.load(std::sync::atomic::Ordering::SeqCst) {
+        let b = remote::FETCHED_BYTES.load(std::sync::atomic::Ordering::Relaxed);
+        let r = remote::REQUESTS.load(std::sync::atomic::Ordering::Relaxed);
+        return Some(format!("pmem: fetched {b} bytes from object storage in {r} range requests"));
+    }
+    None
 }
