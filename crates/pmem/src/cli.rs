@@ -22,14 +22,33 @@ pub struct Cli {
     /// Print version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     version: Option<bool>,
+    /// S3-compatible endpoint for s3:// volumes (default: AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region for s3:// volumes (default: AWS_REGION, else us-east-1).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub s3_region: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Hands the S3 flags to the object-store client, which reads the standard AWS variables.
+    pub fn apply_s3_flags(&self) {
+        if let Some(e) = &self.s3_endpoint {
+            std::env::set_var("AWS_ENDPOINT_URL", e);
+        }
+        if let Some(r) = &self.s3_region {
+            std::env::set_var("AWS_REGION", r);
+        }
+    }
 }
 
 /// Volumes to read, shared by the reading commands.
 #[derive(Args, Debug, Clone)]
 pub struct Input {
-    /// AFF4 volume files or directory volumes; give all parts of a striped or split set together.
+    /// AFF4 volume files, directory volumes or s3://BUCKET/KEY objects; give all parts of a
+    /// striped set together (split sets are found from their first part).
     #[arg(required = true, value_name = "VOLUME")]
     pub volumes: Vec<PathBuf>,
     /// Password for encrypted (pyaff4) containers.

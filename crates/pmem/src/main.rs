@@ -58,6 +58,8 @@ impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
 
 fn main() -> ExitCode {
     let cli = cli::parse();
+    // Before any thread starts.
+    cli.apply_s3_flags();
     let r = cmd::run(cli);
     if let Some(report) = cmd::fetch_report() {
         eprintln!("{report}");

@@ -126,6 +126,22 @@ fn upload_read_by_range_and_verify() {
     let fetched: u64 = err.split("fetched ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
     eprintln!("{err}");
     assert!(fetched < 4 << 20, "fetched {fetched} bytes of a 40 MiB volume for 1 MiB");
+    // acquire: a LiME file converted straight into the bucket, the endpoint given by flag.
+    let lime = dir.path().join("m.lime");
+    let mem = corpus(3 << 20, 8);
+    let r = memacq::iomem::Range { start: 0x100000, end: 0x100000 + mem.len() as u64 };
+    let mut l = memacq::lime::header(&r).to_vec();
+    l.extend_from_slice(&mem);
+    std::fs::write(&lime, &l).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", w.port);
+    let o = w
+        .cmd(&["acquire", "-q", "--source", lime.to_str().unwrap(), "-o", "s3://aff4/cases/m.aff4", "--s3-endpoint", &endpoint], &[])
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = w.ok(&["cat", "--offset", "0x100000", "--length", &mem.len().to_string(), "s3://aff4/cases/m.aff4"]).stdout;
+    assert!(got == mem, "the acquired memory read back from the bucket differs");
     // A local volume and a remote one open together (the mixed case of striped or split sets).
     let local = dir.path().join("l.aff4");
     ok(&["image", "-q", "-o", local.to_str().unwrap(), refimg("AFF4-L/dream.txt").to_str().unwrap()]);

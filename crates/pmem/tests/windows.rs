@@ -79,6 +79,13 @@ fn windows_build_reads_images_and_verifies_like_linux() {
                 .unwrap();
         assert_eq!(ll["images"], lw["images"], "ls images differ for {set:?}");
         assert_eq!(ll["streams"], lw["streams"], "ls streams differ for {set:?}");
+        let view_l = ok(&args(&["view"], &lin).iter().map(|s| s.as_str()).collect::<Vec<_>>()).stdout;
+        let view_w = exe_ok(&w, &args(&["view"], &win).iter().map(|s| s.as_str()).collect::<Vec<_>>()).stdout;
+        // The same metadata; only the "# volume PATH" headers name the paths differently.
+        let strip = |b: &[u8]| -> String {
+            String::from_utf8_lossy(b).lines().filter(|l| !l.starts_with("# volume ")).collect::<Vec<_>>().join("\n")
+        };
+        assert_eq!(strip(&view_l), strip(&view_w), "view differs for {set:?}");
     }
 }
 

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Output volume: an .aff4 file (added to if it exists, unless -t), a directory or a path
-    /// ending in / for a directory volume, or - to stream the volume to stdout.
+    /// ending in / for a directory volume, - to stream the volume to stdout, or s3://BUCKET/KEY
+    /// to upload it to object storage as it is written.
     #[arg(short = 'o', long = "output", value_name = "VOLUME")]
     pub output: PathBuf,
     /// Replace the output volume instead of adding to it.
