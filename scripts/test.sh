@@ -63,7 +63,7 @@ cargo clippy --workspace --exclude remote --no-default-features --target x86_64-
 cargo clippy --workspace --exclude remote --no-default-features --target x86_64-apple-darwin -- -D warnings
 # A brief run of every fuzz target (nightly + cargo-fuzz); fuzz/run.sh 600 for real campaigns.
 if rustup toolchain list | grep -q '^nightly'; then
-    fuzz/run.sh "${PMEM_FUZZ_SECONDS:-15}"
+    fuzz/run.sh "${PMEM_FUZZ_SECONDS:-10}"
 else
     echo "note: no nightly toolchain; fuzz smoke run skipped"
 fi

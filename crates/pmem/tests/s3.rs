@@ -113,7 +113,7 @@ fn upload_read_by_range_and_verify() {
     let data = corpus(40 << 20, 3);
     let input = dir.path().join("in.bin");
     std::fs::write(&input, &data).unwrap();
-    // Stored chunks: a 40 MiB volume, uploaded in three parts.
+    // Stored chunks: a 40 MiB volume, uploaded in several parts.
     w.ok(&["image", "-q", "-c", "stored", "-o", "s3://aff4/cases/in.aff4", input.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&w.ok(&["verify", "--json", "s3://aff4/cases/in.aff4"]).stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");

@@ -110,9 +110,9 @@ fn client(url: &str) -> Result<Client> {
     Ok(Client { store: Arc::new(store), path: ObjPath::from(loc.key.as_str()), url: url.into(), rt: Arc::new(rt) })
 }
 
-/// Part size of the multipart upload (S3 allows at most 10,000 parts: 16 MiB parts reach 156 GiB;
-/// larger volumes grow the parts).
-const PART: usize = 16 << 20;
+/// Part size of the multipart upload (S3: at least 5 MiB, at most 10,000 parts; the part size
+/// doubles every 1,000 parts, so 8 MiB parts reach terabytes).
+const PART: usize = 8 << 20;
 /// Parts uploading at once; with the one being filled, memory stays under `(IN_FLIGHT + 2) × PART`.
 const IN_FLIGHT: usize = 2;
 
