@@ -3,7 +3,7 @@
 # kernel in QEMU (../shared/vm), acquire the guest's physical memory from inside it as root,
 # take a QEMU-side dump of the same guest, and show the result: the volume's contents, every
 # hash verified, the kernel's code and rodata compared byte for byte with the QEMU dump, and
-# Volatility 3 reading the ELF export. Output goes to ${1:-./demo-out}.
+# Volatility 3 reading the ELF export (banners, and pslist with pmem's own symbol table). Output goes to ${1:-./demo-out}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${PMEM_SHARED:-$(cd .. && pwd)/shared}
@@ -43,6 +43,10 @@ if [[ -x $VOLENV/bin/vol ]]; then
     echo "== Volatility 3 banners.Banners on the export"
     "$VOLENV/bin/vol" -q -f "$OUT"/export/*.elf banners.Banners > "$OUT/banners.txt"
     head -5 "$OUT/banners.txt"
+    echo "== Volatility 3 linux.pslist with the symbol table pmem isf builds from the volume itself"
+    "$PMEM" isf "$VOL" -o "$OUT/symbols/linux.json.xz"
+    "$VOLENV/bin/vol" -q --offline -s "$OUT/symbols" -f "$OUT"/export/*.elf linux.pslist > "$OUT/pslist.txt"
+    head -8 "$OUT/pslist.txt"; echo "…"; grep -w pmem "$OUT/pslist.txt" || true
 else
     echo "(Volatility 3 not installed: scripts/test.sh installs it into $VOLENV)"
 fi
