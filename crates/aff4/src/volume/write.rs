@@ -184,6 +184,15 @@ struct Split {
     replace: bool,
 }
 
+/// Starts a ZIP volume in `out` with a new URN: container.description and version.txt first.
+fn start_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
+    let urn = new_urn();
+    let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
+    zip.add_member("container.description", urn.as_bytes())?;
+    zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
+    Ok((urn, Box::new(ZipSink { zip: Some(zip), start: 0, rename })))
+}
+
 /// The path of part `n` (1-based after the first) of a split set whose first part is `base`.
 pub fn split_part_path(base: &Path, n: u32) -> PathBuf {
     base.with_extension(format!("A{n:02}"))
@@ -229,22 +238,17 @@ impl VolumeWriter {
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
     fn new_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
-        let urn = new_urn();
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
-        zip.add_member("container.description", urn.as_bytes())?;
-        zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
-        let mut w = VolumeWriter {
-            sink: Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename: rename.clone() })),
-            urn,
-            graph: Graph::new(),
-            path: path.to_path_buf(),
-            appended: false,
-            split: None,
-            streamed: rename.is_none() && path.as_os_str() == "-",
-            on_close: None,
-        };
+        let streamed = rename.is_none() && path.as_os_str() == "-";
+        let (urn, sink) = start_zip(out, rename, name)?;
+        let mut w = VolumeWriter::with(sink, urn, Graph::new(), path, false);
+        w.streamed = streamed;
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
+    }
+
+    /// A writer over `sink` with no split, no completion step, not streamed.
+    fn with(sink: Box<dyn Sink>, urn: String, graph: Graph, path: &Path, appended: bool) -> VolumeWriter {
+        VolumeWriter { sink: Some(sink), urn, graph, path: path.to_path_buf(), appended, split: None, streamed: false, on_close: None }
     }
 
     /// A new ZIP volume streamed into `out` (never seeked), named `name` (e.g. an object URL);
@@ -302,16 +306,7 @@ impl VolumeWriter {
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
         let out: Box<dyn Write + Send> = Box::new(f);
         let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), end, base, name).with_entries(entries);
-        Ok(VolumeWriter {
-            sink: Some(Box::new(ZipSink { zip: Some(zw), start: end, rename: None })),
-            urn: vol.urn,
-            graph,
-            path: path.to_path_buf(),
-            appended: true,
-            split: None,
-            streamed: false,
-            on_close: None,
-        })
+        Ok(VolumeWriter::with(Box::new(ZipSink { zip: Some(zw), start: end, rename: None }), vol.urn, graph, path, true))
     }
 
     fn create_dir(path: &Path, mode: Mode) -> Result<VolumeWriter> {
@@ -330,28 +325,10 @@ impl VolumeWriter {
             let vol = crate::volume::Volume::open(path)?;
             let mut graph = Graph::new();
             graph.parse_turtle(&vol.turtle, &vol.urn, &name)?;
-            return Ok(VolumeWriter {
-                sink: Some(sink),
-                urn: vol.urn,
-                graph,
-                path: path.to_path_buf(),
-                appended: true,
-                split: None,
-                streamed: false,
-                on_close: None,
-            });
+            return Ok(VolumeWriter::with(sink, vol.urn, graph, path, true));
         }
         let urn = new_urn();
-        let mut w = VolumeWriter {
-            sink: Some(sink),
-            urn: urn.clone(),
-            graph: Graph::new(),
-            path: path.to_path_buf(),
-            appended: false,
-            split: None,
-            streamed: false,
-            on_close: None,
-        };
+        let mut w = VolumeWriter::with(sink, urn.clone(), Graph::new(), path, false);
         w.add_member_raw("container.description", urn.as_bytes())?;
         w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
         w.describe_volume(&format!("{}DirectoryVolume", vocab::AFF4));
@@ -433,13 +410,9 @@ impl VolumeWriter {
         let next = split_part_path(&self.path, sp.parts.len() as u32);
         let replace = sp.replace;
         self.close_part()?;
-        let name = next.display().to_string();
         let file = create_file(&next, replace)?;
-        let urn = new_urn();
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, Box::new(file) as Box<dyn Write + Send>), 0, 0, name);
-        zip.add_member("container.description", urn.as_bytes())?;
-        zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
-        self.sink = Some(Box::new(ZipSink { zip: Some(zip), start: 0, rename: None }));
+        let (urn, sink) = start_zip(Box::new(file), None, next.display().to_string())?;
+        self.sink = Some(sink);
         self.urn = urn;
         self.describe_volume(vocab::ZIP_VOLUME);
         if let Some(sp) = &mut self.split {

@@ -57,7 +57,12 @@ pub fn parse_meta(b: &[u8]) -> Result<Meta, SourceError> {
     let bad = |what: String| SourceError::new(SYSCTL, SourceErrorKind::Invalid, what);
     let size = u32_at(b, 0).ok_or_else(|| bad("empty".into()))? as usize;
     let b = b.get(..size).ok_or_else(|| bad(format!("declares {size} bytes, {} returned", b.len())))?;
-    let records_at = u64_at(b, RECORDS_OFFSET).ok_or_else(|| bad("truncated header".into()))? as usize;
+    let records_at = u64_at(b, RECORDS_OFFSET).ok_or_else(|| bad("truncated header".into()))?;
+    // Bounded by the structure's size, so offsets computed from it below cannot overflow.
+    let records_at = usize::try_from(records_at)
+        .ok()
+        .filter(|&r| r <= size)
+        .ok_or_else(|| bad(format!("records at {records_at} lie outside the {size} bytes")))?;
     let count = u32_at(b, RECORD_COUNT).ok_or_else(|| bad("truncated header".into()))?;
     let version = b.get(VERSION..VERSION + VERSION_LEN).ok_or_else(|| bad("truncated header".into()))?;
     let kernel_version = String::from_utf8_lossy(&version[..version.iter().position(|&c| c == 0).unwrap_or(version.len())]).into_owned();
@@ -211,6 +216,9 @@ mod tests {
         for cut in 0..b.len() {
             let _ = parse_meta(&b[..cut]);
         }
+        let mut far = b.clone();
+        far[RECORDS_OFFSET..RECORDS_OFFSET + 8].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        assert!(parse_meta(&far).is_err(), "a records offset near usize::MAX is an error, not an overflow");
         let mut lying = b.clone();
         lying[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(parse_meta(&lying).is_err());
