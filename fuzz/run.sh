@@ -47,6 +47,17 @@ put("btf", "small", struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(tb), len(t
 put("lime", "one", struct.pack("<IIQQQ", 0x4C694D45, 1, 0x1000, 0x1fff, 0) + b"B" * 4096)
 PY
 
+# A small NTFS volume holding \pagefile.sys (made with ntfs-3g's tools, if present).
+if command -v mkntfs >/dev/null && [[ ! -e corpus/ntfs/small ]]; then
+    mkdir -p corpus/ntfs
+    t=$(mktemp -d)
+    truncate -s 1100K "$t/v" && mkntfs -F -f -q -c 512 "$t/v" >/dev/null 2>&1
+    head -c 5000 /dev/urandom >"$t/p"
+    ntfscp "$t/v" "$t/p" pagefile.sys >/dev/null 2>&1
+    cp "$t/v" corpus/ntfs/small
+    rm -rf "$t"
+fi
+
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || mapfile -t TARGETS < <(cargo +nightly fuzz list)
 for t in "${TARGETS[@]}"; do

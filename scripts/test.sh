@@ -19,6 +19,7 @@ command -v make >/dev/null || need+=(make)
 command -v gcc-12 >/dev/null || need+=(gcc-12)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
 [[ -x /usr/lib/wine/wine64 ]] || need+=(wine64)
+command -v mkntfs >/dev/null || need+=(ntfs-3g) # NTFS volumes for the pagefile (-p) tests
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -45,6 +45,8 @@ pub struct AcquireOptions {
     pub block: usize,
     /// A read that takes longer is abandoned and its pages recorded as unreadable.
     pub read_timeout: Option<std::time::Duration>,
+    /// Pagefiles and swap to capture beside the memory (`-p`).
+    pub pagefiles: Vec<crate::pagefile::PagefileSpec>,
 }
 
 impl Default for AcquireOptions {
@@ -56,6 +58,7 @@ impl Default for AcquireOptions {
             extra_files: Vec::new(),
             block: 1 << 20,
             read_timeout: Some(std::time::Duration::from_secs(30)),
+            pagefiles: Vec::new(),
         }
     }
 }
@@ -89,6 +92,10 @@ pub struct AcquireReport {
     pub interrupted: bool,
     /// Reads abandoned after the timeout.
     pub timed_out_reads: u64,
+    /// Pagefiles captured.
+    pub pagefiles: Vec<crate::pagefile::PagefileReport>,
+    /// Pagefiles that could not be captured (name, why).
+    pub pagefile_errors: Vec<(String, String)>,
 }
 
 /// Outcome of one read.
@@ -509,6 +516,27 @@ pub fn acquire(
             Err(e) => missing.push((f, e.to_string())),
         }
     }
+    // Pagefiles, numbered in the order given as winpmem numbers them.
+    let mut pagefiles = Vec::new();
+    let mut pagefile_errors = Vec::new();
+    for (i, spec) in opts.pagefiles.iter().enumerate() {
+        if interrupted || stop.load(Ordering::SeqCst) {
+            pagefile_errors.push((spec.name(), "interrupted".to_string()));
+            continue;
+        }
+        match crate::pagefile::capture(vol, spec, i as u64, &opts.imager) {
+            Ok(r) => pagefiles.push(r),
+            Err(crate::Error::Aff4(e)) => return Err(e.into()),
+            Err(e) => pagefile_errors.push((spec.name(), e.to_string())),
+        }
+    }
+    if !pagefile_errors.is_empty() {
+        vol.graph_mut().add(
+            &image,
+            &a("pagefilesMissing"),
+            Node::string(pagefile_errors.iter().map(|(f, e)| format!("{f}: {e}")).collect::<Vec<_>>().join("; ")),
+        );
+    }
     if !missing.is_empty() {
         vol.graph_mut().add(
             &image,
@@ -530,5 +558,7 @@ pub fn acquire(
         kernel_release: release,
         interrupted,
         timed_out_reads,
+        pagefiles,
+        pagefile_errors,
     })
 }

@@ -13,6 +13,7 @@ pub mod iomem;
 pub mod isf;
 pub mod lime;
 pub mod mount;
+pub mod pagefile;
 pub mod source;
 
 pub use error::{Error, Result, SourceError, SourceErrorKind};

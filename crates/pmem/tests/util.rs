@@ -131,3 +131,39 @@ impl Drop for Mounted {
         }
     }
 }
+
+/// A 16 MiB NTFS volume image (mkntfs) holding `content` as `\pagefile.sys` (ntfscp), or None
+/// when ntfs-3g's tools are missing (required in CI; scripts/test.sh installs them).
+pub fn ntfs_volume(dir: &Path, content: &[u8]) -> Option<PathBuf> {
+    let have = Command::new("sh").arg("-c").arg("command -v mkntfs && command -v ntfscp").output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(std::env::var_os("CI").is_none(), "CI: mkntfs/ntfscp missing (scripts/test.sh installs ntfs-3g)");
+        eprintln!("note: ntfs-3g tools missing; pagefile tests skipped");
+        return None;
+    }
+    let img = dir.join("ntfs.img");
+    std::fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
+    let o = Command::new("mkntfs").args(["-F", "-f", "-q"]).arg(&img).output().unwrap();
+    assert!(o.status.success(), "mkntfs: {}", String::from_utf8_lossy(&o.stderr));
+    let src = dir.join("pagefile.src");
+    std::fs::write(&src, content).unwrap();
+    let o = Command::new("ntfscp").arg(&img).arg(&src).arg("pagefile.sys").output().unwrap();
+    assert!(o.status.success(), "ntfscp: {}", String::from_utf8_lossy(&o.stderr));
+    Some(img)
+}
+
+/// A LiME file with one range at `start` holding `data`.
+pub fn lime_file(path: &Path, start: u64, data: &[u8]) {
+    let mut v = Vec::new();
+    for x in [
+        0x4C69_4D45u32.to_le_bytes().as_slice(),
+        &1u32.to_le_bytes(),
+        &start.to_le_bytes(),
+        &(start + data.len() as u64 - 1).to_le_bytes(),
+        &[0; 8],
+    ] {
+        v.extend_from_slice(x);
+    }
+    v.extend_from_slice(data);
+    std::fs::write(path, v).unwrap();
+}

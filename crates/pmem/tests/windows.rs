@@ -148,3 +148,39 @@ fn windows_acquire_without_a_driver_names_what_is_missing() {
     assert!(err.contains(r"\\.\pmem") && err.contains("--driver"), "{err}");
     assert!(!dir.path().join("m.aff4").exists());
 }
+
+/// `-p P:\pagefile.sys` under Wine: the Windows build opens the raw volume `\\.\P:` (Wine's
+/// `p::` device link, here an NTFS image; `P:` itself is an empty directory, so the file cannot
+/// be opened the ordinary way, as on a live Windows where pagefile.sys is locked), finds the file
+/// in the MFT and reads it with sector-aligned reads. The Linux build reads it back identical.
+#[test]
+fn windows_acquire_reads_the_pagefile_from_the_raw_ntfs_volume() {
+    let Some(w) = windows() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let page = corpus(3 << 20, 21);
+    let Some(img) = ntfs_volume(d, &page) else { return };
+    let mem = corpus(1 << 20, 22);
+    lime_file(&d.join("mem.lime"), 0x100000, &mem);
+    exe_ok(&w, &["--version"]); // creates the prefix's dosdevices
+    let prefix = std::env::var_os("WINEPREFIX").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("pmem-wine"));
+    let dev = prefix.join("dosdevices");
+    let empty = d.join("p-drive");
+    std::fs::create_dir_all(&empty).unwrap();
+    let _ = std::fs::remove_file(dev.join("p::"));
+    let _ = std::fs::remove_file(dev.join("p:"));
+    std::os::unix::fs::symlink(&img, dev.join("p::")).unwrap();
+    std::os::unix::fs::symlink(&empty, dev.join("p:")).unwrap();
+    let out = d.join("w.aff4");
+    let o = exe(&w, &["acquire", "--source", &win_path(&d.join("mem.lime")), "-p", r"P:\pagefile.sys", "-o", &win_path(&out), "--json"]);
+    let _ = std::fs::remove_file(dev.join("p::"));
+    let _ = std::fs::remove_file(dev.join("p:"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &j["pagefiles"][0];
+    assert_eq!((p["name"].as_str(), p["method"].as_str()), (Some(r"P:\pagefile.sys"), Some("ntfs")), "{j}");
+    assert_eq!(p["hashes"]["sha256"].as_str(), Some(sha256_bytes(&page).as_str()));
+    let got = ok(&["cat", "-s", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
+    assert!(got == page, "the pagefile differs");
+    ok(&["verify", out.to_str().unwrap()]);
+}

@@ -6,6 +6,7 @@ use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use memacq::acquire::{acquire, AcquireOptions, Format, SystemInfo};
+use memacq::pagefile::PagefileSpec;
 use memacq::source::{self, LivePaths, SourceChoice};
 use memacq::SourceErrorKind;
 use serde_json::json;
@@ -49,6 +50,12 @@ pub struct AcquireArgs {
     /// More files to capture (globs allowed; repeatable).
     #[arg(short = 'i', long = "input", value_name = "FILE|GLOB")]
     pub extra: Vec<String>,
+    /// Also capture a pagefile or swap (repeatable), numbered in order: `C:\pagefile.sys` on
+    /// Windows is read out of its raw NTFS volume (it is locked while Windows runs);
+    /// `FILE@VOLUME` reads FILE from the NTFS volume or disk image VOLUME on any OS
+    /// (`'\pagefile.sys@/dev/sdb2'`); other paths (`/swapfile`, `/dev/sda3`) are read directly.
+    #[arg(short = 'p', long = "pagefile", value_name = "PATH", value_parser = parse_pagefile)]
+    pub pagefiles: Vec<PagefileSpec>,
     /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
     #[arg(long, default_value_t = 30)]
     pub read_timeout: u64,
@@ -67,6 +74,10 @@ pub struct AcquireArgs {
     /// Alternative /dev/crash.
     #[arg(long, hide = true, default_value = "/dev/crash")]
     pub crash_path: String,
+}
+
+fn parse_pagefile(s: &str) -> Result<PagefileSpec, String> {
+    PagefileSpec::parse(s)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -183,6 +194,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         extra_files,
         block: a.block_kib.max(4) * 1024,
         read_timeout: (a.read_timeout > 0).then(|| std::time::Duration::from_secs(a.read_timeout)),
+        pagefiles: a.pagefiles.clone(),
     };
     let quiet = a.store.quiet || a.store.json;
     if !quiet {
@@ -244,6 +256,12 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 "kernel_release": report.kernel_release, "hashes": hashes,
                 "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
                 "missing": report.missing.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
+                "pagefiles": report.pagefiles.iter().map(|p| json!({
+                    "name": p.name, "image": p.image, "size": p.size, "method": p.method,
+                    "unreadable_bytes": p.unreadable_bytes, "stored_bytes": p.result.stats.stored_bytes,
+                    "hashes": p.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect::<serde_json::Map<_, _>>(),
+                })).collect::<Vec<_>>(),
+                "pagefile_errors": report.pagefile_errors.iter().map(|(f, e)| json!({"pagefile": f, "error": e})).collect::<Vec<_>>(),
             }))?
         );
     } else if !a.store.quiet {
@@ -263,6 +281,26 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         if !report.missing.is_empty() {
             eprintln!("pmem: not captured: {}", report.missing.iter().map(|(f, e)| format!("{f} ({e})")).collect::<Vec<_>>().join(", "));
         }
+        for p in &report.pagefiles {
+            eprintln!(
+                "pmem: pagefile {} ({}, read via {}): {} unreadable bytes; image {}",
+                p.name,
+                human(p.size),
+                p.method,
+                p.unreadable_bytes,
+                p.image
+            );
+        }
     }
-    Ok(if report.interrupted { exit::INTERRUPTED } else { exit::OK })
+    for (f, e) in &report.pagefile_errors {
+        eprintln!("pmem: pagefile {f} NOT captured: {e}");
+    }
+    Ok(if report.interrupted {
+        exit::INTERRUPTED
+    } else if !report.pagefile_errors.is_empty() {
+        // The memory is in the volume, but not everything that was asked for.
+        exit::INPUT
+    } else {
+        exit::OK
+    })
 }
