@@ -62,7 +62,7 @@ TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || mapfile -t TARGETS < <(cargo +nightly fuzz list)
 for t in "${TARGETS[@]}"; do
     echo "== fuzz $t for ${SECS}s"
-    cargo +nightly fuzz run -s address "$t" "corpus/$t" -- -max_total_time="$SECS" -max_len=4200000 -rss_limit_mb=3072 -timeout=25 -print_final_stats=1 2>&1 |
+    cargo +nightly fuzz run -s "${PMEM_FUZZ_SANITIZER:-address}" "$t" "corpus/$t" -- -max_total_time="$SECS" -max_len=4200000 -rss_limit_mb=3072 -timeout=25 -print_final_stats=1 2>&1 |
         grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+(DONE|INITED)|==[0-9]+==ERROR|SUMMARY|.*deadly signal)" || true
     if [[ -n $(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null) ]]; then
         echo "fuzz $t: FOUND A FAILURE in fuzz/artifacts/$t"; exit 1

@@ -110,6 +110,19 @@ impl Drop for Pooled {
     }
 }
 
+/// Input buffers that come back after the pipeline is done with them (see [`Imager::buffers`]).
+#[derive(Clone)]
+pub struct Buffers(Pool);
+
+impl Buffers {
+    /// A buffer of `len` bytes (its content is whatever was there: fill it completely).
+    pub fn get(&self, len: usize) -> Vec<u8> {
+        let mut b = self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+        b.resize(len, 0);
+        b
+    }
+}
+
 /// A running imaging pipeline for one image.
 pub struct Imager {
     opts: ImagerOptions,
@@ -243,9 +256,12 @@ impl Imager {
     /// A buffer of `len` bytes for the next [`Imager::write`], reused from earlier writes when
     /// possible (its content is whatever was there: fill it completely).
     pub fn buffer(&self, len: usize) -> Vec<u8> {
-        let mut b = self.pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
-        b.resize(len, 0);
-        b
+        self.buffers().get(len)
+    }
+
+    /// The pool [`Imager::buffer`] draws from, for a reader on another thread.
+    pub fn buffers(&self) -> Buffers {
+        Buffers(self.pool.clone())
     }
 
     /// Adds the bytes at virtual `offset` (at or after everything written so far; a gap

@@ -243,11 +243,69 @@ fn input_size(f: &File) -> Option<u64> {
 const BLOCK: usize = 4 << 20;
 const SECTOR: usize = 4096;
 
+/// What the reader thread hands to the pipeline, in order.
+enum Piece {
+    /// Bytes at an offset.
+    Data(u64, Vec<u8>),
+    /// A range that stayed unreadable after sector-by-sector retries.
+    Unreadable(u64, u64),
+    /// Reading cannot go on.
+    Failed(u64, std::io::Error),
+}
+
+/// Reads `input` in blocks on its own thread (so that the kernel's copy overlaps hashing and
+/// compression); a bad region of a device is retried sector by sector and what stays
+/// unreadable is reported as such.
+fn reader(
+    input: String,
+    mut r: Box<dyn Read + Send>,
+    size: Option<u64>,
+    bufs: aff4::imager::Buffers,
+    tx: std::sync::mpsc::SyncSender<Piece>,
+) {
+    let mut off = 0u64;
+    loop {
+        let mut buf = bufs.get(BLOCK);
+        match read_full(&mut r, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Piece::Data(off, buf)).is_err() {
+                    return;
+                }
+                off += n as u64;
+            }
+            Err(_) if size.is_some() => {
+                let end = size.unwrap_or(0).min(off + BLOCK as u64);
+                if end <= off {
+                    return;
+                }
+                if let Err(e) = salvage(&input, off, end, &tx) {
+                    let _ = tx.send(Piece::Failed(off, e));
+                    return;
+                }
+                off = end;
+                match reopen_at(&input, off) {
+                    Ok(f) => r = f,
+                    Err(e) => {
+                        let _ = tx.send(Piece::Failed(off, e));
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Piece::Failed(off, e));
+                return;
+            }
+        }
+    }
+}
+
 /// Images one input (path or `-`) into `vol`; returns a JSON summary.
 fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: bool) -> Result<serde_json::Value, Failure> {
     let started = aff4::rdf::now();
-    let (mut reader, size, meta): (Box<dyn Read>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
-        (Box::new(std::io::stdin().lock()), None, None)
+    let (reader_input, size, meta): (Box<dyn Read + Send>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
+        (Box::new(std::io::stdin()), None, None)
     } else {
         let f = File::open(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
         let size = input_size(&f);
@@ -256,35 +314,27 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
     };
     let mut im = Imager::new(opts.clone()).code(exit::USAGE)?;
     let pb = progress::bytes(size.unwrap_or(0), input, quiet);
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let (name, bufs) = (input.to_string(), im.buffers());
+    let thread = std::thread::spawn(move || reader(name, reader_input, size, bufs, tx));
     let mut off = 0u64;
     let mut unreadable = 0u64;
-    loop {
-        let mut buf = im.buffer(BLOCK);
-        let n = match read_full(&mut reader, &mut buf) {
-            Ok(n) => n,
-            Err(_) if size.is_some() => {
-                // A bad region on a device: retry sector by sector, record what stays unreadable.
-                let end = size.unwrap_or(0).min(off + BLOCK as u64);
-                let (good, bad) = salvage(input, off, end, vol, &mut im).code(exit::OUTPUT)?;
-                unreadable += bad;
-                off = end;
-                pb.set_position(off);
-                if good + bad == 0 {
-                    break;
-                }
-                reader = reopen_at(input, off).code(exit::INPUT)?;
-                continue;
+    for piece in rx.iter() {
+        match piece {
+            Piece::Data(at, buf) => {
+                off = at + buf.len() as u64;
+                im.write(vol, at, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
             }
-            Err(e) => return Err(anyhow!("reading {input} at offset {off}: {e}")).code(exit::INPUT),
-        };
-        if n == 0 {
-            break;
+            Piece::Unreadable(at, len) => {
+                off = at + len;
+                unreadable += len;
+                im.fill(at, len, Symbolic::Unreadable).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+            }
+            Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
         }
-        buf.truncate(n);
-        im.write(vol, off, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
-        off += n as u64;
         pb.set_position(off);
     }
+    let _ = thread.join();
     pb.finish_and_clear();
     let r = im.finish(vol, off).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
     let image = aff4::urn::new_urn();
@@ -336,33 +386,29 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn reopen_at(input: &str, off: u64) -> anyhow::Result<Box<dyn Read>> {
+fn reopen_at(input: &str, off: u64) -> std::io::Result<Box<dyn Read + Send>> {
     use std::io::{Seek, SeekFrom};
     let mut f = File::open(input)?;
     f.seek(SeekFrom::Start(off))?;
     Ok(Box::new(f))
 }
 
-fn salvage(input: &str, start: u64, end: u64, vol: &mut VolumeWriter, im: &mut Imager) -> anyhow::Result<(u64, u64)> {
+fn salvage(input: &str, start: u64, end: u64, tx: &std::sync::mpsc::SyncSender<Piece>) -> std::io::Result<()> {
     let f = File::open(input)?;
-    let (mut good, mut bad) = (0u64, 0u64);
     let mut off = start;
     while off < end {
         let n = ((end - off) as usize).min(SECTOR);
         let mut b = vec![0u8; n];
-        match aff4::stream::ReadAt::read_at(&f, off, &mut b) {
-            Ok(k) if k == n => {
-                im.write(vol, off, b)?;
-                good += n as u64;
-            }
-            _ => {
-                im.fill(off, n as u64, Symbolic::Unreadable)?;
-                bad += n as u64;
-            }
+        let piece = match aff4::stream::ReadAt::read_at(&f, off, &mut b) {
+            Ok(k) if k == n => Piece::Data(off, b),
+            _ => Piece::Unreadable(off, n as u64),
+        };
+        if tx.send(piece).is_err() {
+            break;
         }
         off += n as u64;
     }
-    Ok((good, bad))
+    Ok(())
 }
 
 pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u8, Failure> {
