@@ -380,7 +380,8 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
     let (method, volume) = match spec {
         PagefileSpec::Ntfs { volume, path } => {
             let f = open_volume(volume).map_err(|e| io_err(format!("{volume}: cannot open the volume to read {path}"), e))?;
-            let mut fs = Aligned::new(f, 512);
+            // 4 KiB: a multiple of both 512-byte and 4Kn sectors.
+            let mut fs = Aligned::new(f, 4096);
             let mut counted = |off: u64, d: std::result::Result<&[u8], u64>| {
                 done = off + d.map_or_else(|n| n, |b| b.len() as u64);
                 sink(off, d)

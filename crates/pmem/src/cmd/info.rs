@@ -78,10 +78,17 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         println!();
         println!("files captured ({}):", files.len());
         for f in files {
-            println!("  {:<40} {}", f.name.as_deref().unwrap_or(&f.urn), human(f.size.unwrap_or(0)));
+            let mut what = String::new();
+            if g.values(&f.urn, aff4::vocab::CATEGORY).any(|n| n.value() == memacq::pagefile::MEMORY_PAGEFILE) {
+                let n = g.first_of(&f.urn, &[memacq::pagefile::PAGEFILE_NUMBER]).map(|n| n.value().to_string()).unwrap_or_default();
+                let state = a(&f.urn, "acquisitionCompletionState").unwrap_or_default();
+                what = format!("   pagefile {n}, {state}");
+            }
+            println!("  {:<40} {}{what}", f.name.as_deref().unwrap_or(&f.urn), human(f.size.unwrap_or(0)));
         }
     }
-    let hashed = streams.iter().filter(|s| !s.hashes.is_empty()).count();
+    let hashed =
+        streams.iter().filter(|s| !s.hashes.is_empty()).count() + images.iter().filter(|i| !c.declared_hashes(&i.urn).is_empty()).count();
     println!();
     for n in c.notes() {
         println!("note: {n}");
