@@ -135,7 +135,7 @@ impl<R: Read + Seek> Read for Aligned<R> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let in_cache = self.pos >= self.cache_at && self.pos < self.cache_at + self.cache_len as u64;
+        let in_cache = self.pos >= self.cache_at && self.pos < self.cache_at.saturating_add(self.cache_len as u64);
         if !in_cache {
             let start = self.pos / self.sector * self.sector;
             let lead = (self.pos - start) as usize;
@@ -158,7 +158,7 @@ impl<R: Read + Seek> Read for Aligned<R> {
                 self.pos += n as u64;
                 return Ok(n);
             }
-            if self.pos >= start + self.cache_len as u64 {
+            if self.pos >= start.saturating_add(self.cache_len as u64) {
                 return Ok(0);
             }
         }
@@ -251,6 +251,9 @@ fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mu
     let attr = item.to_attribute().map_err(|e| bad(format!("$DATA: {e}")))?;
     let mut value = attr.value(fs).map_err(|e| bad(format!("$DATA: {e}")))?;
     info.size = value.len();
+    if info.size > ntfs.size() {
+        return Err(bad(format!("$DATA claims {} bytes, more than the whole {}-byte volume", info.size, ntfs.size())));
+    }
     // Where the value's reader stands, so that sequential reads do not seek through the runs.
     let mut at: Option<u64> = None;
     let mut read = |off: u64, buf: &mut [u8]| -> io::Result<()> {
@@ -282,12 +285,13 @@ fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mu
             }
         }
     };
-    copy_blocks(info.size, &mut read, sink)
+    copy_blocks(&format!("{name}: {path}"), info.size, &mut read, sink)
 }
 
 /// Hands `size` bytes read by `read` to `sink` block by block; a block that fails is retried
-/// 4 KiB at a time and what still fails is reported as `Err(length)`.
-fn copy_blocks(size: u64, read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>, sink: &mut Sink<'_>) -> Result<()> {
+/// 4 KiB at a time and what still fails is reported as `Err(length)`. Data that ends before
+/// `size` (a lying size, a file that shrank) stops the copy with an error naming `name`.
+fn copy_blocks(name: &str, size: u64, read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>, sink: &mut Sink<'_>) -> Result<()> {
     let mut buf = vec![0u8; BLOCK];
     let mut off = 0u64;
     while off < size {
@@ -301,6 +305,10 @@ fn copy_blocks(size: u64, read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>
                 let at = off + sub as u64;
                 match read(at, &mut buf[..k]) {
                     Ok(()) => sink(at, Ok(&buf[..k]))?,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        let error = io::Error::new(e.kind(), format!("the data ends at byte {at} of {size}"));
+                        return Err(Error::Io { context: name.to_string(), error });
+                    }
                     Err(_) => sink(at, Err(k as u64))?,
                 }
                 sub += k;
@@ -375,44 +383,36 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
         Ok(())
     };
     let mut done = 0u64;
-    let mut failure = None;
     let mut info = NtfsFileInfo::default();
-    let (method, volume) = match spec {
+    let mut counted = |off: u64, d: std::result::Result<&[u8], u64>| {
+        done = off + d.map_or_else(|n| n, |b| b.len() as u64);
+        sink(off, d)
+    };
+    let (read, method, volume) = match spec {
         PagefileSpec::Ntfs { volume, path } => {
             let f = open_volume(volume).map_err(|e| io_err(format!("{volume}: cannot open the volume to read {path}"), e))?;
             // 4 KiB: a multiple of both 512-byte and 4Kn sectors.
             let mut fs = Aligned::new(f, 4096);
-            let mut counted = |off: u64, d: std::result::Result<&[u8], u64>| {
-                done = off + d.map_or_else(|n| n, |b| b.len() as u64);
-                sink(off, d)
-            };
-            if let Err(e) = read_ntfs_file(&mut fs, volume, path, &mut info, &mut counted) {
-                if done == 0 || matches!(e, Error::Aff4(_)) {
-                    return Err(e);
-                }
-                // Part of the data is in the volume: keep it, and say where and why it stopped.
-                failure = Some(e.to_string());
-            }
-            ("ntfs", Some(volume.clone()))
+            (read_ntfs_file(&mut fs, volume, path, &mut info, &mut counted), "ntfs", Some(volume.clone()))
         }
         PagefileSpec::Direct(path) => {
             let mut f = open_volume(path).map_err(|e| io_err(format!("{path}: cannot open"), e))?;
-            let size = f.seek(SeekFrom::End(0)).map_err(|e| io_err(format!("{path}: size"), e))?;
-            let mut read = |off: u64, buf: &mut [u8]| -> io::Result<()> {
-                aff4::stream::ReadAt::read_at(&f, off, buf).and_then(|n| full(n, buf.len()))
-            };
-            copy_blocks(size, &mut read, &mut sink)?;
-            done = size;
-            info.size = size;
-            if let Ok(m) = f.metadata() {
-                if let Ok(t) = m.modified() {
-                    if let Ok(s) = time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339) {
-                        info.times.push(("lastWritten", s));
-                    }
+            info.size = f.seek(SeekFrom::End(0)).map_err(|e| io_err(format!("{path}: size"), e))?;
+            if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
+                if let Ok(s) = time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339) {
+                    info.times.push(("lastWritten", s));
                 }
             }
-            ("direct", None)
+            let mut read = |off: u64, buf: &mut [u8]| aff4::stream::read_exact_at(&f, off, buf);
+            (copy_blocks(path, info.size, &mut read, &mut counted), "direct", None)
         }
+    };
+    let failure = match read {
+        Ok(()) => None,
+        // Nothing is in the volume yet, or the volume itself failed: the caller reports it.
+        Err(e) if done == 0 || matches!(e, Error::Aff4(_)) => return Err(e),
+        // Part of the data is in the volume: keep it, and say where and why it stopped.
+        Err(e) => Some(e.to_string()),
     };
     if done < info.size {
         unreadable += info.size - done;
@@ -451,14 +451,6 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
     describe_image(vol, &image, &result, &[vocab::IMAGE, vocab::CONTIGUOUS_IMAGE], extra);
     vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(MEMORY_PAGEFILE));
     Ok(PagefileReport { name, image, size: info.size, unreadable_bytes: unreadable, method, incomplete: failure, result })
-}
-
-fn full(n: usize, want: usize) -> io::Result<()> {
-    if n == want {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"))
-    }
 }
 
 #[cfg(test)]
@@ -514,6 +506,20 @@ mod tests {
             let end = (off as usize + len).min(data.len());
             assert_eq!(&b[..got], &data[off as usize..end], "at {off}+{len}");
         }
+    }
+
+    #[test]
+    fn data_that_ends_before_its_size_stops_the_copy() {
+        let data = vec![7u8; 5000];
+        let mut read = |off: u64, buf: &mut [u8]| aff4::stream::read_exact_at(&data, off, buf);
+        let mut got = Vec::new();
+        let mut sink = |off: u64, d: std::result::Result<&[u8], u64>| {
+            got.push((off, d.map(<[u8]>::len).map_err(|n| n as usize)));
+            Ok(())
+        };
+        let e = copy_blocks("lying", u64::MAX, &mut read, &mut sink).unwrap_err().to_string();
+        assert!(e.contains("lying") && e.contains("ends at byte 4096"), "{e}");
+        assert_eq!(got, vec![(0, Ok(4096))]);
     }
 
     #[test]

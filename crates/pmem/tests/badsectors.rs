@@ -89,7 +89,7 @@ fn unreadable_sectors_become_unreadable_data_and_the_rest_is_intact() {
     let o = ok(&["image", "--json", "-o", out.to_str().unwrap(), mnt.join("disk").to_str().unwrap()]);
     drop(session);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let img = if j.is_array() { j[0].clone() } else { j["images"][0].clone() };
+    let img = &j["images"][0];
     assert_eq!(img["unreadable_bytes"].as_u64(), Some(8192), "{j}");
     ok(&["verify", out.to_str().unwrap()]);
     let ttl = String::from_utf8(ok(&["view", out.to_str().unwrap()]).stdout).unwrap();

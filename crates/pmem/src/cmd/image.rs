@@ -256,48 +256,47 @@ enum Piece {
 /// Reads `input` in blocks on its own thread (so that the kernel's copy overlaps hashing and
 /// compression); a bad region of a device is retried sector by sector and what stays
 /// unreadable is reported as such.
-fn reader(
-    input: String,
+fn reader(input: String, r: Box<dyn Read + Send>, size: Option<u64>, bufs: aff4::imager::Buffers, tx: std::sync::mpsc::SyncSender<Piece>) {
+    let mut off = 0u64;
+    if let Err(e) = read_pieces(&input, r, size, &bufs, &tx, &mut off) {
+        let _ = tx.send(Piece::Failed(off, e));
+    }
+}
+
+/// Sends `input`'s pieces in order until its end (or until nobody listens); an error is a
+/// failure at `*off` that sector retries could not get past.
+fn read_pieces(
+    input: &str,
     mut r: Box<dyn Read + Send>,
     size: Option<u64>,
-    bufs: aff4::imager::Buffers,
-    tx: std::sync::mpsc::SyncSender<Piece>,
-) {
-    let mut off = 0u64;
+    bufs: &aff4::imager::Buffers,
+    tx: &std::sync::mpsc::SyncSender<Piece>,
+    off: &mut u64,
+) -> std::io::Result<()> {
     loop {
         let mut buf = bufs.get(BLOCK);
-        match read_full(&mut r, &mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                buf.truncate(n);
-                if tx.send(Piece::Data(off, buf)).is_err() {
-                    return;
+        let n = match (read_full(&mut r, &mut buf), size) {
+            (Ok(n), _) => n,
+            (Err(_), Some(size)) => {
+                let end = size.min(*off + BLOCK as u64);
+                if end <= *off {
+                    return Ok(());
                 }
-                off += n as u64;
+                salvage(input, *off, end, tx)?;
+                *off = end;
+                r = reopen_at(input, *off)?;
+                continue;
             }
-            Err(_) if size.is_some() => {
-                let end = size.unwrap_or(0).min(off + BLOCK as u64);
-                if end <= off {
-                    return;
-                }
-                if let Err(e) = salvage(&input, off, end, &tx) {
-                    let _ = tx.send(Piece::Failed(off, e));
-                    return;
-                }
-                off = end;
-                match reopen_at(&input, off) {
-                    Ok(f) => r = f,
-                    Err(e) => {
-                        let _ = tx.send(Piece::Failed(off, e));
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Piece::Failed(off, e));
-                return;
-            }
+            (Err(e), None) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
         }
+        buf.truncate(n);
+        if tx.send(Piece::Data(*off, buf)).is_err() {
+            return Ok(());
+        }
+        *off += n as u64;
     }
 }
 
@@ -399,9 +398,9 @@ fn salvage(input: &str, start: u64, end: u64, tx: &std::sync::mpsc::SyncSender<P
     while off < end {
         let n = ((end - off) as usize).min(SECTOR);
         let mut b = vec![0u8; n];
-        let piece = match aff4::stream::ReadAt::read_at(&f, off, &mut b) {
-            Ok(k) if k == n => Piece::Data(off, b),
-            _ => Piece::Unreadable(off, n as u64),
+        let piece = match aff4::stream::read_exact_at(&f, off, &mut b) {
+            Ok(()) => Piece::Data(off, b),
+            Err(_) => Piece::Unreadable(off, n as u64),
         };
         if tx.send(piece).is_err() {
             break;
