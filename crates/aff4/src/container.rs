@@ -499,6 +499,45 @@ impl Container {
     }
 }
 
+impl Container {
+    /// The stream a user means by `spec`: a stream or image URN as it is, else the image whose
+    /// recorded name (`aff4:originalFileName`, device name) is `spec`, compared exactly, then
+    /// ignoring case, then by its last path component (so `pagefile.sys` finds `C:\pagefile.sys`).
+    ///
+    /// # Errors
+    /// Nothing matches (the message lists the names there are), or several images match.
+    pub fn find_stream(&self, spec: &str) -> Result<String> {
+        if self.kind_of(spec).is_some() || Symbolic::from_iri(spec).is_some() || parse_range(spec).is_some() {
+            return Ok(spec.to_string());
+        }
+        let images: Vec<ImageInfo> = self.images().into_iter().filter(|i| !i.data_streams.is_empty()).collect();
+        if images.iter().any(|i| i.urn == spec) {
+            return Ok(spec.to_string());
+        }
+        let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_lowercase();
+        let tests: [&dyn Fn(&str) -> bool; 3] = [&|n| n == spec, &|n| n.to_lowercase() == spec.to_lowercase(), &|n| base(n) == base(spec)];
+        for test in tests {
+            let hits: Vec<&ImageInfo> = images.iter().filter(|i| i.name.as_deref().is_some_and(test)).collect();
+            match hits.len() {
+                0 => continue,
+                1 => return Ok(hits[0].urn.clone()),
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{spec:?} names {} images; give one's URN: {}",
+                        hits.len(),
+                        hits.iter().map(|i| format!("{} ({})", i.urn, i.name.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            }
+        }
+        let names: Vec<&str> = images.iter().filter_map(|i| i.name.as_deref()).collect();
+        Err(Error::NotFound(format!(
+            "{spec}: no stream or image of that URN or name in the opened volumes{}",
+            if names.is_empty() { String::new() } else { format!(" (named images: {})", names.join(", ")) }
+        )))
+    }
+}
+
 /// Splits `base[0xOFF:0xLEN]`.
 fn parse_range(urn: &str) -> Option<(&str, u64, u64)> {
     let body = urn.strip_suffix(']')?;

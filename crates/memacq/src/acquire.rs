@@ -257,9 +257,30 @@ impl Placer<'_> {
     }
 }
 
-/// Acquires `src` into `vol`. `progress(done, unreadable_pages)` is called as blocks complete;
-/// setting `stop` ends the acquisition early with what was read (the rest recorded as
-/// `aff4:UnknownData`).
+/// What [`acquire`] reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// Bytes of RAM read so far, and pages found unreadable.
+    Memory {
+        /// Bytes read.
+        done: u64,
+        /// Unreadable pages so far.
+        unreadable_pages: u64,
+    },
+    /// Bytes of a pagefile read so far.
+    Pagefile {
+        /// Its name as given.
+        name: &'a str,
+        /// Its number (the order given).
+        number: u64,
+        /// Bytes read.
+        done: u64,
+    },
+}
+
+/// Acquires `src` into `vol`. `progress` is called as blocks of memory, then of each
+/// pagefile, complete; setting `stop` ends the acquisition early with what was read (the rest
+/// recorded as `aff4:UnknownData`).
 ///
 /// # Errors
 /// Only failures to write the volume; read failures become UnreadableData.
@@ -268,7 +289,7 @@ pub fn acquire(
     vol: &mut VolumeWriter,
     opts: &AcquireOptions,
     sys: &SystemInfo,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(Progress),
     stop: &AtomicBool,
 ) -> Result<AcquireReport> {
     let started = aff4::rdf::now();
@@ -380,7 +401,7 @@ pub fn acquire(
                 }
             }
             done += n;
-            progress(done, unreadable_pages);
+            progress(Progress::Memory { done, unreadable_pages });
         }
     }
     if next < blocks.len() || !queue.is_empty() {
@@ -524,8 +545,13 @@ pub fn acquire(
             pagefile_errors.push((spec.name(), "interrupted".to_string()));
             continue;
         }
-        match crate::pagefile::capture(vol, spec, i as u64, &opts.imager) {
-            Ok(r) => pagefiles.push(r),
+        let name = spec.name();
+        let mut report = |done| progress(Progress::Pagefile { name: &name, number: i as u64, done });
+        match crate::pagefile::capture(vol, spec, i as u64, &opts.imager, &mut report, stop) {
+            Ok(r) => {
+                interrupted |= r.interrupted;
+                pagefiles.push(r);
+            }
             Err(crate::Error::Aff4(e)) => return Err(e.into()),
             Err(e) => pagefile_errors.push((spec.name(), e.to_string())),
         }

@@ -15,6 +15,7 @@ use aff4::volume::write::VolumeWriter;
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::{Ntfs, NtfsReadSeek};
 use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `memory:pagefile`, the category winpmem gives pagefile streams.
 pub const MEMORY_PAGEFILE: &str = "http://aff4.org/Schema#memory/pagefile";
@@ -332,8 +333,11 @@ pub struct PagefileReport {
     pub unreadable_bytes: u64,
     /// How it was read (`ntfs` or `direct`).
     pub method: &'static str,
-    /// Why reading stopped before the end (the rest is recorded as unreadable).
+    /// Why reading stopped before the end (the rest is recorded as unreadable, or as unknown
+    /// when it was interrupted).
     pub incomplete: Option<String>,
+    /// `stop` ended the copy.
+    pub interrupted: bool,
     /// The imaging result (hashes, stored bytes).
     pub result: ImagerResult,
 }
@@ -360,11 +364,20 @@ fn io_err(context: String, error: io::Error) -> Error {
     Error::Io { context: format!("{context}{hint}"), error }
 }
 
-/// Captures the pagefile `spec` into `vol` as pagefile number `number`.
+/// Captures the pagefile `spec` into `vol` as pagefile number `number`. `progress(done)` is
+/// called as blocks are read; setting `stop` ends the copy (what was read is kept, the rest
+/// recorded as `aff4:UnknownData`).
 ///
 /// # Errors
 /// The pagefile cannot be found or opened (nothing is written then), or the volume fails.
-pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &ImagerOptions) -> Result<PagefileReport> {
+pub fn capture(
+    vol: &mut VolumeWriter,
+    spec: &PagefileSpec,
+    number: u64,
+    opts: &ImagerOptions,
+    progress: &mut dyn FnMut(u64),
+    stop: &AtomicBool,
+) -> Result<PagefileReport> {
     let started = aff4::rdf::now();
     let mut im = Imager::new(opts.clone())?;
     let mut unreadable = 0u64;
@@ -385,8 +398,14 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
     let mut done = 0u64;
     let mut info = NtfsFileInfo::default();
     let mut counted = |off: u64, d: std::result::Result<&[u8], u64>| {
-        done = off + d.map_or_else(|n| n, |b| b.len() as u64);
-        sink(off, d)
+        if stop.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        let end = off + d.map_or_else(|n| n, |b| b.len() as u64);
+        sink(off, d)?;
+        done = end;
+        progress(done);
+        Ok(())
     };
     let (read, method, volume) = match spec {
         PagefileSpec::Ntfs { volume, path } => {
@@ -407,6 +426,7 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
             (copy_blocks(path, info.size, &mut read, &mut counted), "direct", None)
         }
     };
+    let interrupted = matches!(read, Err(Error::Interrupted));
     let failure = match read {
         Ok(()) => None,
         // Nothing is in the volume yet, or the volume itself failed: the caller reports it.
@@ -414,7 +434,9 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
         // Part of the data is in the volume: keep it, and say where and why it stopped.
         Err(e) => Some(e.to_string()),
     };
-    if done < info.size {
+    if done < info.size && interrupted {
+        im.fill(done, info.size - done, Symbolic::Unknown)?;
+    } else if done < info.size {
         unreadable += info.size - done;
         im.fill(done, info.size - done, Symbolic::Unreadable)?;
     }
@@ -450,7 +472,7 @@ pub fn capture(vol: &mut VolumeWriter, spec: &PagefileSpec, number: u64, opts: &
     }
     describe_image(vol, &image, &result, &[vocab::IMAGE, vocab::CONTIGUOUS_IMAGE], extra);
     vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(MEMORY_PAGEFILE));
-    Ok(PagefileReport { name, image, size: info.size, unreadable_bytes: unreadable, method, incomplete: failure, result })
+    Ok(PagefileReport { name, image, size: info.size, unreadable_bytes: unreadable, method, incomplete: failure, interrupted, result })
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn run(
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
-    let report = acquire(src, &mut vol, &opts, &SystemInfo::default(), &mut |_, _| {}, stop).unwrap();
+    let report = acquire(src, &mut vol, &opts, &SystemInfo::default(), &mut |_| {}, stop).unwrap();
     vol.finish().unwrap();
     (dir, p, report)
 }
@@ -174,7 +174,7 @@ fn a_stop_request_closes_an_incomplete_volume_that_verifies() {
     let p = dir.path().join("m.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
     let opts = AcquireOptions { extras: false, block: 64 << 10, ..AcquireOptions::default() };
-    let rep = acquire(src, &mut vol, &opts, &SystemInfo::default(), &mut |_, _| {}, &stop).unwrap();
+    let rep = acquire(src, &mut vol, &opts, &SystemInfo::default(), &mut |_| {}, &stop).unwrap();
     vol.finish().unwrap();
     assert!(rep.interrupted);
     let c = Container::open(&[&p]).unwrap();
@@ -189,4 +189,36 @@ fn a_stop_request_closes_an_incomplete_volume_that_verifies() {
     let want: Vec<u8> = (0..7u64).map(|i| b"UNKNOWN"[(((0x3ff000 + i) % (1 << 20)) % 7) as usize]).collect();
     assert_eq!(tail, want, "what was not read is marked unknown");
     assert!(c.graph().to_turtle().contains("Interrupted: incomplete"));
+}
+
+#[test]
+fn stop_during_a_pagefile_keeps_what_was_read_and_marks_the_rest_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let swap = dir.path().join("swapfile");
+    let data: Vec<u8> = (0..3u64 << 20).map(|p| byte_at(p) | 1).collect();
+    std::fs::write(&swap, &data).unwrap();
+    let p = dir.path().join("m.aff4");
+    let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut seen = Vec::new();
+    let spec = memacq::pagefile::PagefileSpec::Direct(swap.to_str().unwrap().into());
+    // The "SIGINT" arrives once the first 1 MiB block is in.
+    let mut progress = |done| {
+        seen.push(done);
+        stop.store(true, Ordering::SeqCst);
+    };
+    let rep = memacq::pagefile::capture(&mut vol, &spec, 0, &Default::default(), &mut progress, &stop).unwrap();
+    vol.finish().unwrap();
+    assert_eq!(seen, [1 << 20]);
+    assert!(rep.interrupted && rep.incomplete.as_deref().is_some_and(|e| e.contains("interrupted")), "{:?}", rep.incomplete);
+    assert_eq!((rep.size, rep.unreadable_bytes), (3 << 20, 0));
+    let c = Container::open(&[&p]).unwrap();
+    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
+    let s = c.open_stream(&rep.image).unwrap();
+    let mut got = vec![0u8; 3 << 20];
+    s.read_exact_at(0, &mut got).unwrap();
+    assert!(got[..1 << 20] == data[..1 << 20], "what was read is kept");
+    let want: Vec<u8> = (1u64 << 20..3 << 20).map(|i| b"UNKNOWN"[((i % (1 << 20)) % 7) as usize]).collect();
+    assert!(got[1 << 20..] == want[..], "the rest is marked unknown, not unreadable");
+    assert!(c.graph().to_turtle().contains("Incomplete: stopped at byte 1048576: interrupted"));
 }

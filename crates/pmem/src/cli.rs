@@ -85,7 +85,8 @@ pub enum Command {
     Cat {
         #[command(flatten)]
         input: Input,
-        /// The stream or image URN (default: the volume's only image).
+        /// The image or stream: its URN, or an image's recorded name as `pmem ls` shows it
+        /// (`C:\pagefile.sys`, or just `pagefile.sys`; default: the volume's only image).
         #[arg(long, short = 's')]
         stream: Option<String>,
         /// Write here instead of stdout.

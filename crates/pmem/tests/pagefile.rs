@@ -46,6 +46,13 @@ fn acquire_captures_pagefiles_from_ntfs_and_swap_files() {
         let got = ok(&["cat", "-s", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
         assert!(&got == want, "{} differs", p["name"]);
     }
+    // `cat -s` also takes the recorded name, its case or its last component.
+    assert!(ok(&["cat", "-s", d.join("swapfile").to_str().unwrap(), out.to_str().unwrap()]).stdout == swap);
+    assert!(ok(&["cat", "-s", "SwapFile", out.to_str().unwrap()]).stdout == swap);
+    assert!(ok(&["cat", "-s", &ntfs_spec.to_uppercase(), out.to_str().unwrap()]).stdout == page);
+    let o = run(&["cat", "-s", "hiberfil.sys", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("hiberfil.sys: no stream or image") && err.contains("swapfile"), "{err}");
     let ttl = String::from_utf8(ok(&["view", out.to_str().unwrap()]).stdout).unwrap();
     for want in ["memory:pagefile", "memory:pagefile_number \"0\"", "memory:pagefile_number \"1\"", r#"aff4:pagefileReadMethod "ntfs""#] {
         assert!(ttl.contains(want), "{want} missing:\n{ttl}");

@@ -182,5 +182,7 @@ fn windows_acquire_reads_the_pagefile_from_the_raw_ntfs_volume() {
     assert_eq!(p["hashes"]["sha256"].as_str(), Some(sha256_bytes(&page).as_str()));
     let got = ok(&["cat", "-s", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
     assert!(got == page, "the pagefile differs");
+    let by_name = ok(&["cat", "-s", "pagefile.sys", out.to_str().unwrap()]).stdout;
+    assert!(by_name == page, "`cat -s pagefile.sys` differs");
     ok(&["verify", out.to_str().unwrap()]);
 }

@@ -378,7 +378,7 @@ mod tests {
         let mut vol = aff4::volume::write::VolumeWriter::create(&p, aff4::volume::write::Mode::CreateNew).unwrap();
         let opts = crate::acquire::AcquireOptions { extras: false, ..Default::default() };
         let stop = std::sync::atomic::AtomicBool::new(false);
-        let rep = crate::acquire::acquire(std::sync::Arc::new(s), &mut vol, &opts, &Default::default(), &mut |_, _| {}, &stop).unwrap();
+        let rep = crate::acquire::acquire(std::sync::Arc::new(s), &mut vol, &opts, &Default::default(), &mut |_| {}, &stop).unwrap();
         vol.finish().unwrap();
         assert_eq!(rep.unreadable_pages, 1);
         let c = aff4::Container::open(&[&p]).unwrap();

@@ -5,7 +5,7 @@ use super::image::{expand, StoreArgs};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use memacq::acquire::{acquire, AcquireOptions, Format, SystemInfo};
+use memacq::acquire::{acquire, AcquireOptions, Format, Progress, SystemInfo};
 use memacq::pagefile::PagefileSpec;
 use memacq::source::{self, LivePaths, SourceChoice};
 use memacq::SourceErrorKind;
@@ -223,17 +223,34 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
             .progress_chars("=> "),
     );
     let mut last_bad = 0;
+    let mut pagefile = None;
     let src: std::sync::Arc<dyn memacq::source::PhysicalSource> = std::sync::Arc::from(src);
     let report = acquire(
         src.clone(),
         &mut vol,
         &opts,
         &sys,
-        &mut |done, bad| {
-            pb.set_position(done);
-            if bad != last_bad {
-                pb.set_message(format!("{bad} unreadable pages"));
-                last_bad = bad;
+        &mut |p| match p {
+            Progress::Memory { done, unreadable_pages: bad } => {
+                pb.set_position(done);
+                if bad != last_bad {
+                    pb.set_message(format!("{bad} unreadable pages"));
+                    last_bad = bad;
+                }
+            }
+            Progress::Pagefile { name, number, done } => {
+                if pagefile != Some(number) {
+                    // The pagefile's size is known only once its volume is parsed: no total.
+                    pagefile = Some(number);
+                    pb.reset();
+                    pb.set_length(u64::MAX);
+                    pb.set_style(
+                        ProgressStyle::with_template("{bytes} {binary_bytes_per_sec} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    pb.set_message(format!("pagefile {number}: {name}"));
+                }
+                pb.set_position(done);
             }
         },
         &STOP,

@@ -17,7 +17,7 @@ pub fn run(
 ) -> Result<u8, Failure> {
     let c = open(input)?;
     let urn = match stream {
-        Some(s) => s.to_string(),
+        Some(s) => c.find_stream(s).code(exit::INPUT)?,
         None => c.default_stream().code(exit::INPUT)?,
     };
     let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
