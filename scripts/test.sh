@@ -20,6 +20,7 @@ command -v gcc-12 >/dev/null || need+=(gcc-12)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
 [[ -x /usr/lib/wine/wine64 ]] || need+=(wine64)
 command -v mkntfs >/dev/null || need+=(ntfs-3g) # NTFS volumes for the pagefile (-p) tests
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static) # runs the aarch64 build
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -47,6 +48,10 @@ export PMEM_WEED=$WEEDENV/bin/weed
 # (profile ci: release without LTO, quicker to build)
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile ci --target x86_64-unknown-linux-gnu -p pmem --no-default-features --features fuse
 export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/ci/pmem
+# The arm64 Linux build (static musl, linked by rust-lld: .cargo/config.toml), run by qemu-user.
+rustup target list --installed | grep -q '^aarch64-unknown-linux-musl$' || rustup target add aarch64-unknown-linux-musl
+cargo build --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
+export PMEM_AARCH64_BIN=$PWD/target/aarch64-unknown-linux-musl/ci/pmem PMEM_QEMU_AARCH64=$(command -v qemu-aarch64-static)
 # The kernel module, built against the headers of the rig's kernel (fetched into a cache).
 PMEM_DRIVER_KO=$(driver/linux/build.sh | tail -1)
 export PMEM_DRIVER_KO

@@ -530,10 +530,12 @@ impl Container {
                 }
             }
         }
+        // A logical volume may hold thousands of files: name a few, `pmem ls` lists them all.
         let names: Vec<&str> = images.iter().filter_map(|i| i.name.as_deref()).collect();
+        let more = if names.len() > 8 { format!(" and {} more", names.len() - 8) } else { String::new() };
         Err(Error::NotFound(format!(
             "{spec}: no stream or image of that URN or name in the opened volumes{}",
-            if names.is_empty() { String::new() } else { format!(" (named images: {})", names.join(", ")) }
+            if names.is_empty() { String::new() } else { format!(" (named images: {}{more})", names[..names.len().min(8)].join(", ")) }
         )))
     }
 }

@@ -302,7 +302,8 @@ pub fn acquire(
     }
     let im = Imager::new(iopts)?;
     let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
-    let layout = core_layout(&ranges, &notes);
+    let arch = src.architecture();
+    let layout = core_layout(&ranges, &notes, arch.and_then(crate::elf::machine_of).unwrap_or(crate::elf::EM_X86_64));
     let mut p = Placer { im, vol, format: opts.format, offsets: layout.offsets.clone(), ranges: ranges.clone() };
     if opts.format == Format::Elf {
         let h = layout.header.clone();
@@ -459,7 +460,14 @@ pub fn acquire(
             Node::string(unreadable.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")),
         ));
     }
-    for (k, v) in [("kernelRelease", &release), ("kernelVersion", &sys.banner), ("hostname", &sys.hostname), ("bootId", &sys.boot_id)] {
+    let arch_s = arch.map(String::from);
+    for (k, v) in [
+        ("architecture", &arch_s),
+        ("kernelRelease", &release),
+        ("kernelVersion", &sys.banner),
+        ("hostname", &sys.hostname),
+        ("bootId", &sys.boot_id),
+    ] {
         if let Some(v) = v {
             extra.push((a(k), Node::string(v.clone())));
         }
@@ -490,6 +498,7 @@ pub fn acquire(
     // information.yaml, as the pmem tools write it beside the memory stream.
     let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", aff4::TOOL, src.name(), opts.format);
     for (k, v) in [
+        ("Architecture", &arch_s),
         ("KernelRelease", &release),
         ("KernelVersion", &sys.banner),
         ("Hostname", &sys.hostname),

@@ -40,6 +40,36 @@ pub struct Note {
     pub desc: Vec<u8>,
 }
 
+/// EM_X86_64, what a core without a recorded architecture is taken to be.
+pub const EM_X86_64: u16 = 62;
+
+/// ELF `e_machine` values of the little-endian 64-bit architectures Linux runs on, with the
+/// names Rust gives them (`std::env::consts::ARCH`), which pmem records in its volumes.
+const MACHINES: [(u16, &str); 5] = [(EM_X86_64, "x86_64"), (183, "aarch64"), (243, "riscv64"), (21, "powerpc64"), (258, "loongarch64")];
+
+/// The architecture name of an ELF `e_machine`, if it is one of [`MACHINES`].
+pub fn arch_name(machine: u16) -> Option<&'static str> {
+    MACHINES.iter().find(|(m, _)| *m == machine).map(|(_, n)| *n)
+}
+
+/// The ELF `e_machine` for an architecture name (as [`arch_name`] gives), if known.
+pub fn machine_of(arch: &str) -> Option<u16> {
+    MACHINES.iter().find(|(_, n)| *n == arch).map(|(m, _)| *m)
+}
+
+/// The architecture an ELF file declares in `e_machine` (`None` for one pmem does not know).
+///
+/// # Errors
+/// Not an ELF file or too short.
+pub fn architecture(f: &dyn ReadAt, ctx: &str) -> Result<Option<&'static str>> {
+    let mut h = [0u8; 20];
+    pread(f, 0, &mut h, ctx)?;
+    if &h[..4] != b"\x7fELF" {
+        return Err(Error::corrupt(ctx, 0, "not an ELF file"));
+    }
+    Ok(arch_name(u16le(&h, 0x12)))
+}
+
 fn u16le(b: &[u8], a: usize) -> u16 {
     u16::from_le_bytes([b[a], b[a + 1]])
 }
@@ -136,9 +166,10 @@ pub struct CoreLayout {
     pub size: u64,
 }
 
-/// Lays out an x86-64 ELF core with a PT_NOTE (if `notes`) and one PT_LOAD per range
-/// (`p_paddr` = physical address, `p_vaddr` 0 as QEMU writes), data page-aligned.
-pub fn core_layout(ranges: &[Range], notes: &[Note]) -> CoreLayout {
+/// Lays out an ELF core for `machine` (`e_machine`, e.g. [`EM_X86_64`]) with a PT_NOTE (if
+/// `notes`) and one PT_LOAD per range (`p_paddr` = physical address, `p_vaddr` 0 as QEMU
+/// writes), data page-aligned.
+pub fn core_layout(ranges: &[Range], notes: &[Note], machine: u16) -> CoreLayout {
     let mut note_bytes = Vec::new();
     for n in notes {
         let name = format!("{}\0", n.name);
@@ -162,7 +193,7 @@ pub fn core_layout(ranges: &[Range], notes: &[Note]) -> CoreLayout {
     h.extend_from_slice(b"\x7fELF\x02\x01\x01");
     h.resize(16, 0);
     h.extend_from_slice(&4u16.to_le_bytes()); // ET_CORE
-    h.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    h.extend_from_slice(&machine.to_le_bytes());
     h.extend_from_slice(&1u32.to_le_bytes());
     h.extend_from_slice(&0u64.to_le_bytes()); // entry
     h.extend_from_slice(&(EHDR as u64).to_le_bytes()); // phoff
@@ -200,7 +231,7 @@ mod tests {
     fn layout_parses_back() {
         let ranges = [Range { start: 0x1000, end: 0x9f000 }, Range { start: 0x100000, end: 0x200000 }];
         let notes = [Note { name: "VMCOREINFO".into(), n_type: 0, desc: b"OSRELEASE=6.1\nPAGESIZE=4096\n".to_vec() }];
-        let l = core_layout(&ranges, &notes);
+        let l = core_layout(&ranges, &notes, EM_X86_64);
         let mut file = l.header.clone();
         file.resize(l.size as usize, 0);
         let ph = program_headers(&file, "t").unwrap();
@@ -214,7 +245,7 @@ mod tests {
     #[test]
     fn hostile_headers() {
         assert!(program_headers(&b"\x7fELF".to_vec(), "t").is_err());
-        let mut f = core_layout(&[Range { start: 0, end: 4096 }], &[]).header;
+        let mut f = core_layout(&[Range { start: 0, end: 4096 }], &[], EM_X86_64).header;
         f[0x38] = 0xff;
         f[0x39] = 0xff;
         assert!(program_headers(&f, "t").is_err());

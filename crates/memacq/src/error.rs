@@ -68,6 +68,9 @@ pub enum Error {
     /// Acquisition was interrupted by a signal; the volume was closed with what was read.
     #[error("interrupted")]
     Interrupted,
+    /// Something this build does not do (e.g. symbol tables for a non-x86-64 kernel).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Result alias.

@@ -33,6 +33,8 @@ pub struct MemoryView {
     pub ranges: Vec<Range>,
     /// VMCOREINFO, if captured.
     pub vmcoreinfo: Option<String>,
+    /// The ELF `e_machine` of the memory's architecture (x86-64 when the volume does not say).
+    pub machine: u16,
     size: u64,
 }
 
@@ -61,6 +63,7 @@ impl MemoryView {
             None => None,
         };
         let format = g.aff4(image, "memoryImageFormat").map(|n| n.value().to_string());
+        let machine = g.aff4(image, "architecture").and_then(|n| elf::machine_of(n.value())).unwrap_or(elf::EM_X86_64);
         if format.as_deref() == Some("elf") {
             let ra = StreamAsReadAt(stream.clone());
             let ph = elf::program_headers(&ra, image)?;
@@ -73,7 +76,15 @@ impl MemoryView {
             let table = SegmentTable::new(segs);
             let ranges = table.coverage();
             let size = ranges.last().map(|r| r.end).unwrap_or(0);
-            return Ok(MemoryView { stream, segs: Some(table), ranges, vmcoreinfo: vmcoreinfo.or_else(|| elf::vmcoreinfo(&notes)), size });
+            let machine = elf::architecture(&ra, image).ok().flatten().and_then(elf::machine_of).unwrap_or(machine);
+            return Ok(MemoryView {
+                stream,
+                segs: Some(table),
+                ranges,
+                vmcoreinfo: vmcoreinfo.or_else(|| elf::vmcoreinfo(&notes)),
+                machine,
+                size,
+            });
         }
         let ranges = match g.aff4(image, "memoryRanges").map(Node::value).and_then(parse_ranges) {
             Some(r) => r,
@@ -93,7 +104,7 @@ impl MemoryView {
             },
         };
         let size = stream.size();
-        Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, size })
+        Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, machine, size })
     }
 
     /// The memory image in `c`: the one typed aff4:MemoryImage (or with category memory:physical).
@@ -186,7 +197,7 @@ impl FormattedMemory {
             ExportFormat::Elf => {
                 let notes: Vec<Note> =
                     view.vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
-                parts.push(Part::Bytes(core_layout(&view.ranges, &notes).header));
+                parts.push(Part::Bytes(core_layout(&view.ranges, &notes, view.machine).header));
                 parts.extend(view.ranges.iter().map(|r| Part::Memory { phys: r.start, len: r.len() }));
             }
             ExportFormat::Lime => {

@@ -229,3 +229,127 @@ fn mount_serves_the_export_formats_read_only() {
     assert!(m.stop().success());
     assert!(!mnt.join("information.turtle").exists(), "still mounted after SIGINT");
 }
+
+/// `e_machine` of an ELF file's header.
+fn e_machine(elf: &[u8]) -> u16 {
+    assert_eq!(&elf[..4], b"\x7fELF");
+    u16::from_le_bytes([elf[0x12], elf[0x13]])
+}
+
+/// The fake kcore declared as an arm64 kernel's (e_machine 183, EM_AARCH64).
+fn as_arm64(f: &Fake) {
+    let mut k = std::fs::read(&f.kcore).unwrap();
+    assert_eq!(e_machine(&k), 62);
+    k[0x12..0x14].copy_from_slice(&183u16.to_le_bytes());
+    std::fs::write(&f.kcore, k).unwrap();
+}
+
+/// ELF cores carry the memory's architecture: taken from kcore (or an imported core), recorded
+/// in the volume, used by `export --format elf` and `acquire --format elf`; a LiME import,
+/// which cannot say, records none and exports as x86-64 as before.
+#[test]
+fn the_architecture_is_recorded_and_exported() {
+    let f = fake();
+    let mem_elf = |vol: &Path, name: &str| {
+        let d = f.root.join(format!("elf-{name}"));
+        ok(&["export", "-D", d.to_str().unwrap(), "--format", "elf", vol.to_str().unwrap()]);
+        std::fs::read(std::fs::read_dir(&d).unwrap().next().unwrap().unwrap().path()).unwrap()
+    };
+    let x86 = f.root.join("x86.aff4");
+    acquire(&f, &x86, &["--source", "kcore"]);
+    let ttl = String::from_utf8(ok(&["view", x86.to_str().unwrap()]).stdout).unwrap();
+    assert!(ttl.contains(r#"aff4:architecture "x86_64""#), "{ttl}");
+    let x86_elf = mem_elf(&x86, "x86");
+    assert_eq!(e_machine(&x86_elf), 62);
+
+    as_arm64(&f);
+    let arm = f.root.join("arm.aff4");
+    acquire(&f, &arm, &["--source", "kcore"]);
+    let ttl = String::from_utf8(ok(&["view", arm.to_str().unwrap()]).stdout).unwrap();
+    assert!(ttl.contains(r#"aff4:architecture "aarch64""#), "{ttl}");
+    let arm_elf = mem_elf(&arm, "arm");
+    assert_eq!(e_machine(&arm_elf), 183);
+    assert!(arm_elf[0x14..] == x86_elf[0x14..], "only e_machine differs");
+    let arm_core = f.root.join("arm-core.aff4");
+    acquire(&f, &arm_core, &["--source", "kcore", "--format", "elf"]);
+    assert_eq!(e_machine(&ok(&["cat", arm_core.to_str().unwrap()]).stdout), 183);
+    let info = String::from_utf8(ok(&["info", arm.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("aarch64"), "{info}");
+    // Symbol tables are x86-64 only: said, not attempted.
+    let o = run(&["isf", arm.to_str().unwrap(), "-o", f.root.join("isf.json").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("x86-64 kernels only; this memory image is aarch64"), "{err}");
+
+    // Converting the arm64 core keeps its architecture; a LiME file has none to keep.
+    let core_file = f.root.join("arm.elf");
+    std::fs::write(&core_file, &arm_elf).unwrap();
+    let conv = f.root.join("conv.aff4");
+    ok(&["acquire", "-q", "--source", core_file.to_str().unwrap(), "-o", conv.to_str().unwrap()]);
+    assert_eq!(e_machine(&mem_elf(&conv, "conv")), 183);
+    let lime = f.root.join("m.lime");
+    lime_file(&lime, 0x100000, &f.physical[0x100000..0x500000]);
+    let from_lime = f.root.join("lime.aff4");
+    ok(&["acquire", "-q", "--source", lime.to_str().unwrap(), "-o", from_lime.to_str().unwrap()]);
+    let ttl = String::from_utf8(ok(&["view", from_lime.to_str().unwrap()]).stdout).unwrap();
+    assert!(!ttl.contains("aff4:architecture"), "{ttl}");
+    assert_eq!(e_machine(&mem_elf(&from_lime, "lime")), 62);
+}
+
+/// The aarch64 build and qemu-user to run it (scripts/test.sh builds it; required in CI).
+fn aarch64() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let bin = std::env::var_os("PMEM_AARCH64_BIN").map(std::path::PathBuf::from).filter(|p| p.exists());
+    let qemu = std::env::var_os("PMEM_QEMU_AARCH64").map(std::path::PathBuf::from).filter(|p| p.exists());
+    match (qemu, bin) {
+        (Some(q), Some(b)) => Some((q, b)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("CI: PMEM_AARCH64_BIN and PMEM_QEMU_AARCH64 are not set; scripts/test.sh sets them")
+        }
+        _ => {
+            eprintln!("note: PMEM_AARCH64_BIN/PMEM_QEMU_AARCH64 not set; aarch64 test skipped (scripts/test.sh sets them)");
+            None
+        }
+    }
+}
+
+/// The aarch64 build (static, run by qemu-user) acquires an arm64 kernel's kcore; the x86-64
+/// build verifies it and reads the same bytes, and the aarch64 build verifies and reads what
+/// the x86-64 build wrote.
+#[test]
+fn the_aarch64_build_acquires_and_both_builds_read_each_other() {
+    let Some((qemu, bin)) = aarch64() else { return };
+    let f = fake();
+    as_arm64(&f);
+    let a64 = |args: &[&str]| {
+        let o = Command::new(&qemu).arg(&bin).args(args).output().unwrap();
+        assert!(o.status.success(), "aarch64 pmem {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let version = String::from_utf8(a64(&["--version"])).unwrap();
+    assert!(version.starts_with("pmem "), "{version}");
+
+    let by_arm = f.root.join("by-arm.aff4");
+    let j: serde_json::Value = serde_json::from_slice(&a64(&[
+        "acquire",
+        "--json",
+        "--no-extras",
+        "-o",
+        by_arm.to_str().unwrap(),
+        "--kcore-path",
+        &f.kcore,
+        "--iomem-path",
+        &f.iomem,
+    ]))
+    .unwrap();
+    assert_eq!(j["source_kind"], "kcore", "{j}");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", by_arm.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(ok(&["cat", by_arm.to_str().unwrap()]).stdout == f.physical, "the aarch64 acquisition differs");
+    let ttl = String::from_utf8(ok(&["view", by_arm.to_str().unwrap()]).stdout).unwrap();
+    assert!(ttl.contains(r#"aff4:architecture "aarch64""#), "{ttl}");
+
+    let by_x86 = f.root.join("by-x86.aff4");
+    acquire(&f, &by_x86, &["--source", "kcore"]);
+    let v: serde_json::Value = serde_json::from_slice(&a64(&["verify", "--json", by_x86.to_str().unwrap()])).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(a64(&["cat", by_x86.to_str().unwrap()]) == f.physical, "the aarch64 build reads different bytes");
+}

@@ -26,7 +26,8 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
     }
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
-    Ok(SegmentedSource::new(name.to_string(), "elf", file, table, ranges, elf::vmcoreinfo(&notes)))
+    let arch = elf::architecture(&file, name)?;
+    Ok(SegmentedSource::new(name.to_string(), "elf", file, table, ranges, elf::vmcoreinfo(&notes), arch))
 }
 
 /// A LiME file.
@@ -38,5 +39,6 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
     let segs = parts.into_iter().map(|(r, off)| Segment { phys: r.start, len: r.len(), file_off: off }).collect();
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
-    Ok(SegmentedSource::new(name.to_string(), "lime", file, table, ranges, None))
+    // LiME headers do not say which architecture the memory is from.
+    Ok(SegmentedSource::new(name.to_string(), "lime", file, table, ranges, None, None))
 }

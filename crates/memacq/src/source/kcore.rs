@@ -40,5 +40,7 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
     // A first read proves access (lockdown may allow open but not read).
     let mut probe = [0u8; 16];
     table.read(&file, ranges[0].start, &mut probe).map_err(|e| open_error(path, &e))?;
-    Ok(SegmentedSource::new(path.to_string(), "kcore", file, table, ranges, elf::vmcoreinfo(&notes)))
+    // kcore is the running kernel's: its e_machine, else this binary's own architecture.
+    let arch = elf::architecture(&file, path).ok().flatten().or(Some(std::env::consts::ARCH));
+    Ok(SegmentedSource::new(path.to_string(), "kcore", file, table, ranges, elf::vmcoreinfo(&notes), arch))
 }

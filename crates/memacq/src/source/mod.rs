@@ -48,6 +48,11 @@ pub trait PhysicalSource: Send + Sync {
     fn extra_files(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The memory's CPU architecture (`x86_64`, `aarch64`, …): a live source's is this
+    /// machine's; a file says it in its ELF header, or not at all (LiME).
+    fn architecture(&self) -> Option<&'static str> {
+        Some(std::env::consts::ARCH)
+    }
 }
 
 /// A piece of a file holding physical `[phys, phys+len)` at `file_off`.
@@ -69,12 +74,21 @@ pub struct SegmentedSource {
     table: SegmentTable,
     ranges: Vec<Range>,
     vmcoreinfo: Option<String>,
+    arch: Option<&'static str>,
 }
 
 impl SegmentedSource {
-    /// A source reading `ranges` of `file` through `table`.
-    pub fn new(name: String, kind: &'static str, file: File, table: SegmentTable, ranges: Vec<Range>, vmcoreinfo: Option<String>) -> Self {
-        SegmentedSource { name, kind, file, table, ranges, vmcoreinfo }
+    /// A source reading `ranges` of `file` through `table`, of architecture `arch`.
+    pub fn new(
+        name: String,
+        kind: &'static str,
+        file: File,
+        table: SegmentTable,
+        ranges: Vec<Range>,
+        vmcoreinfo: Option<String>,
+        arch: Option<&'static str>,
+    ) -> Self {
+        SegmentedSource { name, kind, file, table, ranges, vmcoreinfo, arch }
     }
 }
 
@@ -93,6 +107,9 @@ impl PhysicalSource for SegmentedSource {
     }
     fn vmcoreinfo(&self) -> Option<String> {
         self.vmcoreinfo.clone()
+    }
+    fn architecture(&self) -> Option<&'static str> {
+        self.arch
     }
 }
 

@@ -27,6 +27,9 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         if let Some(r) = a(&i.urn, "kernelRelease") {
             println!("  kernel        {r}");
         }
+        if let Some(r) = a(&i.urn, "architecture") {
+            println!("  architecture  {r}");
+        }
         if let Some(h) = a(&i.urn, "hostname") {
             println!("  hostname      {h}   boot id {}", a(&i.urn, "bootId").unwrap_or_default());
         }
