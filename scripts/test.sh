@@ -68,10 +68,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 # builds leave the s3 feature out)
 cargo clippy --workspace --exclude remote --no-default-features --target x86_64-pc-windows-gnu -- -D warnings
 cargo clippy --workspace --exclude remote --no-default-features --target x86_64-apple-darwin -- -D warnings
-# A brief run of every fuzz target (nightly + cargo-fuzz), without a sanitizer to keep it
-# short; fuzz/run.sh 600 (AddressSanitizer) for real campaigns.
+# A brief run of every fuzz target (nightly + cargo-fuzz, 5 s each), without a sanitizer to
+# keep it short; fuzz/run.sh 600 (AddressSanitizer) for real campaigns.
 if rustup toolchain list | grep -q '^nightly'; then
-    PMEM_FUZZ_SANITIZER=none fuzz/run.sh "${PMEM_FUZZ_SECONDS:-8}"
+    PMEM_FUZZ_SANITIZER=none fuzz/run.sh "${PMEM_FUZZ_SECONDS:-5}"
 else
     echo "note: no nightly toolchain; fuzz smoke run skipped"
 fi
