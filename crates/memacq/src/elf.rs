@@ -47,7 +47,7 @@ pub const EM_X86_64: u16 = 62;
 /// names Rust gives them (`std::env::consts::ARCH`), which pmem records in its volumes.
 const MACHINES: [(u16, &str); 5] = [(EM_X86_64, "x86_64"), (183, "aarch64"), (243, "riscv64"), (21, "powerpc64"), (258, "loongarch64")];
 
-/// The architecture name of an ELF `e_machine`, if it is one of [`MACHINES`].
+/// The architecture name of an ELF `e_machine`, if pmem knows it (the little-endian 64-bit ones).
 pub fn arch_name(machine: u16) -> Option<&'static str> {
     MACHINES.iter().find(|(m, _)| *m == machine).map(|(_, n)| *n)
 }

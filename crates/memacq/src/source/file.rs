@@ -27,7 +27,7 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
     let arch = elf::architecture(&file, name)?;
-    Ok(SegmentedSource::new(name.to_string(), "elf", file, table, ranges, elf::vmcoreinfo(&notes), arch))
+    Ok(SegmentedSource { name: name.to_string(), kind: "elf", file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&notes), arch })
 }
 
 /// A LiME file.
@@ -40,5 +40,5 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
     // LiME headers do not say which architecture the memory is from.
-    Ok(SegmentedSource::new(name.to_string(), "lime", file, table, ranges, None, None))
+    Ok(SegmentedSource { name: name.to_string(), kind: "lime", file, table, ranges, vmcoreinfo: None, arch: None })
 }

@@ -67,29 +67,15 @@ pub struct Segment {
 }
 
 /// A file whose physical memory is found through a [`SegmentTable`]: kcore, ELF cores, LiME.
+/// Made by [`open_kcore`], [`open_elf`] and [`open_lime`].
 pub struct SegmentedSource {
-    name: String,
-    kind: &'static str,
-    file: File,
-    table: SegmentTable,
-    ranges: Vec<Range>,
-    vmcoreinfo: Option<String>,
-    arch: Option<&'static str>,
-}
-
-impl SegmentedSource {
-    /// A source reading `ranges` of `file` through `table`, of architecture `arch`.
-    pub fn new(
-        name: String,
-        kind: &'static str,
-        file: File,
-        table: SegmentTable,
-        ranges: Vec<Range>,
-        vmcoreinfo: Option<String>,
-        arch: Option<&'static str>,
-    ) -> Self {
-        SegmentedSource { name, kind, file, table, ranges, vmcoreinfo, arch }
-    }
+    pub(crate) name: String,
+    pub(crate) kind: &'static str,
+    pub(crate) file: File,
+    pub(crate) table: SegmentTable,
+    pub(crate) ranges: Vec<Range>,
+    pub(crate) vmcoreinfo: Option<String>,
+    pub(crate) arch: Option<&'static str>,
 }
 
 impl PhysicalSource for SegmentedSource {
