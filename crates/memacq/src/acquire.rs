@@ -460,18 +460,6 @@ pub fn acquire(
             Node::string(unreadable.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")),
         ));
     }
-    let arch_s = arch.map(String::from);
-    for (k, v) in [
-        ("architecture", &arch_s),
-        ("kernelRelease", &release),
-        ("kernelVersion", &sys.banner),
-        ("hostname", &sys.hostname),
-        ("bootId", &sys.boot_id),
-    ] {
-        if let Some(v) = v {
-            extra.push((a(k), Node::string(v.clone())));
-        }
-    }
     let kaslr = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "KERNELOFFSET"));
     // VMCOREINFO gives phys_base in decimal.
     let phys_base = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "NUMBER(phys_base)")).map(|d| match d.parse::<i64>() {
@@ -479,11 +467,20 @@ pub fn acquire(
         Ok(n) => format!("{n:#x}"),
         Err(_) => d,
     });
-    if let Some(k) = &kaslr {
-        extra.push((a("kaslrOffset"), Node::string(format!("0x{}", k.trim_start_matches("0x")))));
-    }
-    if let Some(pb) = &phys_base {
-        extra.push((a("physBase"), Node::string(pb.clone())));
+    // The optional facts, each under its Turtle and its information.yaml name.
+    let facts: [(&str, &str, Option<String>); 7] = [
+        ("architecture", "Architecture", arch.map(String::from)),
+        ("kernelRelease", "KernelRelease", release.clone()),
+        ("kernelVersion", "KernelVersion", sys.banner.clone()),
+        ("hostname", "Hostname", sys.hostname.clone()),
+        ("bootId", "BootId", sys.boot_id.clone()),
+        ("kaslrOffset", "KASLROffset", kaslr.map(|k| format!("0x{}", k.trim_start_matches("0x")))),
+        ("physBase", "PhysBase", phys_base),
+    ];
+    for (k, _, v) in &facts {
+        if let Some(v) = v {
+            extra.push((a(k), Node::string(v.clone())));
+        }
     }
     for (k, v) in src.metadata() {
         extra.push((a(&k), Node::string(v)));
@@ -497,15 +494,7 @@ pub fn acquire(
 
     // information.yaml, as the pmem tools write it beside the memory stream.
     let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", aff4::TOOL, src.name(), opts.format);
-    for (k, v) in [
-        ("Architecture", &arch_s),
-        ("KernelRelease", &release),
-        ("KernelVersion", &sys.banner),
-        ("Hostname", &sys.hostname),
-        ("BootId", &sys.boot_id),
-        ("KASLROffset", &kaslr.map(|k| format!("0x{}", k.trim_start_matches("0x")))),
-        ("PhysBase", &phys_base),
-    ] {
+    for (_, k, v) in &facts {
         if let Some(v) = v {
             y.push_str(&format!("{k}: \"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
         }
