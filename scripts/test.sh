@@ -76,6 +76,8 @@ else
     echo "note: no nightly toolchain; fuzz smoke run skipped"
 fi
 
+# The disk the tests write to (the VM tests keep a 1 GiB guest dump and one export at a time).
+df -h "${TMPDIR:-/tmp}" . | sed 's/^/disk: /'
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 cargo test --workspace 2>&1 | tee "$LOG"

@@ -147,7 +147,9 @@ pub struct Imager {
     pool: Pool,
 }
 
-fn is_zero(b: &[u8]) -> bool {
+/// Whether `b` is all zero bytes (16 at a time; the pipeline's zero-page test, also used by
+/// writers that leave zero pages as holes).
+pub fn is_zero(b: &[u8]) -> bool {
     let mut it = b.chunks_exact(16);
     let mut acc = 0u128;
     for c in &mut it {

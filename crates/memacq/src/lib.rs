@@ -15,5 +15,6 @@ pub mod lime;
 pub mod mount;
 pub mod pagefile;
 pub mod source;
+pub mod sparse;
 
 pub use error::{Error, Result, SourceError, SourceErrorKind};

@@ -1,6 +1,6 @@
 //! `pmem cat`: the linear bytes of an image or stream, decoded on all cores.
 
-use super::{open, threads};
+use super::{export, open, threads};
 use crate::cli::Input;
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
@@ -21,17 +21,27 @@ pub fn run(
         None => c.default_stream().code(exit::INPUT)?,
     };
     let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
-    let mut out: Box<dyn Write> = match output {
-        Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 20, crate::cmd::export::create_output(p, false).code(exit::OUTPUT)?)),
-        None => Box::new(std::io::stdout().lock()),
-    };
     let start = offset.min(s.size());
     let len = length.unwrap_or(u64::MAX).min(s.size() - start);
-    aff4::parallel::for_each_block(&*s, start, len, aff4::parallel::BLOCK, threads(t), |_, b| {
-        out.write_all(b).map_err(|e| aff4::Error::io("output", e))
-    })
-    .with_context(|| format!("reading {urn}"))
-    .code(exit::INPUT)?;
-    out.flush().code(exit::OUTPUT)?;
+    let copy = |out: &mut dyn Write| {
+        aff4::parallel::for_each_block(&*s, start, len, aff4::parallel::BLOCK, threads(t), |_, b| {
+            out.write_all(b).map_err(|e| aff4::Error::io("output", e))
+        })
+        .with_context(|| format!("reading {urn}"))
+        .code(exit::INPUT)
+    };
+    match output {
+        // A file: zero pages become holes.
+        Some(p) => {
+            let mut f = export::create_image_output(p, false).code(exit::OUTPUT)?;
+            copy(&mut f)?;
+            export::finish_image_output(f).with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            copy(&mut out)?;
+            out.flush().code(exit::OUTPUT)?;
+        }
+    }
     Ok(0)
 }

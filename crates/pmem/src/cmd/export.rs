@@ -15,6 +15,20 @@ pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
     aff4::volume::write::create_file(p, truncate).map_err(std::io::Error::from)
 }
 
+/// An output file for image bytes: buffered, with zero pages left as holes (a memory image is
+/// mostly zeros; the bytes read back are the same).
+pub type ImageOutput = std::io::BufWriter<memacq::sparse::SparseFile>;
+
+/// Creates an [`ImageOutput`] as [`create_output`] does.
+pub fn create_image_output(p: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
+    Ok(std::io::BufWriter::with_capacity(1 << 20, memacq::sparse::SparseFile::new(create_output(p, truncate)?)))
+}
+
+/// Writes what is buffered and sets the final length (over a trailing hole).
+pub fn finish_image_output(out: ImageOutput) -> std::io::Result<()> {
+    out.into_inner().map_err(|e| e.into_error())?.finish().map(drop)
+}
+
 /// A glob match with `*` and `?`.
 pub fn glob(pat: &str, s: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
@@ -116,13 +130,13 @@ pub fn run(
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display())).code(exit::OUTPUT)?;
         }
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
+        let mut f = create_image_output(&path, truncate).code(exit::OUTPUT)?;
         aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| {
             f.write_all(b).map_err(|e| aff4::Error::io(path.display().to_string(), e))
         })
         .with_context(|| format!("exporting {urn}"))
         .code(exit::INPUT)?;
-        f.flush().code(exit::OUTPUT)?;
+        finish_image_output(f).with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
         n += 1;
     }
@@ -162,9 +176,9 @@ fn export_memory(
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).code(exit::OUTPUT)?;
         }
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, create_output(&path, truncate).code(exit::OUTPUT)?);
+        let mut out = create_image_output(&path, truncate).code(exit::OUTPUT)?;
         let n = memacq::export::write(view.clone(), f, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
-        out.flush().code(exit::OUTPUT)?;
+        finish_image_output(out).with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
     }
     Ok(0)
