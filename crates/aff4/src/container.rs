@@ -296,15 +296,22 @@ impl Container {
         out
     }
 
-    /// Declared `aff4:hash` values of a subject as (algorithm or kind, hex).
+    /// Declared `aff4:hash` values of a subject as (algorithm or kind, hex); a hash of only the
+    /// first bytes (`aff4:prefixHash`, interrupted acquisitions) as (`SHA256[..N]`, hex).
     pub fn declared_hashes(&self, s: &str) -> Vec<(String, String)> {
         let g = &self.graph;
+        let prefix_len = g.values(s, vocab::PREFIX_HASH_LENGTH).next().map(|n| n.value().trim().to_string()).unwrap_or_default();
         g.properties(s)
             .iter()
-            .filter(|(p, _)| p == vocab::HASH || p == &format!("{}hash", vocab::AFF4_LEGACY))
-            .filter_map(|(_, o)| match o {
-                Node::Literal { value, datatype } => Some((local(datatype), value.to_lowercase())),
-                _ => None,
+            .filter_map(|(p, o)| {
+                let Node::Literal { value, datatype } = o else { return None };
+                if p == vocab::HASH || p == &format!("{}hash", vocab::AFF4_LEGACY) {
+                    Some((local(datatype), value.to_lowercase()))
+                } else if p == vocab::PREFIX_HASH {
+                    Some((format!("{}[..{prefix_len}]", local(datatype)), value.to_lowercase()))
+                } else {
+                    None
+                }
             })
             .collect()
     }

@@ -76,8 +76,10 @@ pub struct ImagerResult {
     pub map_urn: String,
     /// Virtual size.
     pub size: u64,
-    /// Linear hashes of the virtual image.
+    /// Linear hashes of the virtual image (of its first `hashed` bytes).
     pub hashes: Vec<(HashAlgo, Vec<u8>)>,
+    /// How many bytes the linear hashes cover: `size`, unless [`Imager::stop_hashing`] was called.
+    pub hashed: u64,
     /// Block-Map hash (when block hashes were written).
     pub block_map_hash: Option<Vec<u8>>,
     /// Counts.
@@ -139,6 +141,8 @@ pub struct Imager {
     res_rx: Receiver<(u64, EncodedChunk)>,
     workers: Vec<JoinHandle<()>>,
     hash_tx: Option<Sender<HashMsg>>,
+    /// Set by [`Imager::stop_hashing`]: the linear hashes end here.
+    hash_end: Option<u64>,
     hasher: Option<JoinHandle<Vec<Vec<u8>>>>,
     pending: BTreeMap<u64, EncodedChunk>,
     bevy: BevyWriter,
@@ -228,6 +232,7 @@ impl Imager {
             res_rx,
             workers,
             hash_tx: Some(hash_tx),
+            hash_end: None,
             hasher: Some(hasher),
             pending: BTreeMap::new(),
             bevy,
@@ -251,7 +256,17 @@ impl Imager {
         &self.map_urn
     }
 
+    /// Ends the linear hashes at the current position: what is written or filled later is not
+    /// hashed. For an interrupted acquisition, whose unread rest (often most of the address
+    /// space) would otherwise be hashed as aff4:UnknownData before the volume could close.
+    pub fn stop_hashing(&mut self) {
+        self.hash_end.get_or_insert(self.pos);
+    }
+
     fn hash(&self, m: HashMsg) -> Result<()> {
+        if self.hash_end.is_some() {
+            return Ok(());
+        }
         self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or_else(|| Error::Unsupported("internal: hasher thread ended".into()))
     }
 
@@ -455,6 +470,7 @@ impl Imager {
             map_urn: m,
             size,
             hashes,
+            hashed: self.hash_end.unwrap_or(size),
             block_map_hash,
             stats: self.stats.clone(),
             map_entries: self.map.entries().len(),
@@ -471,8 +487,13 @@ pub fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, typ
     }
     g.add(image, vocab::DATA_STREAM, Node::iri(&r.map_urn));
     g.add(image, vocab::SIZE, Node::long(r.size));
+    // Hashes of part of the image are recorded as such, never as aff4:hash.
+    let prop = if r.hashed < r.size { vocab::PREFIX_HASH } else { vocab::HASH };
     for (a, d) in &r.hashes {
-        g.add(image, vocab::HASH, Node::typed(crate::hash::hex(d), a.datatype()));
+        g.add(image, prop, Node::typed(crate::hash::hex(d), a.datatype()));
+    }
+    if r.hashed < r.size && !r.hashes.is_empty() {
+        g.add(image, vocab::PREFIX_HASH_LENGTH, Node::long(r.hashed));
     }
     if let Some(b) = &r.block_map_hash {
         g.add(image, vocab::HASH, Node::typed(crate::hash::hex(b), vocab::BLOCK_MAP_HASH_SHA512));

@@ -72,9 +72,17 @@ fn err(subject: &str, what: String, e: impl std::fmt::Display) -> Check {
 /// # Errors
 /// Read errors.
 pub fn hash_stream(c: &Container, urn: &str, algos: &[HashAlgo], threads: usize, progress: &dyn Fn(u64)) -> Result<Vec<Vec<u8>>> {
+    hash_prefix(c, urn, u64::MAX, algos, threads, progress)
+}
+
+/// Hashes the first `len` bytes of a stream (all of it if shorter).
+///
+/// # Errors
+/// Read errors.
+pub fn hash_prefix(c: &Container, urn: &str, len: u64, algos: &[HashAlgo], threads: usize, progress: &dyn Fn(u64)) -> Result<Vec<Vec<u8>>> {
     let s = c.open_stream(urn)?;
     let mut hs: Vec<_> = algos.iter().map(|a| a.hasher()).collect();
-    for_each_block(&*s, 0, s.size(), crate::parallel::BLOCK, threads, |_, b| {
+    for_each_block(&*s, 0, s.size().min(len), crate::parallel::BLOCK, threads, |_, b| {
         if hs.len() > 1 && b.len() >= 1 << 20 {
             std::thread::scope(|sc| {
                 for h in hs.iter_mut() {
@@ -172,6 +180,43 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                         checks.push(err(s, format!("aff4:hash {} ({kind})", a.name().to_uppercase()), &e));
                     }
                 }
+            }
+        }
+    }
+
+    // pmem's hashes of an interrupted image's first bytes.
+    for s in g.subjects() {
+        let prefix: Vec<(String, String)> = g
+            .values(s, vocab::PREFIX_HASH)
+            .filter_map(|o| match o {
+                Node::Literal { value, datatype } => Some((datatype.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        if prefix.is_empty() {
+            continue;
+        }
+        let len = g.values(s, vocab::PREFIX_HASH_LENGTH).next().and_then(|n| n.value().trim().parse::<u64>().ok());
+        let size = c.open_stream(s).map(|st| st.size());
+        let mut algos = Vec::new();
+        for (dt, val) in &prefix {
+            let what =
+                format!("aff4:prefixHash {} (first {} bytes)", crate::rdf::local_name(dt), len.map_or("?".into(), |n| n.to_string()));
+            match (HashAlgo::from_datatype(dt), len, &size) {
+                (None, _, _) => {
+                    checks.push(Check { subject: s.clone(), what, status: Status::NotChecked(format!("unknown hash datatype {dt}")) })
+                }
+                (_, None, _) => checks.push(err(s, what, "aff4:prefixHashLength is missing or not a number")),
+                (_, _, Err(e)) => checks.push(err(s, what, e)),
+                (_, Some(n), Ok(sz)) if n > *sz => checks.push(err(s, what, format!("longer than the image ({sz} bytes)"))),
+                (Some(a), Some(_), Ok(_)) => algos.push((a, val.clone(), what)),
+            }
+        }
+        if let (Some(n), false) = (len, algos.is_empty()) {
+            let list: Vec<HashAlgo> = algos.iter().map(|(a, _, _)| *a).collect();
+            match hash_prefix(c, s, n, &list, opts.threads, progress) {
+                Ok(ds) => checks.extend(algos.iter().zip(ds).map(|((_, val, what), d)| cmp(s, what.clone(), val, &d))),
+                Err(e) => checks.extend(algos.iter().map(|(_, _, what)| err(s, what.clone(), &e))),
             }
         }
     }

@@ -55,6 +55,11 @@ iris! {
     MAP_HASH = "mapHash";
     IMAGE_STREAM_HASH = "imageStreamHash";
     IMAGE_STREAM_INDEX_HASH = "imageStreamIndexHash";
+    // pmem: the linear hash of only the first `prefixHashLength` bytes, recorded instead of
+    // `aff4:hash` on an image whose acquisition was interrupted (the rest is aff4:UnknownData,
+    // covered by the Map's own hashes).
+    PREFIX_HASH = "prefixHash";
+    PREFIX_HASH_LENGTH = "prefixHashLength";
     ORIGINAL_FILE_NAME = "originalFileName";
     CATEGORY = "category";
     VERSION = "version";

@@ -81,3 +81,61 @@ proptest! {
         prop_assert!(aff4::verify::all_ok(&checks), "{:?}", checks);
     }
 }
+
+/// An image whose hashing stopped part-way (an interrupted acquisition): the digest covers the
+/// first bytes only, is recorded as aff4:prefixHash with its length (never as aff4:hash),
+/// verifies, and a changed byte inside that part fails verification.
+#[test]
+fn a_hash_stopped_part_way_is_a_verifiable_prefix_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v");
+    std::fs::create_dir(&p).unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
+    let opts =
+        ImagerOptions { codec: Codec::Stored, threads: 2, hashes: vec![HashAlgo::Sha256, HashAlgo::Md5], ..ImagerOptions::default() };
+    let mut im = Imager::new(opts).unwrap();
+    im.write(&mut vol, 0, data[..100_000].to_vec()).unwrap();
+    im.stop_hashing();
+    im.write(&mut vol, 100_000, data[100_000..150_000].to_vec()).unwrap();
+    im.fill(150_000, 1 << 30, aff4::symbolic::Symbolic::Unknown).unwrap();
+    let r = im.finish(&mut vol, 150_000 + (1 << 30)).unwrap();
+    assert_eq!(r.hashed, 100_000);
+    assert_eq!(r.hashes[0].1, HashAlgo::Sha256.digest(&data[..100_000]));
+    let img = aff4::urn::new_urn();
+    describe_image(&mut vol, &img, &r, &[vocab::IMAGE], vec![]);
+    vol.finish().unwrap();
+
+    let c = Container::open(&[&p]).unwrap();
+    assert!(c.graph().values(&img, vocab::HASH).next().is_none(), "a partial hash must not be recorded as aff4:hash");
+    let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    let prefix: Vec<_> = checks.iter().filter(|k| k.what.starts_with("aff4:prefixHash")).collect();
+    assert_eq!(prefix.len(), 2, "{checks:?}");
+    assert!(aff4::verify::all_ok(&checks), "{checks:?}");
+    assert!(c.declared_hashes(&img).iter().any(|(k, _)| k == "SHA256[..100000]"), "{:?}", c.declared_hashes(&img));
+
+    // Change one stored byte inside the hashed part (stored codec: the data is in the bevy as is).
+    let bevy = walk(&p).into_iter().find(|f| f.file_name().is_some_and(|n| n == "00000000")).unwrap();
+    let mut b = std::fs::read(&bevy).unwrap();
+    b[5000] ^= 1;
+    std::fs::write(&bevy, b).unwrap();
+    let c = Container::open(&[&p]).unwrap();
+    let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    assert!(
+        checks.iter().any(|k| k.what.starts_with("aff4:prefixHash SHA256") && matches!(k.status, aff4::verify::Status::Fail { .. })),
+        "{checks:?}"
+    );
+}
+
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -413,9 +413,12 @@ pub fn acquire(
         _ => ranges.last().map(|r| r.end).unwrap_or(0),
     };
     if interrupted {
-        // What was not read is recorded as unknown, not as zeros.
+        // What was not read is recorded as unknown, not as zeros. It is not hashed (hashing
+        // the unread rest of a large machine would delay the exit by minutes): the linear
+        // hashes cover what was read and are recorded as aff4:prefixHash.
         let pos = p.im.position();
         if pos < size {
+            p.im.stop_hashing();
             p.im.fill(pos, size - pos, Symbolic::Unknown)?;
         }
     } else if opts.format == Format::Raw {

@@ -435,6 +435,8 @@ pub fn capture(
         Err(e) => Some(e.to_string()),
     };
     if done < info.size && interrupted {
+        // Stop promptly: the linear hashes cover what was read (aff4:prefixHash), not the rest.
+        im.stop_hashing();
         im.fill(done, info.size - done, Symbolic::Unknown)?;
     } else if done < info.size {
         unreadable += info.size - done;

@@ -149,16 +149,41 @@ fn extras_are_captured_with_the_image() {
     assert!(y.contains("Runs:") && y.contains("start: 0x100000"), "{y}");
 }
 
+/// A fake kcore (as make_kcore.py lays it out) and iomem for one RAM range of zeros at 4 KiB,
+/// `len` bytes, as a sparse file: no disk used whatever its size.
+fn sparse_kcore(d: &Path, len: u64) {
+    let (phys, hdr) = (4096u64, 0x2000u64);
+    let mut h = Vec::new();
+    h.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    for v in [4u16, 62] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(&1u32.to_le_bytes());
+    for v in [0u64, 64, 0] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(&0u32.to_le_bytes());
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&7u32.to_le_bytes());
+    for v in [phys + hdr, 0xffff_8880_0000_0000 + phys, phys, len, len, 0x1000] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    let f = std::fs::File::create(d.join("kcore")).unwrap();
+    std::io::Write::write_all(&mut &f, &h).unwrap();
+    f.set_len(phys + hdr + len).unwrap();
+    std::fs::write(d.join("iomem"), format!("00000000-00000fff : Reserved\n{phys:08x}-{:08x} : System RAM\n", phys + len - 1)).unwrap();
+}
+
 #[test]
 fn sigint_closes_an_incomplete_volume_that_verifies() {
-    // A large sparse fake kcore so that the signal arrives mid-way.
+    // A large sparse fake kcore (32 GiB of zeros) so that the signal arrives mid-way; the exit
+    // is prompt because the unread rest is not hashed.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big: u64 = 3 << 30;
-    let f = std::fs::File::create(d.join("corpus.bin")).unwrap();
-    f.set_len(big).unwrap();
-    std::fs::write(d.join("ranges.json"), format!("[{{\"phys_start\": 4096, \"length\": {}, \"file_offset\": 0}}]", big - 4096)).unwrap();
-    make_kcore(d);
+    sparse_kcore(d, 32 << 30);
     let vol = d.join("m.aff4");
     let mut child = pmem()
         .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--source", "kcore"])
@@ -177,6 +202,55 @@ fn sigint_closes_an_incomplete_volume_that_verifies() {
     assert_eq!(v["ok"], true, "{v}");
     let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
     assert!(t.contains("Interrupted: incomplete"), "metadata must say the image is incomplete");
+    // The hash covers what was read (the unread rest is not hashed, so the exit is prompt).
+    let prefix: Vec<&serde_json::Value> =
+        v["checks"].as_array().unwrap().iter().filter(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")).collect();
+    assert!(prefix.len() == 1 && prefix[0]["status"] == "pass", "{v}");
+    assert!(t.contains("aff4:prefixHashLength"), "{t}");
+}
+
+/// Ctrl-C while a pagefile is being read: the memory image stays complete, the pagefile is kept
+/// up to where it stopped, the volume verifies and the exit code is 130.
+#[test]
+fn sigint_during_a_pagefile_keeps_the_memory_and_exits_130() {
+    let f = fake();
+    // A sparse 64 GiB swap file (zeros: no disk): far too long to finish before the signal, and
+    // the exit is prompt because the unread rest is not hashed.
+    let swap = f.root.join("swapfile");
+    std::fs::File::create(&swap).unwrap().set_len(64 << 30).unwrap();
+    let vol = f.root.join("m.aff4");
+    let mut child = pmem()
+        .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem])
+        .arg("-p")
+        .arg(&swap)
+        .spawn()
+        .unwrap();
+    // The pagefile is opened once the memory is done: wait for pmem to hold it open.
+    let fds = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let holds_swap =
+        || std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == swap));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !holds_swap() {
+        assert!(child.try_wait().unwrap().is_none(), "pmem ended before reading the pagefile");
+        assert!(std::time::Instant::now() < deadline, "pmem never opened the pagefile");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { kill(child.id() as i32, 2) };
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(130), "exit code after SIGINT during the pagefile");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("Completed Normally"), "the memory was complete before the signal:\n{t}");
+    assert!(t.contains("Incomplete: stopped at byte") && t.contains(": interrupted"), "the pagefile's state:\n{t}");
+    // The memory image has its full hash, the pagefile a hash of what was read.
+    let what: Vec<&str> = v["checks"].as_array().unwrap().iter().filter_map(|c| c["what"].as_str()).collect();
+    assert!(what.iter().any(|w| w.starts_with("aff4:hash SHA256 (linear, virtual image)")), "{what:?}");
+    assert!(what.iter().any(|w| w.starts_with("aff4:prefixHash SHA256 (first ")), "{what:?}");
+    // The memory reads back whole.
+    assert!(ok(&["cat", vol.to_str().unwrap()]).stdout == f.physical, "the memory image differs from the fake RAM");
 }
 
 extern "C" {

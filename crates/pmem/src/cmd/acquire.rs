@@ -271,11 +271,14 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 "ram_bytes": report.ram_bytes, "stored_bytes": report.result.stats.stored_bytes,
                 "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted,
                 "kernel_release": report.kernel_release, "hashes": hashes,
+                // Bytes the hashes cover: the image size, or where an interruption stopped it.
+                "hashed_bytes": report.result.hashed,
                 "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
                 "missing": report.missing.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
                 "pagefiles": report.pagefiles.iter().map(|p| json!({
                     "name": p.name, "image": p.image, "size": p.size, "method": p.method,
                     "unreadable_bytes": p.unreadable_bytes, "stored_bytes": p.result.stats.stored_bytes,
+                    "hashed_bytes": p.result.hashed,
                     "hashes": p.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect::<serde_json::Map<_, _>>(),
                 })).collect::<Vec<_>>(),
                 "pagefile_errors": report.pagefile_errors.iter().map(|(f, e)| json!({"pagefile": f, "error": e})).collect::<Vec<_>>(),
@@ -291,8 +294,13 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
             report.unreadable_pages,
             report.image
         );
+        let part = if report.result.hashed < report.result.size {
+            format!(" of the first {} bytes (the rest was not read)", report.result.hashed)
+        } else {
+            String::new()
+        };
         for (k, v) in &hashes {
-            eprintln!("pmem: {k} {}", v.as_str().unwrap_or(""));
+            eprintln!("pmem: {k}{part} {}", v.as_str().unwrap_or(""));
         }
         eprintln!("pmem: extras: {}", report.extras.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "));
         if !report.missing.is_empty() {
