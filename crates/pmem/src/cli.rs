@@ -177,6 +177,20 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Commands that only print what volumes hold: a reader that stops early loses nothing.
+    pub fn only_shows(&self) -> bool {
+        matches!(self, Command::Ls { .. } | Command::View { .. } | Command::Cat { .. } | Command::Info { verify: false, .. })
+    }
+
+    /// Commands that end quietly on SIGPIPE, as Unix tools do: those above and the checks
+    /// (killed by the signal, they never report a verification as passed).
+    #[cfg(unix)]
+    pub fn ends_on_sigpipe(&self) -> bool {
+        self.only_shows() || matches!(self, Command::Info { .. } | Command::Verify { .. })
+    }
+}
+
 /// Image files, block devices or stdin (`-`) into an AFF4 volume.
 #[derive(Args, Debug)]
 pub struct ImageArgs {

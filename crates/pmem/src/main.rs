@@ -60,6 +60,17 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     // Before any thread starts.
     cli.apply_s3_flags();
+    // Commands that only show what a volume holds end quietly when their reader goes away
+    // (`pmem ls | head`), as Unix tools do. Commands that write evidence keep SIGPIPE ignored:
+    // a reader that goes away mid-acquisition is an output error, reported with its exit code.
+    let show_only = cli.command.only_shows();
+    #[cfg(unix)]
+    if cli.command.ends_on_sigpipe() {
+        // SAFETY: restoring the default disposition of a signal, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let r = cmd::run(cli);
     if let Some(report) = cmd::fetch_report() {
         eprintln!("{report}");
@@ -71,7 +82,7 @@ fn main() -> ExitCode {
                 e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
                     || matches!(e.downcast_ref::<aff4::Error>(), Some(aff4::Error::Io { error, .. }) if error.kind() == std::io::ErrorKind::BrokenPipe)
             });
-            if broken_pipe {
+            if broken_pipe && show_only {
                 return ExitCode::from(exit::OK);
             }
             eprintln!("pmem: error: {:#}", f.error);

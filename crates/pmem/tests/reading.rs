@@ -149,3 +149,39 @@ fn damaged_volumes_end_in_a_result_or_one_line_error() {
         }
     }
 }
+
+/// A reader that goes away: the showing commands end quietly (no panic, no error), while an
+/// acquisition streamed to stdout fails with the output exit code instead of claiming success.
+#[test]
+fn a_closed_stdout_ends_listings_quietly_and_fails_acquisitions() {
+    let closed = || {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        w
+    };
+    let vol = refimg("AFF4Std/Base-Linear.aff4");
+    for args in [&["ls"][..], &["view"], &["info"], &["cat"], &["verify"]] {
+        let o = pmem().args(args).arg(&vol).stdout(closed()).stderr(std::process::Stdio::piped()).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked") && !err.contains("error"), "pmem {args:?} into a closed pipe: {err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(o.status.success() || o.status.signal() == Some(13), "pmem {args:?}: {:?}", o.status);
+        }
+    }
+    // Acquisition (of an ELF core file) streamed to stdout with nobody reading.
+    let dir = tempfile::tempdir().unwrap();
+    let lime = dir.path().join("m.lime");
+    lime_file(&lime, 0x100000, &corpus(1 << 20, 3));
+    let o = pmem()
+        .args(["acquire", "-q", "-o", "-", "--source"])
+        .arg(&lime)
+        .stdout(closed())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "an acquisition nobody receives must fail: {err}");
+    assert!(err.contains("Broken pipe") || err.contains("broken pipe"), "{err}");
+}
