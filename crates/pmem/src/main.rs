@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 

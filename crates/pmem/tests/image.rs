@@ -357,3 +357,66 @@ fn split_volumes_stay_under_the_size_and_open_together() {
     let o = run(&["image", "-q", "-o", dir.path().join("tiny.aff4").to_str().unwrap(), "--split", "1M", input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Waits until `pid` holds `path` open (so it is reading it), or panics.
+fn wait_until_open(child: &mut std::process::Child, path: &std::path::Path) {
+    let fds = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path)) {
+        assert!(child.try_wait().unwrap().is_none(), "pmem ended before opening {path:?}");
+        assert!(std::time::Instant::now() < deadline, "pmem never opened {path:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Ctrl-C while imaging: the volume is closed at once with what was read (the rest of a known
+/// size is aff4:UnknownData, not hashed), it verifies, the state says so, and the exit code
+/// is 130; later inputs are not imaged. A silent stdin does not keep Ctrl-C from working.
+#[test]
+fn ctrl_c_closes_the_volume_with_what_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse 64 GiB input: minutes of work, so the signal lands mid-way.
+    let big = dir.path().join("disk.img");
+    std::fs::File::create(&big).unwrap().set_len(64 << 30).unwrap();
+    let later = dir.path().join("later.bin");
+    std::fs::write(&later, b"never reached").unwrap();
+    let vol = dir.path().join("v.aff4");
+    let mut child = pmem().args(["image", "-q", "-o", vol.to_str().unwrap()]).arg(&big).arg(&later).spawn().unwrap();
+    wait_until_open(&mut child, &big);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // SAFETY: kill with a valid pid and signal.
+    unsafe { kill(child.id() as i32, 2) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["checks"].as_array().unwrap().iter().any(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")), "{v}");
+    let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("Interrupted: incomplete: stopped at byte"), "{t}");
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    let images = ls["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "the input after the interrupted one must not be imaged: {ls}");
+    assert_eq!(images[0]["size"], 64u64 << 30);
+    // The unread end reads as aff4:UnknownData's pattern, not zeros.
+    let tail = ok(&["cat", "--offset", &((64u64 << 30) - 16).to_string(), vol.to_str().unwrap()]).stdout;
+    assert_eq!(tail.len(), 16);
+    assert!(tail.iter().any(|&b| b != 0), "{tail:?}");
+
+    // stdin that sends a little and then stays silent (its writer still open).
+    let vol = dir.path().join("s.aff4");
+    let mut child = pmem().args(["image", "-q", "-o", vol.to_str().unwrap(), "-"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = corpus(100_000, 9);
+    std::io::Write::write_all(&mut stdin, &data).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { kill(child.id() as i32, 2) };
+    assert_eq!(child.wait().unwrap().code(), Some(130), "Ctrl-C must end an image of a silent stdin");
+    drop(stdin);
+    assert!(ok(&["cat", vol.to_str().unwrap()]).stdout == data, "what arrived before Ctrl-C is kept");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(v["ok"] == true && v["passed"].as_u64().unwrap() >= 1, "{v}");
+}

@@ -12,7 +12,6 @@ use memacq::SourceErrorKind;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Memory layout in the volume.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -78,20 +77,6 @@ pub struct AcquireArgs {
 
 fn parse_pagefile(s: &str) -> Result<PagefileSpec, String> {
     PagefileSpec::parse(s)
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn install_signals() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
 }
 
 #[cfg(not(unix))]
@@ -210,7 +195,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         );
     }
     let mut vol = a.store.open_volume()?;
-    install_signals();
+    crate::signals::install();
     let sys = if matches!(choice, SourceChoice::File(_)) { SystemInfo::default() } else { SystemInfo::live() };
     let pb = if !quiet && std::io::stderr().is_terminal() {
         ProgressBar::new(ram)
@@ -253,7 +238,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 pb.set_position(done);
             }
         },
-        &STOP,
+        &crate::signals::STOP,
     )
     .with_context(|| format!("writing {}", a.store.output.display()))
     .code(exit::OUTPUT)?;

@@ -273,9 +273,12 @@ fn read_pieces(
     tx: &std::sync::mpsc::SyncSender<Piece>,
     off: &mut u64,
 ) -> std::io::Result<()> {
+    // stdin: a block is passed on early when the pipe goes quiet, so that what came before a
+    // Ctrl-C is kept even if the pipe then stays silent (a block would wait to be full).
+    let whole = input != "-";
     loop {
         let mut buf = bufs.get(BLOCK);
-        let n = match (read_full(&mut r, &mut buf), size) {
+        let n = match (read_full(&mut r, &mut buf, whole), size) {
             (Ok(n), _) => n,
             (Err(_), Some(size)) => {
                 let end = size.min(*off + BLOCK as u64);
@@ -318,7 +321,20 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
     let thread = std::thread::spawn(move || reader(name, reader_input, size, bufs, tx));
     let mut off = 0u64;
     let mut unreadable = 0u64;
-    for piece in rx.iter() {
+    let mut interrupted = false;
+    loop {
+        // Woken now and then to notice Ctrl-C even while the input is silent (a pipe, a stuck device).
+        let piece = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(p) => p,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if crate::signals::stopped() {
+                    interrupted = true;
+                    break;
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match piece {
             Piece::Data(at, buf) => {
                 off = at + buf.len() as u64;
@@ -332,10 +348,26 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
             Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
         }
         pb.set_position(off);
+        if crate::signals::stopped() {
+            interrupted = true;
+            break;
+        }
     }
-    let _ = thread.join();
+    let mut end = off;
+    if interrupted {
+        // The reader may be blocked in a read: it is left behind (it ends when its next send fails).
+        drop(rx);
+        // A known size: the rest is unknown, not zeros, and is not hashed (aff4:prefixHash).
+        if let Some(size) = size.filter(|s| *s > off) {
+            im.stop_hashing();
+            im.fill(off, size - off, Symbolic::Unknown).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+            end = size;
+        }
+    } else {
+        let _ = thread.join();
+    }
     pb.finish_and_clear();
-    let r = im.finish(vol, off).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+    let r = im.finish(vol, end).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
     let image = aff4::urn::new_urn();
     let mut extra = vec![
         (
@@ -350,7 +382,13 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
         (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(aff4::rdf::now(), format!("{}dateTime", vocab::XSD))),
         (
             format!("{}acquisitionCompletionState", vocab::AFF4),
-            Node::string(if unreadable > 0 { "Completed with read errors" } else { "Completed Normally" }),
+            Node::string(if interrupted {
+                format!("Interrupted: incomplete: stopped at byte {off}")
+            } else if unreadable > 0 {
+                "Completed with read errors".to_string()
+            } else {
+                "Completed Normally".to_string()
+            }),
         ),
     ];
     if let Some(m) = &meta {
@@ -368,13 +406,19 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
     Ok(json!({
         "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
+        "interrupted": interrupted, "hashed_bytes": r.hashed,
         "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
 
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads until `buf` is full or the input ends; with `whole` false (stdin), also returns what
+/// it has once stdin has had nothing more for a moment.
+fn read_full(r: &mut dyn Read, buf: &mut [u8], whole: bool) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
+        if !whole && n > 0 && !stdin_ready() {
+            break;
+        }
         match r.read(&mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
@@ -383,6 +427,20 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Whether stdin has bytes (or its end) to read within 100 ms.
+#[cfg(unix)]
+fn stdin_ready() -> bool {
+    let mut p = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, 100) != 0 }
+}
+
+/// Whether stdin has bytes to read (not known here: wait for a full block).
+#[cfg(not(unix))]
+fn stdin_ready() -> bool {
+    true
 }
 
 fn reopen_at(input: &str, off: u64) -> std::io::Result<Box<dyn Read + Send>> {
@@ -416,15 +474,21 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     }
     let opts = store.imager_options()?;
     let mut vol = store.open_volume()?;
+    crate::signals::install();
     let mut summary = Vec::new();
+    let mut interrupted = false;
     for input in inputs {
         let s = image_one(&mut vol, input, &opts, store.quiet || store.json)?;
+        interrupted = s["interrupted"] == true;
         if !store.json && !store.quiet {
+            let hashed = s["hashed_bytes"].as_u64().unwrap_or(0);
             eprintln!(
-                "{input}: {} bytes ({}) -> {} stored; {}",
+                "{input}: {}{} bytes ({}) -> {} stored; {}{}",
+                if interrupted { "INTERRUPTED, " } else { "" },
                 s["size"],
                 human(s["size"].as_u64().unwrap_or(0)),
                 human(s["stored_bytes"].as_u64().unwrap_or(0)),
+                if s["hashed_bytes"] == s["size"] { String::new() } else { format!("hashes of the first {hashed} bytes: ") },
                 s["hashes"]
                     .as_object()
                     .map(|m| m.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
@@ -432,8 +496,12 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
             );
         }
         summary.push(s);
+        if interrupted {
+            break;
+        }
     }
-    let files = add_logical(&mut vol, logical, &store.file_hashes()?)?;
+    // Interrupted: the volume is closed with what it has; inputs and files not reached are left out.
+    let files = if interrupted { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes()?)? };
     let path = vol.path().display().to_string();
     let urn = vol.urn().to_string();
     vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
@@ -445,9 +513,12 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
             )?
         );
     } else if !store.quiet {
-        eprintln!("wrote {path} ({urn})");
+        eprintln!(
+            "wrote {path} ({urn}){}",
+            if interrupted { "; interrupted: the inputs after it and -i files were not imaged" } else { "" }
+        );
     }
-    Ok(0)
+    Ok(if interrupted { exit::INTERRUPTED } else { exit::OK })
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use memacq::mount::{NodeKind, Tree};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// The tree never changes while mounted, so the kernel may cache everything.
@@ -141,12 +140,6 @@ impl Filesystem for Fs {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u8, Failure> {
     let c = super::open(input)?;
     let tree = Tree::build(&c);
@@ -179,11 +172,7 @@ pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u
         MountOption::CUSTOM(format!("max_read={MAX_READ}")),
     ];
     cfg.n_threads = Some(workers.max(2));
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    crate::signals::install();
     let session = fuser::spawn_mount(fs, mountpoint, &cfg)
         .with_context(|| format!("cannot mount on {} (FUSE needs /dev/fuse and root, or fusermount3)", mountpoint.display()))
         .code(exit::OUTPUT)?;
@@ -193,7 +182,7 @@ pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u
         mountpoint.display(),
         mountpoint.display()
     );
-    while !STOP.load(Ordering::SeqCst) && !session.guard.is_finished() {
+    while !crate::signals::stopped() && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
     if session.guard.is_finished() {
