@@ -78,6 +78,8 @@ pub struct AcquireReport {
     pub ram_bytes: u64,
     /// Pages that could not be read.
     pub unreadable_pages: u64,
+    /// The source's notes on its view of memory ([`PhysicalSource::notes`]), recorded as aff4:acquisitionNote.
+    pub notes: Vec<String>,
     /// Unreadable runs (start, length).
     pub unreadable: Vec<Range>,
     /// Imaging result.
@@ -488,6 +490,9 @@ pub fn acquire(
     for (k, v) in src.metadata() {
         extra.push((a(&k), Node::string(v)));
     }
+    for n in src.notes() {
+        extra.push((a("acquisitionNote"), Node::string(n)));
+    }
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
@@ -578,6 +583,7 @@ pub fn acquire(
         ranges,
         ram_bytes,
         unreadable_pages,
+        notes: src.notes(),
         unreadable,
         result,
         extras,

@@ -87,6 +87,36 @@ pub fn named(text: &str, name: &str) -> Vec<Range> {
     parse(text).map(|v| v.into_iter().filter(|e| e.name == name).map(|e| e.range).collect()).unwrap_or_default()
 }
 
+/// The whole pages of each range (a partial page at either end is dropped): what page-frame
+/// based sources such as /proc/kcore can map.
+pub fn whole_pages(v: &[Range], page: u64) -> Vec<Range> {
+    v.iter()
+        .filter_map(|r| {
+            let start = r.start.checked_add(page - 1)? / page * page;
+            let end = r.end / page * page;
+            (start < end).then_some(Range { start, end })
+        })
+        .collect()
+}
+
+/// The parts of `a` that no range of `b` covers (both sorted and disjoint, as [`merge`] gives).
+pub fn subtract(a: &[Range], b: &[Range]) -> Vec<Range> {
+    let mut out = Vec::new();
+    for r in a {
+        let mut at = r.start;
+        for c in b.iter().filter(|c| c.end > r.start && c.start < r.end) {
+            if c.start > at {
+                out.push(Range { start: at, end: c.start });
+            }
+            at = at.max(c.end);
+        }
+        if at < r.end {
+            out.push(Range { start: at, end: r.end });
+        }
+    }
+    out
+}
+
 /// Sorts and merges overlapping or touching ranges.
 pub fn merge(mut v: Vec<Range>) -> Vec<Range> {
     v.sort();
@@ -107,6 +137,20 @@ pub fn merge(mut v: Vec<Range>) -> Vec<Range> {
 mod tests {
     use super::*;
     const RIG: &str = "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n0009fc00-0009ffff : Reserved\n00100000-3ffd6fff : System RAM\n  32400000-33201ef1 : Kernel code\n  33400000-33c26fff : Kernel rodata\n3ffd7000-3fffffff : Reserved\n100000000-13fffffff : System RAM\n  120000000-12fffffff : System RAM (virtio_mem)\n140000000-14fffffff : dax0.0\n  140000000-14fffffff : System RAM (kmem)\n";
+    #[test]
+    fn whole_pages_and_subtraction() {
+        let r = |start, end| Range { start, end };
+        let ram = merge(whole_pages(&system_ram(RIG).unwrap(), 4096));
+        assert_eq!(ram, vec![r(0x1000, 0x9f000), r(0x100000, 0x3ffd7000), r(0x100000000, 0x150000000)]);
+        assert_eq!(whole_pages(&[r(0x1001, 0x1fff), r(u64::MAX - 10, u64::MAX)], 4096), vec![]);
+        // kcore-like coverage with a hole and a missing range.
+        let cover = [r(0x1000, 0x9f000), r(0x100000, 0x2000_0000), r(0x2100_0000, 0x3ffd7000)];
+        assert_eq!(subtract(&ram, &cover), vec![r(0x2000_0000, 0x2100_0000), r(0x100000000, 0x150000000)]);
+        assert_eq!(subtract(&ram, &ram), vec![]);
+        assert_eq!(subtract(&ram, &[]), ram);
+        assert_eq!(subtract(&[r(0, 100)], &[r(10, 20), r(15, 30), r(90, 200)]), vec![r(0, 10), r(30, 90)]);
+    }
+
     #[test]
     fn ram_at_every_level() {
         let r = system_ram(RIG).unwrap();

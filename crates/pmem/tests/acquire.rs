@@ -129,6 +129,47 @@ fn no_source_is_explained_with_its_exit_code() {
     }
 }
 
+/// System RAM that /proc/iomem lists but kcore does not map is acquired as unreadable, with a
+/// note saying why, instead of being left out as if it were not there.
+#[test]
+fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
+    let f = fake();
+    let iomem = f.root.join("iomem-more");
+    let mut text = std::fs::read_to_string(&f.iomem).unwrap();
+    text.push_str("10000000-1000ffff : System RAM\n");
+    std::fs::write(&iomem, text).unwrap();
+    let v = f.root.join("m.aff4");
+    let o = ok(&[
+        "acquire",
+        "--json",
+        "--no-extras",
+        "-o",
+        v.to_str().unwrap(),
+        "--kcore-path",
+        &f.kcore,
+        "--iomem-path",
+        iomem.to_str().unwrap(),
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["unreadable_pages"], 16, "{r}");
+    let notes = r["notes"].as_array().unwrap();
+    assert!(
+        notes.len() == 1
+            && notes[0].as_str().unwrap().contains("65536 bytes of System RAM")
+            && notes[0].as_str().unwrap().contains("0x10000000-0x10010000"),
+        "{r}"
+    );
+    let t = String::from_utf8(ok(&["view", v.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains("aff4:acquisitionNote") && t.contains("Completed with unreadable pages"), "{t}");
+    let verify: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", v.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(verify["ok"], true, "{verify}");
+    // The mapped RAM reads back as before; the unmapped range is unreadable, not zeros.
+    let got = ok(&["cat", v.to_str().unwrap()]).stdout;
+    assert!(got[..f.physical.len()] == f.physical[..], "the mapped RAM differs");
+    let tail = &got[0x10000000..0x10000010];
+    assert!(tail.iter().any(|&b| b != 0), "the unmapped RAM must read as aff4:UnreadableData, not zeros: {tail:?}");
+}
+
 #[test]
 fn extras_are_captured_with_the_image() {
     let f = fake();

@@ -27,7 +27,16 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
     let arch = elf::architecture(&file, name)?;
-    Ok(SegmentedSource { name: name.to_string(), kind: "elf", file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&notes), arch })
+    Ok(SegmentedSource {
+        name: name.to_string(),
+        kind: "elf",
+        file,
+        table,
+        ranges,
+        vmcoreinfo: elf::vmcoreinfo(&notes),
+        arch,
+        notes: Vec::new(),
+    })
 }
 
 /// A LiME file.
@@ -40,5 +49,5 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
     // LiME headers do not say which architecture the memory is from.
-    Ok(SegmentedSource { name: name.to_string(), kind: "lime", file, table, ranges, vmcoreinfo: None, arch: None })
+    Ok(SegmentedSource { name: name.to_string(), kind: "lime", file, table, ranges, vmcoreinfo: None, arch: None, notes: Vec::new() })
 }

@@ -16,31 +16,36 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
     let file = File::open(path).map_err(|e| open_error(path, &e))?;
     let invalid = |m: String| SourceError::new(path, SourceErrorKind::Invalid, m);
     let phdrs = elf::program_headers(&file, path).map_err(|e| invalid(e.to_string()))?;
-    let notes = elf::notes(&file, &phdrs, path).unwrap_or_default();
+    let elf_notes = elf::notes(&file, &phdrs, path).unwrap_or_default();
     let segs: Vec<Segment> = phdrs
         .iter()
         .filter(|p| p.p_type == elf::PT_LOAD && p.paddr != u64::MAX && p.filesz > 0 && p.vaddr != 0)
         .map(|p| Segment { phys: p.paddr, len: p.filesz, file_off: p.offset })
         .collect();
     let table = SegmentTable::new(segs);
-    let ram = iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?;
+    // kcore maps whole page frames of System RAM.
+    let ram = iomem::merge(iomem::whole_pages(&iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?, 4096));
     let cover = table.coverage();
-    let mut ranges = Vec::new();
-    for r in &ram {
-        for c in &cover {
-            if let Some(i) = r.intersect(c) {
-                ranges.push(i);
-            }
-        }
-    }
-    let ranges = iomem::merge(ranges);
-    if ranges.is_empty() {
+    if !ram.iter().any(|r| cover.iter().any(|c| r.intersect(c).is_some())) {
         return Err(invalid("no kcore segment covers System RAM (is kcore restricted, or iomem unreadable?)".into()));
     }
+    // RAM that kcore does not map is still acquired: its reads fail and it is recorded as
+    // unreadable, never left out as if it were not there.
+    let missing = iomem::subtract(&ram, &cover);
+    let mut notes = Vec::new();
+    if !missing.is_empty() {
+        let bytes: u64 = missing.iter().map(|r| r.len()).sum();
+        notes.push(format!(
+            "{bytes} bytes of System RAM in /proc/iomem have no {path} segment and are recorded as unreadable: {}",
+            missing.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")
+        ));
+    }
+    let ranges = ram;
     // A first read proves access (lockdown may allow open but not read).
     let mut probe = [0u8; 16];
-    table.read(&file, ranges[0].start, &mut probe).map_err(|e| open_error(path, &e))?;
+    let first = ranges.iter().find_map(|r| cover.iter().find_map(|c| r.intersect(c))).map_or(0, |r| r.start);
+    table.read(&file, first, &mut probe).map_err(|e| open_error(path, &e))?;
     // kcore is the running kernel's: its e_machine, else this binary's own architecture.
     let arch = elf::architecture(&file, path).ok().flatten().or(Some(std::env::consts::ARCH));
-    Ok(SegmentedSource { name: path.to_string(), kind: "kcore", file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&notes), arch })
+    Ok(SegmentedSource { name: path.to_string(), kind: "kcore", file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&elf_notes), arch, notes })
 }

@@ -48,6 +48,11 @@ pub trait PhysicalSource: Send + Sync {
     fn extra_files(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What an examiner should know about this source's view of memory (e.g. RAM that it
+    /// cannot map); recorded with the image and shown by `pmem acquire`.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The memory's CPU architecture (`x86_64`, `aarch64`, …): a live source's is this
     /// machine's; a file says it in its ELF header, or not at all (LiME).
     fn architecture(&self) -> Option<&'static str> {
@@ -76,6 +81,7 @@ pub struct SegmentedSource {
     pub(crate) ranges: Vec<Range>,
     pub(crate) vmcoreinfo: Option<String>,
     pub(crate) arch: Option<&'static str>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl PhysicalSource for SegmentedSource {
@@ -96,6 +102,9 @@ impl PhysicalSource for SegmentedSource {
     }
     fn architecture(&self) -> Option<&'static str> {
         self.arch
+    }
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
 }
 

@@ -193,6 +193,9 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
             free_space(&a.store.output).map(human).unwrap_or_else(|| "?".into()),
             human(ram / 2 + (1 << 20))
         );
+        for n in src.notes() {
+            eprintln!("pmem: note: {n}");
+        }
     }
     let mut vol = a.store.open_volume()?;
     crate::signals::install();
@@ -254,7 +257,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 "volume": path, "image": report.image, "source": report.source, "source_kind": report.source_kind,
                 "ranges": report.ranges.iter().map(|r| json!({"start": r.start, "end": r.end})).collect::<Vec<_>>(),
                 "ram_bytes": report.ram_bytes, "stored_bytes": report.result.stats.stored_bytes,
-                "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted,
+                "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted, "notes": report.notes,
                 "kernel_release": report.kernel_release, "hashes": hashes,
                 // Bytes the hashes cover: the image size, or where an interruption stopped it.
                 "hashed_bytes": report.result.hashed,
