@@ -170,6 +170,47 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
     assert!(tail.iter().any(|&b| b != 0), "the unmapped RAM must read as aff4:UnreadableData, not zeros: {tail:?}");
 }
 
+/// `--progress-json`: every stderr line is a JSON object; the memory phase ends with all of it
+/// done, then the pagefile, then "finished"; `pmem image` reports its input the same way.
+#[test]
+fn progress_as_json_lines() {
+    let f = fake();
+    let swap = f.root.join("swap");
+    std::fs::write(&swap, corpus(3 << 20, 5)).unwrap();
+    let v = f.root.join("m.aff4");
+    let o = ok(&[
+        "acquire",
+        "--progress-json",
+        "--no-extras",
+        "-o",
+        v.to_str().unwrap(),
+        "--kcore-path",
+        &f.kcore,
+        "--iomem-path",
+        &f.iomem,
+        "-p",
+        swap.to_str().unwrap(),
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let phases: Vec<&str> = lines.iter().map(|l| l["phase"].as_str().unwrap()).collect();
+    let last_memory = lines.iter().rfind(|l| l["phase"] == "memory").unwrap();
+    assert_eq!(last_memory["done"], last_memory["total"], "{lines:?}");
+    assert!(phases.contains(&"pagefile") && phases.last() == Some(&"finished"), "{phases:?}");
+    assert!(lines.iter().all(|l| l["elapsed"].is_number()));
+
+    let img = f.root.join("i.aff4");
+    let o = ok(&["image", "--progress-json", "-o", img.to_str().unwrap(), swap.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(o.stderr).unwrap().lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = lines.last().unwrap();
+    assert!(last["phase"] == "image" && last["done"] == 3 << 20 && last["total"] == 3 << 20, "{lines:?}");
+}
+
 #[test]
 fn extras_are_captured_with_the_image() {
     let f = fake();

@@ -200,7 +200,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     let mut vol = a.store.open_volume()?;
     crate::signals::install();
     let sys = if matches!(choice, SourceChoice::File(_)) { SystemInfo::default() } else { SystemInfo::live() };
-    let pb = if !quiet && std::io::stderr().is_terminal() {
+    let pb = if !quiet && !a.store.progress_json && std::io::stderr().is_terminal() {
         ProgressBar::new(ram)
     } else {
         ProgressBar::with_draw_target(Some(ram), ProgressDrawTarget::hidden())
@@ -212,6 +212,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     );
     let mut last_bad = 0;
     let mut pagefile = None;
+    let mut jl = crate::progress::JsonLines::new(a.store.progress_json);
     let src: std::sync::Arc<dyn memacq::source::PhysicalSource> = std::sync::Arc::from(src);
     let report = acquire(
         src.clone(),
@@ -220,6 +221,9 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         &sys,
         &mut |p| match p {
             Progress::Memory { done, unreadable_pages: bad } => {
+                if let Some(j) = jl.as_mut() {
+                    j.tick(json!({"phase": "memory", "done": done, "total": ram, "unreadable_pages": bad}), done == ram);
+                }
                 pb.set_position(done);
                 if bad != last_bad {
                     pb.set_message(format!("{bad} unreadable pages"));
@@ -227,6 +231,9 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 }
             }
             Progress::Pagefile { name, number, done } => {
+                if let Some(j) = jl.as_mut() {
+                    j.tick(json!({"phase": "pagefile", "number": number, "name": name, "done": done}), false);
+                }
                 if pagefile != Some(number) {
                     // The pagefile's size is known only once its volume is parsed: no total.
                     pagefile = Some(number);
@@ -248,6 +255,12 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     pb.finish_and_clear();
     let path = vol.path().display().to_string();
     vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
+    if let Some(j) = jl.as_mut() {
+        j.tick(
+            json!({"phase": "finished", "volume": path, "interrupted": report.interrupted, "unreadable_pages": report.unreadable_pages}),
+            true,
+        );
+    }
     let hashes: serde_json::Map<String, serde_json::Value> =
         report.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect();
     if a.store.json {

@@ -51,6 +51,10 @@ pub struct StoreArgs {
     /// No progress bar and no summary (errors still go to stderr).
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Progress as JSON lines on stderr instead of a bar (about once a second and at each phase:
+    /// {"phase", "done", "total", …, "elapsed"}), for scripts and fleet tools.
+    #[arg(long)]
+    pub progress_json: bool,
 }
 
 /// A volume uploaded to object storage as it is written (multipart; completed at the end, aborted on failure).
@@ -304,7 +308,13 @@ fn read_pieces(
 }
 
 /// Images one input (path or `-`) into `vol`; returns a JSON summary.
-fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: bool) -> Result<serde_json::Value, Failure> {
+fn image_one(
+    vol: &mut VolumeWriter,
+    input: &str,
+    opts: &ImagerOptions,
+    quiet: bool,
+    jl: &mut Option<progress::JsonLines>,
+) -> Result<serde_json::Value, Failure> {
     let started = aff4::rdf::now();
     let (reader_input, size, meta): (Box<dyn Read + Send>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
         (Box::new(std::io::stdin()), None, None)
@@ -348,6 +358,9 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
             Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
         }
         pb.set_position(off);
+        if let Some(j) = jl.as_mut() {
+            j.tick(json!({"phase": "image", "input": input, "done": off, "total": size}), false);
+        }
         if crate::signals::stopped() {
             interrupted = true;
             break;
@@ -367,6 +380,9 @@ fn image_one(vol: &mut VolumeWriter, input: &str, opts: &ImagerOptions, quiet: b
         let _ = thread.join();
     }
     pb.finish_and_clear();
+    if let Some(j) = jl.as_mut() {
+        j.tick(json!({"phase": "image", "input": input, "done": off, "total": size, "interrupted": interrupted}), true);
+    }
     let r = im.finish(vol, end).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
     let image = aff4::urn::new_urn();
     let mut extra = vec![
@@ -477,8 +493,9 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     crate::signals::install();
     let mut summary = Vec::new();
     let mut interrupted = false;
+    let mut jl = progress::JsonLines::new(store.progress_json);
     for input in inputs {
-        let s = image_one(&mut vol, input, &opts, store.quiet || store.json)?;
+        let s = image_one(&mut vol, input, &opts, store.quiet || store.json || store.progress_json, &mut jl)?;
         interrupted = s["interrupted"] == true;
         if !store.json && !store.quiet {
             let hashed = s["hashed_bytes"].as_u64().unwrap_or(0);
