@@ -161,6 +161,8 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
     );
     let t = String::from_utf8(ok(&["view", v.to_str().unwrap()]).stdout).unwrap();
     assert!(t.contains("aff4:acquisitionNote") && t.contains("Completed with unreadable pages"), "{t}");
+    let info = String::from_utf8(ok(&["info", v.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("note          65536 bytes of System RAM"), "{info}");
     let verify: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", v.to_str().unwrap()]).stdout).unwrap();
     assert_eq!(verify["ok"], true, "{verify}");
     // The mapped RAM reads back as before; the unmapped range is unreadable, not zeros.
@@ -289,6 +291,8 @@ fn sigint_closes_an_incomplete_volume_that_verifies() {
         v["checks"].as_array().unwrap().iter().filter(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")).collect();
     assert!(prefix.len() == 1 && prefix[0]["status"] == "pass", "{v}");
     assert!(t.contains("aff4:prefixHashLength"), "{t}");
+    let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("hash          SHA256[.."), "pmem info shows the partial hash as such:\n{info}");
 }
 
 /// Ctrl-C while a pagefile is being read: the memory image stays complete, the pagefile is kept

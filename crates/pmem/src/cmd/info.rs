@@ -69,6 +69,9 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         if let Some(u) = g.aff4(&i.urn, "unreadablePages").and_then(Node::as_u64) {
             println!("  unreadable    {u} pages{}", a(&i.urn, "unreadableRanges").map(|r| format!(": {r}")).unwrap_or_default());
         }
+        for n in g.values(&i.urn, &format!("{}acquisitionNote", aff4::vocab::AFF4)) {
+            println!("  note          {}", n.value());
+        }
         if let Some(k) = a(&i.urn, "kaslrOffset") {
             println!("  KASLR offset  {k}   phys_base {}", a(&i.urn, "physBase").unwrap_or_default());
         }
