@@ -11,8 +11,14 @@ pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Resul
     let total: u64 = c.streams().iter().filter(|s| !s.hashes.is_empty()).filter_map(|s| s.size).sum::<u64>()
         + c.images()
             .iter()
-            .filter(|i| !c.declared_hashes(&i.urn).iter().all(|(k, _)| k.starts_with("blockMapHash")))
+            // Read whole for a linear hash (a Block-Map hash or a partial hash does not read it all).
+            .filter(|i| c.declared_hashes(&i.urn).iter().any(|(k, _)| !k.starts_with("blockMapHash") && !k.contains("[..")))
             .filter_map(|i| i.size)
+            .sum::<u64>()
+        // Images with only a partial hash (interrupted acquisitions) are read up to its length.
+        + c.images()
+            .iter()
+            .filter_map(|i| c.graph().values(&i.urn, aff4::vocab::PREFIX_HASH_LENGTH).next().and_then(aff4::rdf::Node::as_u64))
             .sum::<u64>();
     let pb = progress::bytes(total, "verifying", quiet || as_json);
     let checks = verify(&c, &VerifyOptions { threads: threads(t) }, &|n| pb.inc(n));
