@@ -318,25 +318,37 @@ pub fn acquire(
     let mut timed_out_reads = 0u64;
     let mut reader = TimedReader::new(src.clone(), opts.read_timeout);
     let block = (opts.block as u64).max(PAGE) / PAGE * PAGE;
-    // Blocks end on page boundaries so that retries are page-aligned.
-    let mut blocks: Vec<(usize, u64, u64)> = Vec::new();
+    // Blocks end on page boundaries so that retries are page-aligned. RAM the source says it
+    // cannot map is one block that is not read (`false`): however large, it costs nothing.
+    let unmapped = src.unmapped();
+    let mut blocks: Vec<(usize, u64, u64, bool)> = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
-        let mut off = r.start;
-        while off < r.end {
-            let n = (block - (off % PAGE)).min(r.end - off);
-            blocks.push((i, off, n));
-            off += n;
+        let mut pieces: Vec<(Range, bool)> =
+            crate::iomem::subtract(std::slice::from_ref(r), &unmapped).into_iter().map(|m| (m, true)).collect();
+        pieces.extend(unmapped.iter().filter_map(|u| r.intersect(u)).map(|u| (u, false)));
+        pieces.sort_by_key(|(x, _)| x.start);
+        for (piece, mapped) in pieces {
+            if !mapped {
+                blocks.push((i, piece.start, piece.len(), false));
+                continue;
+            }
+            let mut off = piece.start;
+            while off < piece.end {
+                let n = (block - (off % PAGE)).min(piece.end - off);
+                blocks.push((i, off, n, true));
+                off += n;
+            }
         }
     }
     // Reads run ahead of the pipeline by READ_AHEAD blocks.
     const READ_AHEAD: usize = 3;
-    let mut queue: std::collections::VecDeque<(usize, u64, u64, Pending)> = std::collections::VecDeque::new();
+    let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>)> = std::collections::VecDeque::new();
     let mut next = 0usize;
     let mut current_range = usize::MAX;
     loop {
         while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
-            let (i, off, n) = blocks[next];
-            let pend = reader.submit(off, p.im.buffer(n as usize));
+            let (i, off, n, mapped) = blocks[next];
+            let pend = mapped.then(|| reader.submit(off, p.im.buffer(n as usize)));
             queue.push_back((i, off, n, pend));
             next += 1;
         }
@@ -351,13 +363,25 @@ pub fn acquire(
             }
             current_range = i;
         }
+        let Some(pend) = pend else {
+            // Not mapped by the source: unreadable, without trying.
+            p.fill(i, off, n, Symbolic::Unreadable)?;
+            unreadable_pages += n.div_ceil(PAGE);
+            match unreadable.last_mut() {
+                Some(l) if l.end == off => l.end = off + n,
+                _ => unreadable.push(Range { start: off, end: off + n }),
+            }
+            done += n;
+            progress(Progress::Memory { done, unreadable_pages });
+            continue;
+        };
         debug_assert_eq!(pend.phys, off);
         let first = reader.wait(pend);
         if matches!(first, Read::TimedOut) {
             // The helper was abandoned with the queued reads: queue them again on a new one.
             let rest: Vec<_> = queue.drain(..).collect();
-            for (ri, roff, rn, _) in rest {
-                let pend = reader.submit(roff, p.im.buffer(rn as usize));
+            for (ri, roff, rn, was) in rest {
+                let pend = was.map(|_| reader.submit(roff, p.im.buffer(rn as usize)));
                 queue.push_back((ri, roff, rn, pend));
             }
         }

@@ -36,6 +36,7 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
         vmcoreinfo: elf::vmcoreinfo(&notes),
         arch,
         notes: Vec::new(),
+        unmapped: Vec::new(),
     })
 }
 
@@ -49,5 +50,15 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
     // LiME headers do not say which architecture the memory is from.
-    Ok(SegmentedSource { name: name.to_string(), kind: "lime", file, table, ranges, vmcoreinfo: None, arch: None, notes: Vec::new() })
+    Ok(SegmentedSource {
+        name: name.to_string(),
+        kind: "lime",
+        file,
+        table,
+        ranges,
+        vmcoreinfo: None,
+        arch: None,
+        notes: Vec::new(),
+        unmapped: Vec::new(),
+    })
 }

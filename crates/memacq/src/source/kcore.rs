@@ -47,5 +47,15 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
     table.read(&file, first, &mut probe).map_err(|e| open_error(path, &e))?;
     // kcore is the running kernel's: its e_machine, else this binary's own architecture.
     let arch = elf::architecture(&file, path).ok().flatten().or(Some(std::env::consts::ARCH));
-    Ok(SegmentedSource { name: path.to_string(), kind: "kcore", file, table, ranges, vmcoreinfo: elf::vmcoreinfo(&elf_notes), arch, notes })
+    Ok(SegmentedSource {
+        name: path.to_string(),
+        kind: "kcore",
+        file,
+        table,
+        ranges,
+        vmcoreinfo: elf::vmcoreinfo(&elf_notes),
+        arch,
+        notes,
+        unmapped: missing,
+    })
 }

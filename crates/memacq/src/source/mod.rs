@@ -48,6 +48,11 @@ pub trait PhysicalSource: Send + Sync {
     fn extra_files(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Parts of [`PhysicalSource::ranges`] this source knows it cannot read (RAM that kcore
+    /// does not map): recorded as unreadable without being read. Sorted and disjoint.
+    fn unmapped(&self) -> Vec<Range> {
+        Vec::new()
+    }
     /// What an examiner should know about this source's view of memory (e.g. RAM that it
     /// cannot map); recorded with the image and shown by `pmem acquire`.
     fn notes(&self) -> Vec<String> {
@@ -82,6 +87,7 @@ pub struct SegmentedSource {
     pub(crate) vmcoreinfo: Option<String>,
     pub(crate) arch: Option<&'static str>,
     pub(crate) notes: Vec<String>,
+    pub(crate) unmapped: Vec<Range>,
 }
 
 impl PhysicalSource for SegmentedSource {
@@ -105,6 +111,9 @@ impl PhysicalSource for SegmentedSource {
     }
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
+    }
+    fn unmapped(&self) -> Vec<Range> {
+        self.unmapped.clone()
     }
 }
 
