@@ -280,6 +280,14 @@ pub enum Progress<'a> {
     },
 }
 
+/// Appends `[start, start+len)` to sorted `ranges`, joining it to the last one when they touch.
+fn add_range(ranges: &mut Vec<Range>, start: u64, len: u64) {
+    match ranges.last_mut() {
+        Some(l) if l.end == start => l.end = start + len,
+        _ => ranges.push(Range { start, end: start + len }),
+    }
+}
+
 /// Acquires `src` into `vol`. `progress` is called as blocks of memory, then of each
 /// pagefile, complete; setting `stop` ends the acquisition early with what was read (the rest
 /// recorded as `aff4:UnknownData`).
@@ -367,10 +375,7 @@ pub fn acquire(
             // Not mapped by the source: unreadable, without trying.
             p.fill(i, off, n, Symbolic::Unreadable)?;
             unreadable_pages += n.div_ceil(PAGE);
-            match unreadable.last_mut() {
-                Some(l) if l.end == off => l.end = off + n,
-                _ => unreadable.push(Range { start: off, end: off + n }),
-            }
+            add_range(&mut unreadable, off, n);
             done += n;
             progress(Progress::Memory { done, unreadable_pages });
             continue;
@@ -419,10 +424,7 @@ pub fn acquire(
                     } else {
                         p.fill(i, q, m, Symbolic::Unreadable)?;
                         unreadable_pages += 1;
-                        match unreadable.last_mut() {
-                            Some(l) if l.end == q => l.end = q + m,
-                            _ => unreadable.push(Range { start: q, end: q + m }),
-                        }
+                        add_range(&mut unreadable, q, m);
                     }
                     q += m;
                 }
@@ -514,8 +516,9 @@ pub fn acquire(
     for (k, v) in src.metadata() {
         extra.push((a(&k), Node::string(v)));
     }
-    for n in src.notes() {
-        extra.push((a("acquisitionNote"), Node::string(n)));
+    let notes = src.notes();
+    for n in &notes {
+        extra.push((a("acquisitionNote"), Node::string(n.clone())));
     }
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
@@ -607,7 +610,7 @@ pub fn acquire(
         ranges,
         ram_bytes,
         unreadable_pages,
-        notes: src.notes(),
+        notes,
         unreadable,
         result,
         extras,

@@ -333,33 +333,31 @@ fn image_one(
     let mut unreadable = 0u64;
     let mut interrupted = false;
     loop {
-        // Woken now and then to notice Ctrl-C even while the input is silent (a pipe, a stuck device).
         let piece = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            Ok(p) => p,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if crate::signals::stopped() {
-                    interrupted = true;
-                    break;
-                }
-                continue;
-            }
+            Ok(p) => Some(p),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        match piece {
-            Piece::Data(at, buf) => {
-                off = at + buf.len() as u64;
-                im.write(vol, at, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+        // Ctrl-C is noticed after each piece, and every 200 ms while the input is silent.
+        if let Some(piece) = piece {
+            match piece {
+                Piece::Data(at, buf) => {
+                    off = at + buf.len() as u64;
+                    im.write(vol, at, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+                }
+                Piece::Unreadable(at, len) => {
+                    off = at + len;
+                    unreadable += len;
+                    im.fill(at, len, Symbolic::Unreadable)
+                        .with_context(|| format!("writing {}", vol.path().display()))
+                        .code(exit::OUTPUT)?;
+                }
+                Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
             }
-            Piece::Unreadable(at, len) => {
-                off = at + len;
-                unreadable += len;
-                im.fill(at, len, Symbolic::Unreadable).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+            pb.set_position(off);
+            if let Some(j) = jl.as_mut() {
+                j.tick(json!({"phase": "image", "input": input, "done": off, "total": size}), false);
             }
-            Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
-        }
-        pb.set_position(off);
-        if let Some(j) = jl.as_mut() {
-            j.tick(json!({"phase": "image", "input": input, "done": off, "total": size}), false);
         }
         if crate::signals::stopped() {
             interrupted = true;
