@@ -3,6 +3,7 @@
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::evidence::{Cause, Finding};
 use crate::image_stream::{ImageStreamParams, ImageStreamReader, IndexFormat, DEFAULT_CHUNKS_PER_BEVY, DEFAULT_CHUNK_SIZE};
 use crate::map::MapReader;
 use crate::rdf::{Graph, Node};
@@ -83,6 +84,7 @@ pub struct Container {
     segments: Arc<Segments>,
     streams: Mutex<HashMap<String, Arc<dyn Stream>>>,
     notes: Vec<String>,
+    problems: Vec<Finding>,
 }
 
 use crate::rdf::local_name as local;
@@ -138,6 +140,7 @@ impl Container {
             segments: Arc::new(Segments::default()),
             streams: Mutex::new(HashMap::new()),
             notes: Vec::new(),
+            problems: Vec::new(),
         };
         for v in volumes {
             c.add_volume(v)?;
@@ -153,17 +156,88 @@ impl Container {
                     c.add_volume(inner)?;
                     c.rebuild_segments();
                 }
-                None => c.notes.push(format!("{s} is an encrypted stream: give --password to open what it holds")),
+                None => {
+                    let msg = format!("{s} is an encrypted stream: give --password to open what it holds");
+                    c.problems.push(Finding::new(Cause::Unverified, &s, &msg));
+                    c.notes.push(msg);
+                }
             }
         }
+        c.check_parts();
         Ok(c)
+    }
+
+    /// Split sets record each part's number and name, and the last part the count: a part
+    /// that is named but not open, or a set whose last part is not there, is a finding.
+    fn check_parts(&mut self) {
+        let g = &self.graph;
+        let opened: std::collections::HashSet<&str> = self.volumes.iter().map(|v| v.urn.as_str()).collect();
+        let mut parts: Vec<(u64, String, String)> = g
+            .subjects()
+            .iter()
+            .filter_map(|s| {
+                let n = g.values(s, vocab::VOLUME_SET_PART).next().and_then(Node::as_u64)?;
+                let name = g.values(s, vocab::VOLUME_SET_PART_NAME).next().map(|n| n.value().to_string()).unwrap_or_default();
+                Some((n, s.clone(), name))
+            })
+            .collect();
+        if parts.is_empty() {
+            return;
+        }
+        parts.sort();
+        let total = g.subjects().iter().filter_map(|s| g.values(s, vocab::VOLUME_SET_PARTS).next().and_then(Node::as_u64)).max();
+        let mut found = Vec::new();
+        for (n, urn, name) in &parts {
+            if !opened.contains(urn.as_str()) {
+                found.push(Finding::new(
+                    Cause::Incomplete,
+                    urn,
+                    format!("part {n} of the split set ({name}) is missing: put every part in one directory and open the first"),
+                ));
+            }
+        }
+        let last = parts.last().map(|p| p.0).unwrap_or(0);
+        let first_name = parts.iter().find(|p| p.0 == 1).map(|p| p.2.clone()).unwrap_or_default();
+        let next_name = |n: u64| Path::new(&first_name).with_extension(format!("A{:02}", n.saturating_sub(1))).display().to_string();
+        match total {
+            Some(k) if k > last => found.push(Finding::new(
+                Cause::Incomplete,
+                &first_name,
+                format!(
+                    "the split set has {k} parts but only {last} are described: part {} ({}) is missing",
+                    last + 1,
+                    next_name(last + 1)
+                ),
+            )),
+            Some(_) => {}
+            None => found.push(Finding::new(
+                Cause::Incomplete,
+                &first_name,
+                format!(
+                    "the split set's last part is missing: part {} ({}) or a later one, which holds the final metadata, was not found",
+                    last + 1,
+                    next_name(last + 1)
+                ),
+            )),
+        }
+        for f in found {
+            self.notes.push(f.message.clone());
+            self.problems.push(f);
+        }
+    }
+
+    /// What is missing from the volume set as opened (parts, bytes after the last directory,
+    /// encrypted content without a key): evidence that is not all there.
+    pub fn problems(&self) -> &[Finding] {
+        &self.problems
     }
 
     fn add_volume(&mut self, v: Volume) -> Result<()> {
         let t = v.backend.trailing_bytes();
         if t > 0 {
-            self.notes
-                .push(format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path));
+            let msg = format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path);
+            self.problems.push(Finding::new(Cause::Incomplete, &v.path, &msg));
+            self.notes.push(msg);
         }
         self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
         self.volumes.push(v);

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod container;
 mod crypto;
 pub mod error;
+pub mod evidence;
 pub mod hash;
 pub mod image_stream;
 pub mod imager;

@@ -94,6 +94,7 @@ impl Graph {
     /// # Errors
     /// A syntax error, with line and column.
     pub fn parse_turtle(&mut self, data: &[u8], base: &str, context: &str) -> Result<()> {
+        check_nesting(data).map_err(|what| Error::Turtle { context: context.to_string(), what })?;
         let mut parser = oxttl::TurtleParser::new();
         if let Ok(p) = oxttl::TurtleParser::new().with_base_iri(base) {
             parser = p;
@@ -331,5 +332,76 @@ mod tests {
         h.parse_turtle(t.as_bytes(), "aff4://v", "test").unwrap_or_else(|e| panic!("{e}\n{t}"));
         assert_eq!(h.len(), g.len());
         assert!(h.first_of("aff4://x", &["http://aff2.org/Sc\u{1a}hema#keyBag"]).is_some());
+    }
+}
+
+/// Deepest nesting of blank-node property lists and collections accepted in Turtle; AFF4
+/// metadata nests one or two levels, and the parser's memory grows with the depth.
+pub const MAX_TURTLE_NESTING: usize = 64;
+
+/// Refuses Turtle whose `[` / `(` nesting is deeper than [`MAX_TURTLE_NESTING`] (outside
+/// strings, IRIs and comments), in one pass with no allocation.
+fn check_nesting(data: &[u8]) -> std::result::Result<(), String> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut line = 1usize;
+    while i < data.len() {
+        match data[i] {
+            b'\n' => line += 1,
+            b'#' => {
+                while i < data.len() && data[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'<' => {
+                // An IRI ends at '>' and holds no white space.
+                while i < data.len() && data[i] != b'>' && !data[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'\'') => {
+                let long = data.get(i + 1) == Some(&q) && data.get(i + 2) == Some(&q);
+                i += if long { 3 } else { 1 };
+                while i < data.len() {
+                    match data[i] {
+                        b'\\' => i += 1,
+                        b'\n' => line += 1,
+                        c if c == q && (!long || (data.get(i + 1) == Some(&q) && data.get(i + 2) == Some(&q))) => {
+                            i += if long { 2 } else { 0 };
+                            break;
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_TURTLE_NESTING {
+                    return Err(format!("line {line}: nested deeper than {MAX_TURTLE_NESTING} levels of [ ] or ( )"));
+                }
+            }
+            b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let deep = format!("<a:b> <a:c> {}1{} .", "[ <a:d> ".repeat(4_000_000), " ]".repeat(4_000_000));
+        let mut g = Graph::new();
+        let e = g.parse_turtle(deep.as_bytes(), "aff4://x", "v").unwrap_err().to_string();
+        assert!(e.contains("nested deeper than 64"), "{e}");
+        let ok = "<a:b> <a:c> [ <a:d> \"[[[[(((\" ; <a:e> ( 1 2 ) ] . # [[[[\n<a:f> <a:g> '''x\"[''' .";
+        let mut g = Graph::new();
+        g.parse_turtle(ok.as_bytes(), "aff4://x", "v").unwrap();
+        assert!(g.subjects().iter().any(|s| s == "a:f"), "{g:?}");
     }
 }

@@ -5,7 +5,9 @@
 
 use crate::container::{Container, StreamKind};
 use crate::error::{Error, Result};
+use crate::evidence::{Cause, Finding, ImageState};
 use crate::hash::{hex, unhex, HashAlgo};
+use crate::map::RegionKind;
 use crate::parallel::for_each_block;
 use crate::rdf::Node;
 use crate::vocab::{self, legacy, AFF4_LEGACY};
@@ -38,6 +40,34 @@ pub struct Check {
     pub what: String,
     /// Result.
     pub status: Status,
+    /// What a pass proves about the subject's bytes.
+    pub scope: Scope,
+}
+
+/// What a passing check proves about the bytes of its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing by itself (an auxiliary hash: BlockHashes objects, index hashes).
+    Nothing,
+    /// Every byte of the subject as a reader gets it (a linear hash).
+    Whole,
+    /// The first N bytes (`aff4:prefixHash`).
+    Prefix(u64),
+    /// A map's entries and targets (mapHash, blockMapHash, or point and idx hashes together).
+    Layout,
+    /// A map's entries only (mapPointHash).
+    MapPoints,
+    /// A map's target list only (mapIdxHash).
+    MapTargets,
+    /// N chunks of an ImageStream, each by its block hash.
+    Chunks(u64),
+}
+
+impl Check {
+    fn proves(mut self, scope: Scope) -> Check {
+        self.scope = scope;
+        self
+    }
 }
 
 /// Options for [`verify`].
@@ -60,11 +90,11 @@ fn cmp(subject: &str, what: String, expected: &str, actual: &[u8]) -> Check {
     } else {
         Status::Fail { expected: expected.trim().to_lowercase(), actual: a }
     };
-    Check { subject: subject.to_string(), what, status }
+    Check { subject: subject.to_string(), what, status, scope: Scope::Nothing }
 }
 
 fn err(subject: &str, what: String, e: impl std::fmt::Display) -> Check {
-    Check { subject: subject.to_string(), what, status: Status::Error(e.to_string()) }
+    Check { subject: subject.to_string(), what, status: Status::Error(e.to_string()), scope: Scope::Nothing }
 }
 
 /// Hashes `[0, size)` of a stream with several algorithms in one parallel pass.
@@ -100,8 +130,182 @@ pub fn hash_prefix(c: &Container, urn: &str, len: u64, algos: &[HashAlgo], threa
     Ok(hs.into_iter().map(|h| h.finish()).collect())
 }
 
-/// Verifies everything `c` declares. `progress` receives byte counts as streams are read.
-pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Vec<Check> {
+/// What [`verify`] found: every check, and every reason the evidence is not complete and
+/// intact (the verdict is the gravest of them).
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Each hash recomputed.
+    pub checks: Vec<Check>,
+    /// Why the evidence is not complete and intact: failed checks are not repeated here.
+    pub findings: Vec<Finding>,
+    /// Each image (or top-level stream of a volume without images) with its state and the bytes
+    /// its checked hashes cover.
+    pub images: Vec<ImageReport>,
+}
+
+/// One image as verify sees it.
+#[derive(Debug, Clone)]
+pub struct ImageReport {
+    /// State from the metadata and map.
+    pub state: ImageState,
+    /// Bytes of the image covered by at least one passing hash.
+    pub covered: u64,
+}
+
+impl Report {
+    /// `None` when every image is complete, every byte of each is covered by a passing hash,
+    /// every declared size agrees and every check passed; else the gravest cause.
+    pub fn verdict(&self) -> Option<Cause> {
+        // Data that is not in the opened volumes (a missing part) is missing, not altered.
+        let missing = |c: &Check| matches!(&c.status, Status::Error(e) if e.starts_with("not found: "));
+        let failed = self.checks.iter().any(|c| matches!(c.status, Status::Fail { .. } | Status::Error(_)) && !missing(c));
+        let worst = self.findings.iter().map(|f| f.cause).chain(self.checks.iter().filter(|c| missing(c)).map(|_| Cause::Incomplete)).min();
+        if failed {
+            Some(Cause::Altered)
+        } else {
+            worst
+        }
+    }
+}
+
+/// Verifies everything `c` declares and judges whether the evidence is complete and intact.
+/// `progress` receives byte counts as streams are read.
+pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Report {
+    let checks = checks(c, opts, progress);
+    let mut findings: Vec<Finding> = c.problems().to_vec();
+    let mut images = Vec::new();
+    for urn in evidence_roots(c) {
+        let state = crate::evidence::image_state(c, &urn);
+        findings.extend(state.findings());
+        let size = state.size.unwrap_or(0);
+        let uncovered = uncovered(c, &checks, &urn, size);
+        if let (Some(first), Some(last)) = (uncovered.first(), uncovered.last()) {
+            let bytes: u64 = uncovered.iter().map(|(a, b)| b - a).sum();
+            let what = if bytes == size {
+                "no byte of it".to_string()
+            } else {
+                format!("{bytes} of its {size} bytes, first {:#x}-{:#x},", first.0, first.1)
+            };
+            findings.push(Finding::new(Cause::Unverified, &urn, format!("{what} covered by no checked hash")).at(first.0, last.1));
+        }
+        let covered = size - uncovered.iter().map(|(a, b)| b - a).sum::<u64>();
+        images.push(ImageReport { state, covered });
+    }
+    if images.is_empty() && checks.is_empty() {
+        findings.push(Finding::new(
+            Cause::Unverified,
+            c.volumes().first().map(|v| v.path.clone()).unwrap_or_default(),
+            "nothing verifiable: no image and no hash",
+        ));
+    }
+    Report { checks, findings, images }
+}
+
+/// The images of `c`; for a volume without images, its Maps and ImageStreams that no map reads.
+fn evidence_roots(c: &Container) -> Vec<String> {
+    let images: Vec<String> = c.images().into_iter().map(|i| i.urn).collect();
+    if !images.is_empty() {
+        return images;
+    }
+    let streams: Vec<String> =
+        c.streams().into_iter().filter(|s| matches!(s.kind, StreamKind::Map | StreamKind::ImageStream)).map(|s| s.urn).collect();
+    let mut targets = std::collections::BTreeSet::new();
+    for s in &streams {
+        if let Ok(m) = c.open_map(s) {
+            targets.extend(m.target_urns().iter().cloned());
+        }
+    }
+    streams.into_iter().filter(|s| !targets.contains(s)).collect()
+}
+
+/// The ranges of `[0, size)` of image (or stream) `urn` that no passing check covers.
+fn uncovered(c: &Container, checks: &[Check], urn: &str, size: u64) -> Vec<(u64, u64)> {
+    let passed = |s: &str, f: &dyn Fn(Scope) -> bool| checks.iter().any(|k| k.subject == s && k.status == Status::Pass && f(k.scope));
+    let failed = |s: &str| checks.iter().any(|k| k.subject == s && matches!(k.status, Status::Fail { .. } | Status::Error(_)));
+    let whole = |s: &str| passed(s, &|x| x == Scope::Whole);
+    // An ImageStream is authenticated by a linear hash, or by a block hash of every chunk.
+    let stream_ok = |s: &str| {
+        whole(s)
+            || (!failed(s)
+                && c.image_stream_reader(s).is_ok_and(|r| {
+                    let n = r.chunk_count();
+                    passed(s, &|x| x == Scope::Chunks(n))
+                }))
+    };
+    let all = vec![(0, size)];
+    if size == 0 || whole(urn) {
+        return Vec::new();
+    }
+    let mut covered: Vec<(u64, u64)> = Vec::new();
+    for k in checks.iter().filter(|k| k.subject == urn && k.status == Status::Pass) {
+        if let Scope::Prefix(n) = k.scope {
+            covered.push((0, n.min(size)));
+        }
+    }
+    let mut data: Vec<String> = c.graph().values(urn, vocab::DATA_STREAM).filter_map(|n| n.as_iri().map(String::from)).collect();
+    if data.is_empty() {
+        data.push(urn.to_string());
+    }
+    for ds in &data {
+        match c.kind_of(ds) {
+            _ if whole(ds) && ds != urn => return Vec::new(),
+            Some(StreamKind::ImageStream) if stream_ok(ds) => return Vec::new(),
+            Some(StreamKind::Map) => {
+                let layout = passed(ds, &|x| x == Scope::Layout)
+                    || (passed(ds, &|x| x == Scope::MapPoints) && passed(ds, &|x| x == Scope::MapTargets));
+                let Ok(m) = c.open_map(ds) else { continue };
+                if !layout || failed(ds) {
+                    continue;
+                }
+                let gap_known = c
+                    .graph()
+                    .aff4(ds, "mapGapDefaultStream")
+                    .and_then(|n| n.as_iri())
+                    .is_none_or(|g| crate::symbolic::Symbolic::from_iri(g).is_some());
+                let mut ok: Vec<(u64, u64)> = Vec::new();
+                for r in m.regions() {
+                    let good = match r.kind {
+                        RegionKind::Gap => gap_known,
+                        RegionKind::Mapped(id) => m.target_urns().get(id as usize).is_some_and(|t| {
+                            crate::symbolic::Symbolic::from_iri(t).is_some()
+                                || whole(t)
+                                || (c.kind_of(t) == Some(StreamKind::ImageStream) && stream_ok(t))
+                        }),
+                    };
+                    if good {
+                        crate::evidence::push_range(&mut ok, r.start, r.start + r.length);
+                    }
+                }
+                covered.extend(ok);
+            }
+            _ => {}
+        }
+    }
+    if covered.is_empty() {
+        return all;
+    }
+    covered.sort();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in covered {
+        crate::evidence::push_range(&mut merged, a, b);
+    }
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for (a, b) in merged {
+        if a > pos {
+            out.push((pos, a.min(size)));
+        }
+        pos = pos.max(b);
+    }
+    if pos < size {
+        out.push((pos, size));
+    }
+    out.retain(|(a, b)| a < b);
+    out
+}
+
+/// Recomputes every hash `c` declares. `progress` receives byte counts as streams are read.
+pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Vec<Check> {
     let g = c.graph();
     let mut checks = Vec::new();
     // blockhash digests recomputed per (stream, algo) for the Block-Map hashes.
@@ -127,6 +331,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                 checks.push(Check {
                     subject: s.clone(),
                     what: "BlockHashes".into(),
+                    scope: Scope::Nothing,
                     status: Status::NotChecked("unrecognised subject name".into()),
                 });
                 continue;
@@ -134,7 +339,12 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             for (dt, val) in &hashes {
                 let what = format!("BlockHashes {} of the {} block hashes", crate::rdf::local_name(dt), algo.name());
                 let Some(h) = HashAlgo::from_datatype(dt) else {
-                    checks.push(Check { subject: s.clone(), what, status: Status::NotChecked("unknown datatype".into()) });
+                    checks.push(Check {
+                        subject: s.clone(),
+                        what,
+                        scope: Scope::Nothing,
+                        status: Status::NotChecked("unknown datatype".into()),
+                    });
                     continue;
                 };
                 match all_block_hashes(c, &stream, algo) {
@@ -162,6 +372,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                 checks.push(Check {
                     subject: s.clone(),
                     what: format!("aff4:hash {l}"),
+                    scope: Scope::Nothing,
                     status: Status::NotChecked(format!("unknown hash datatype {dt}")),
                 });
             }
@@ -172,7 +383,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             match hash_stream(c, s, &algos, opts.threads, progress) {
                 Ok(ds) => {
                     for ((a, val), d) in linear.iter().zip(ds) {
-                        checks.push(cmp(s, format!("aff4:hash {} ({kind})", a.name().to_uppercase()), val, &d));
+                        checks.push(cmp(s, format!("aff4:hash {} ({kind})", a.name().to_uppercase()), val, &d).proves(Scope::Whole));
                     }
                 }
                 Err(e) => {
@@ -203,9 +414,12 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             let what =
                 format!("aff4:prefixHash {} (first {} bytes)", crate::rdf::local_name(dt), len.map_or("?".into(), |n| n.to_string()));
             match (HashAlgo::from_datatype(dt), len, &size) {
-                (None, _, _) => {
-                    checks.push(Check { subject: s.clone(), what, status: Status::NotChecked(format!("unknown hash datatype {dt}")) })
-                }
+                (None, _, _) => checks.push(Check {
+                    subject: s.clone(),
+                    what,
+                    scope: Scope::Nothing,
+                    status: Status::NotChecked(format!("unknown hash datatype {dt}")),
+                }),
                 (_, None, _) => checks.push(err(s, what, "aff4:prefixHashLength is missing or not a number")),
                 (_, _, Err(e)) => checks.push(err(s, what, e)),
                 (_, Some(n), Ok(sz)) if n > *sz => checks.push(err(s, what, format!("longer than the image ({sz} bytes)"))),
@@ -215,7 +429,9 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         if let (Some(n), false) = (len, algos.is_empty()) {
             let list: Vec<HashAlgo> = algos.iter().map(|(a, _, _)| *a).collect();
             match hash_prefix(c, s, n, &list, opts.threads, progress) {
-                Ok(ds) => checks.extend(algos.iter().zip(ds).map(|((_, val, what), d)| cmp(s, what.clone(), val, &d))),
+                Ok(ds) => {
+                    checks.extend(algos.iter().zip(ds).map(|((_, val, what), d)| cmp(s, what.clone(), val, &d).proves(Scope::Prefix(n))))
+                }
                 Err(e) => checks.extend(algos.iter().map(|(_, _, what)| err(s, what.clone(), &e))),
             }
         }
@@ -233,6 +449,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         for (algo, tally) in chunk_block_hashes(&reader) {
             match tally {
                 Ok((n, bad)) => checks.push(Check {
+                    scope: Scope::Chunks(n),
                     subject: s.clone(),
                     what: format!("per-chunk {} block hashes ({n} chunks)", algo.name()),
                     status: if bad.is_empty() {
@@ -256,7 +473,12 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                         Ok(None) => checks.push(err(s, what, "block-hash segments are missing")),
                         Err(e) => checks.push(err(s, what, e)),
                     },
-                    None => checks.push(Check { subject: s.clone(), what, status: Status::NotChecked("unknown datatype".into()) }),
+                    None => checks.push(Check {
+                        subject: s.clone(),
+                        what,
+                        scope: Scope::Nothing,
+                        status: Status::NotChecked("unknown datatype".into()),
+                    }),
                 }
             }
         }
@@ -271,6 +493,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             checks.push(Check {
                 subject: s.clone(),
                 what: "Evimetry imageStreamHash".into(),
+                scope: Scope::Nothing,
                 status: Status::NotChecked("construction not published; no public code reproduces it".into()),
             });
         }
@@ -286,6 +509,7 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             checks.push(Check {
                 subject: s.clone(),
                 what: "pre-standard linearBlockHash".into(),
+                scope: Scope::Nothing,
                 status: Status::NotChecked("construction not reproducible from public code".into()),
             });
         }
@@ -417,14 +641,28 @@ fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>
             match (HashAlgo::from_datatype(datatype), data) {
                 (Some(a), Some(d)) => {
                     let dg = a.digest(d);
-                    match local {
-                        "mapPointHash" => point_d = Some(dg.clone()),
-                        "mapIdxHash" => idx_d = Some(dg.clone()),
-                        _ => path_d = Some(dg.clone()),
-                    }
-                    out.push(cmp(m, what, value, &dg));
+                    let scope = match local {
+                        "mapPointHash" => {
+                            point_d = Some(dg.clone());
+                            Scope::MapPoints
+                        }
+                        "mapIdxHash" => {
+                            idx_d = Some(dg.clone());
+                            Scope::MapTargets
+                        }
+                        _ => {
+                            path_d = Some(dg.clone());
+                            Scope::Nothing
+                        }
+                    };
+                    out.push(cmp(m, what, value, &dg).proves(scope));
                 }
-                (None, _) => out.push(Check { subject: m.to_string(), what, status: Status::NotChecked("unknown datatype".into()) }),
+                (None, _) => out.push(Check {
+                    subject: m.to_string(),
+                    what,
+                    scope: Scope::Nothing,
+                    status: Status::NotChecked("unknown datatype".into()),
+                }),
                 (_, None) => out.push(err(m, what, "mapPath segment is missing")),
             }
         }
@@ -438,7 +676,7 @@ fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>
             if let Some(p) = &path {
                 h.update(p);
             }
-            out.push(cmp(m, what, value, &h.finish()));
+            out.push(cmp(m, what, value, &h.finish()).proves(Scope::Layout));
         }
     }
     // Block-Map hash: standard aff4:blockMapHash, or pre-standard aff4L:blockHashesHash on the map.
@@ -451,7 +689,7 @@ fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>
             crate::rdf::local_name(&datatype)
         );
         match block_map_hash(c, m, &datatype, legacy_bmh.is_some(), bh, point_d.as_deref(), idx_d.as_deref(), path_d.as_deref()) {
-            Ok(d) => out.push(cmp(m, what, &value, &d)),
+            Ok(d) => out.push(cmp(m, what, &value, &d).proves(Scope::Layout)),
             Err(e) => out.push(err(m, what, e)),
         }
     }
@@ -536,7 +774,12 @@ fn image_block_map_hash(c: &Container, img: &str, local: &str, expected: &str) -
     let values: Vec<Option<String>> =
         maps.iter().map(|m| g.values(m, vocab::BLOCK_MAP_HASH).next().map(|n| n.value().to_string())).collect();
     if maps.is_empty() || values.iter().any(|v| v.is_none()) {
-        return Check { subject: img.to_string(), what, status: Status::NotChecked("a data stream has no blockMapHash".into()) };
+        return Check {
+            subject: img.to_string(),
+            what,
+            scope: Scope::Nothing,
+            status: Status::NotChecked("a data stream has no blockMapHash".into()),
+        };
     }
     // The maps' own values are checked separately; here they are combined.
     if maps.len() == 1 {

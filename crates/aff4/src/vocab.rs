@@ -60,6 +60,11 @@ iris! {
     // covered by the Map's own hashes).
     PREFIX_HASH = "prefixHash";
     PREFIX_HASH_LENGTH = "prefixHashLength";
+    // pmem: split sets. Each part's volume records its number (from 1) and file name; the
+    // last part also records how many parts the set has.
+    VOLUME_SET_PART = "volumeSetPart";
+    VOLUME_SET_PART_NAME = "volumeSetPartName";
+    VOLUME_SET_PARTS = "volumeSetParts";
     ORIGINAL_FILE_NAME = "originalFileName";
     CATEGORY = "category";
     VERSION = "version";

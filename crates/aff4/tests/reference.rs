@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use aff4::evidence::Cause;
 use aff4::verify::{verify, Status, VerifyOptions};
 use aff4::{Container, HashAlgo, OpenOptions};
 use common::{refimg, stream_hash};
@@ -12,6 +13,8 @@ struct Case {
     files: &'static [&'static str],
     image_sha1: &'static str,
     passes: usize,
+    /// The verdict: None (complete and intact), or why not.
+    verdict: Option<Cause>,
     streams: &'static [(&'static str, &'static str)],
 }
 
@@ -19,25 +22,35 @@ const CASES: &[Case] = &[
     Case {
         files: &["AFF4Std/Base-Linear.aff4"],
         image_sha1: "7d3d27f667f95f7ec5b9d32121622c0f4b60b48d",
+        verdict: None,
         passes: 13,
         streams: &[("aff4://c215ba20-5648-4209-a793-1f918c723610", "fbac22cca549310bc5df03b7560afcf490995fbb")],
     },
     Case {
         files: &["AFF4Std/Base-Linear-AllHashes.aff4"],
         image_sha1: "7d3d27f667f95f7ec5b9d32121622c0f4b60b48d",
+        verdict: None,
         passes: 22,
         streams: &[],
     },
     Case {
         files: &["AFF4Std/Base-Linear-ReadError.aff4"],
         image_sha1: "67e245a640e2784ead30c1ff1a3f8d237b58310f",
+        verdict: Some(Cause::Incomplete),
         passes: 13,
         streams: &[],
     },
-    Case { files: &["AFF4Std/Base-Allocated.aff4"], image_sha1: "e8650e89b262cf0b4b73c025312488d5a6317a26", passes: 13, streams: &[] },
+    Case {
+        files: &["AFF4Std/Base-Allocated.aff4"],
+        image_sha1: "e8650e89b262cf0b4b73c025312488d5a6317a26",
+        verdict: Some(Cause::Incomplete),
+        passes: 13,
+        streams: &[],
+    },
     Case {
         files: &["AFF4Std/Striped/Base-Linear_1.aff4", "AFF4Std/Striped/Base-Linear_2.aff4"],
         image_sha1: "7d3d27f667f95f7ec5b9d32121622c0f4b60b48d",
+        verdict: None,
         passes: 25,
         streams: &[
             ("aff4://3bf0bd14-1ef9-4185-8b0a-2c7d511b4d30", "5d14518149402e3935930b389564c9dc8c674fd1"),
@@ -47,12 +60,14 @@ const CASES: &[Case] = &[
     Case {
         files: &["AFF4PreStd/Base-Linear.af4"],
         image_sha1: "5d5f183ae7355b8dc8938b67aab77c0215c29ab4",
+        verdict: None,
         passes: 11,
         streams: &[("aff4://c9f68c3a-0843-4a92-bbd8-2596a75b09be", "49b0b180b2822944d4df42a99deb65a943673a21")],
     },
     Case {
         files: &["AFF4PreStd/Base-Linear-ReadError.af4"],
         image_sha1: "5fc17ee079cbe55c5b6dc150250eebc478ca7191",
+        verdict: Some(Cause::Incomplete),
         passes: 11,
         streams: &[("aff4://dac3f96d-8f2c-4116-adc3-e870fd009242", "8b4bf8863f816d9c0d5c3c643b45f2e7b3f05ef0")],
     },
@@ -68,7 +83,9 @@ fn reference_images_read_and_verify() {
         for (s, sha1) in case.streams {
             assert_eq!(&stream_hash(&c, s, HashAlgo::Sha1), sha1, "{s}");
         }
-        let checks = verify(&c, &VerifyOptions::default(), &|_| {});
+        let report = verify(&c, &VerifyOptions::default(), &|_| {});
+        assert_eq!(report.verdict(), case.verdict, "{:?}: {:#?}", case.files, report.findings);
+        let checks = report.checks;
         let pass = checks.iter().filter(|c| c.status == Status::Pass).count();
         let bad: Vec<_> = checks.iter().filter(|c| matches!(c.status, Status::Fail { .. } | Status::Error(_))).collect();
         assert!(bad.is_empty(), "{:?}: {bad:?}", case.files);
@@ -133,8 +150,9 @@ fn logical_image() {
     let s = c.open_stream(&imgs[0].urn).unwrap();
     let data = s.read_all(1 << 20).unwrap();
     assert_eq!(data, std::fs::read(refimg("AFF4-L/dream.txt")).unwrap());
-    let checks = verify(&c, &VerifyOptions::default(), &|_| {});
-    assert_eq!(checks.iter().filter(|c| c.status == Status::Pass).count(), 2);
+    let report = verify(&c, &VerifyOptions::default(), &|_| {});
+    assert_eq!(report.verdict(), None, "{:#?}", report.findings);
+    assert_eq!(report.checks.iter().filter(|c| c.status == Status::Pass).count(), 2);
 }
 
 #[test]
@@ -178,7 +196,9 @@ fn flipped_byte_fails_naming_the_stream() {
     let p = dir.path().join("flipped.aff4");
     std::fs::write(&p, &bad).unwrap();
     let c = Container::open(&[&p]).unwrap();
-    let checks = verify(&c, &VerifyOptions::default(), &|_| {});
+    let report = verify(&c, &VerifyOptions::default(), &|_| {});
+    assert_eq!(report.verdict(), Some(Cause::Altered));
+    let checks = report.checks;
     let fails: Vec<_> = checks.iter().filter(|c| matches!(c.status, Status::Fail { .. })).collect();
     assert!(fails.iter().any(|c| c.subject == "aff4://c215ba20-5648-4209-a793-1f918c723610"), "{checks:#?}");
     assert!(!aff4::verify::all_ok(&checks));

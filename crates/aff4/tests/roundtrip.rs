@@ -77,8 +77,8 @@ proptest! {
             let got = s.read_all(1 << 30).unwrap();
             prop_assert!(&got == want);
         }
-        let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
-        prop_assert!(aff4::verify::all_ok(&checks), "{:?}", checks);
+        let report = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+        prop_assert!(report.verdict().is_none(), "{:?}", report);
     }
 }
 
@@ -108,10 +108,14 @@ fn a_hash_stopped_part_way_is_a_verifiable_prefix_hash() {
 
     let c = Container::open(&[&p]).unwrap();
     assert!(c.graph().values(&img, vocab::HASH).next().is_none(), "a partial hash must not be recorded as aff4:hash");
-    let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    let report = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    let checks = &report.checks;
     let prefix: Vec<_> = checks.iter().filter(|k| k.what.starts_with("aff4:prefixHash")).collect();
     assert_eq!(prefix.len(), 2, "{checks:?}");
-    assert!(aff4::verify::all_ok(&checks), "{checks:?}");
+    assert!(aff4::verify::all_ok(checks), "{checks:?}");
+    // The hashes pass, but the image is not all there: the verdict says so, from the first unread byte.
+    assert_eq!(report.verdict(), Some(aff4::evidence::Cause::Incomplete), "{report:#?}");
+    assert!(report.findings.iter().any(|f| f.subject == img && f.range.is_some_and(|(a, _)| a == 100_000)), "{:#?}", report.findings);
     assert!(c.declared_hashes(&img).iter().any(|(k, _)| k == "SHA256[..100000]"), "{:?}", c.declared_hashes(&img));
 
     // Change one stored byte inside the hashed part (stored codec: the data is in the bevy as is).
@@ -120,7 +124,9 @@ fn a_hash_stopped_part_way_is_a_verifiable_prefix_hash() {
     b[5000] ^= 1;
     std::fs::write(&bevy, b).unwrap();
     let c = Container::open(&[&p]).unwrap();
-    let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    let report = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 2 }, &|_| {});
+    assert_eq!(report.verdict(), Some(aff4::evidence::Cause::Altered));
+    let checks = report.checks;
     assert!(
         checks.iter().any(|k| k.what.starts_with("aff4:prefixHash SHA256") && matches!(k.status, aff4::verify::Status::Fail { .. })),
         "{checks:?}"

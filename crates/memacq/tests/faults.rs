@@ -118,7 +118,7 @@ fn failing_pages_become_unreadable_data_and_the_rest_is_intact() {
     let mut hdr = [0u8; 4];
     elf.read_exact_at(0, &mut hdr).unwrap();
     assert_eq!(&hdr, b"\x7fELF");
-    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
+    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {}).checks));
     let t = c.graph().to_turtle();
     assert!(t.contains("aff4:unreadablePages \"5\"") && t.contains("Completed with unreadable pages"), "{t}");
 }
@@ -141,7 +141,7 @@ fn a_hanging_read_is_abandoned() {
     let bad: HashSet<u64> = rep.unreadable.iter().flat_map(|r| r.start / PAGE..r.end / PAGE).collect();
     assert!(bad.len() <= 16, "at most the hanging page's block is lost: {bad:?}");
     assert!(got == expected(&ranges, &bad, 0x200000));
-    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
+    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {}).checks));
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn a_stop_request_closes_an_incomplete_volume_that_verifies() {
     vol.finish().unwrap();
     assert!(rep.interrupted);
     let c = Container::open(&[&p]).unwrap();
-    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
+    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {}).checks));
     let s = c.open_stream(&rep.image).unwrap();
     assert_eq!(s.size(), 0x400000);
     let mut head = vec![0u8; 0x1000];
@@ -213,7 +213,7 @@ fn stop_during_a_pagefile_keeps_what_was_read_and_marks_the_rest_unknown() {
     assert!(rep.interrupted && rep.incomplete.as_deref().is_some_and(|e| e.contains("interrupted")), "{:?}", rep.incomplete);
     assert_eq!((rep.size, rep.unreadable_bytes), (3 << 20, 0));
     let c = Container::open(&[&p]).unwrap();
-    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {})));
+    assert!(aff4::verify::all_ok(&aff4::verify::verify(&c, &Default::default(), &|_| {}).checks));
     let s = c.open_stream(&rep.image).unwrap();
     let mut got = vec![0u8; 3 << 20];
     s.read_exact_at(0, &mut got).unwrap();

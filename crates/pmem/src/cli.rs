@@ -171,7 +171,7 @@ pub enum Command {
         /// Reader threads.
         #[arg(long, short = 'T')]
         threads: Option<usize>,
-        /// No progress bar.
+        /// No progress bar, and print only what is not OK (failed checks and findings).
         #[arg(long, short = 'q')]
         quiet: bool,
     },

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
-    /// A hash did not match, or data could not be read during verification.
+    /// A hash did not match, data could not be read during verification, or declared sizes
+    /// disagree: the evidence was altered or damaged.
     pub const VERIFY_FAILED: u8 = 1;
     /// Bad command line.
     pub const USAGE: u8 = 2;
@@ -26,6 +27,12 @@ pub mod exit {
     pub const LOCKDOWN: u8 = 6;
     /// Not privileged enough to read memory (not root / no CAP_SYS_RAWIO).
     pub const PERMISSION: u8 = 7;
+    /// `verify`: the evidence is incomplete (a missing part, bytes after the last directory, an
+    /// interrupted, recovered or partial image, ranges never read or unreadable); what there is
+    /// passed its checks.
+    pub const INCOMPLETE: u8 = 8;
+    /// `verify`: bytes of an image are covered by no checked hash, or nothing is verifiable.
+    pub const UNVERIFIED: u8 = 9;
     /// Interrupted by a signal; what was acquired so far was saved.
     pub const INTERRUPTED: u8 = 130;
 }

@@ -18,9 +18,11 @@ fn roundtrip(dir: &std::path::Path, data: &[u8], codec: &str, extra: &[&str]) ->
     let out = ok(&["cat", vol.to_str().unwrap()]).stdout;
     assert_eq!(out.len(), data.len(), "{codec} size {}", data.len());
     assert!(out == data, "{codec}: content differs for size {}", data.len());
+    // Complete and intact: exit 0, and -q prints nothing.
     let v = ok(&["verify", "-q", vol.to_str().unwrap()]);
-    let text = String::from_utf8_lossy(&v.stdout);
-    assert!(text.contains(" 0 failed") && !text.contains("NOTHING VERIFIED"), "{text}");
+    assert!(v.stdout.is_empty(), "{}", String::from_utf8_lossy(&v.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(v["verdict"], "ok", "{v}");
     vol
 }
 
@@ -167,8 +169,12 @@ fn killed_append_leaves_old_streams_readable() {
         assert!(grown > original + (1 << 20), "the killed writer should have appended data ({grown} bytes)");
         let after = ok(&["cat", &v]).stdout;
         assert!(after == data, "old stream changed after a killed append ({delay_ms} ms)");
-        let out = String::from_utf8_lossy(&ok(&["verify", &v]).stdout).to_string();
-        assert!(out.contains("4 passed, 0 failed"), "{out}");
+        // The old image passes its checks, but the killed append's bytes make the volume
+        // incomplete: exit 8, naming the ignored bytes.
+        let o = run(&["verify", &v]);
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert_eq!(o.status.code(), Some(8), "{out}");
+        assert!(out.contains("4 passed, 0 failed") && out.contains("after the last complete ZIP directory"), "{out}");
         // Appending again after the interruption works and drops the debris.
         ok(&["image", "-q", "-o", &v, a.to_str().unwrap()]);
         let j: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", &v]).stdout).unwrap();
@@ -391,8 +397,13 @@ fn ctrl_c_closes_the_volume_with_what_was_read() {
     // SAFETY: kill with a valid pid and signal.
     unsafe { kill(child.id() as i32, 2) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
-    assert_eq!(v["ok"], true, "{v}");
+    // What was read verifies, but the image is incomplete: exit 8, and ls says where it stopped.
+    let o = run(&["verify", "--json", vol.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((o.status.code(), &v["verdict"]), (Some(8), &serde_json::json!("incomplete")), "{v}");
+    assert_eq!((v["failed"].as_u64(), v["errors"].as_u64()), (Some(0), Some(0)), "{v}");
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(ls["images"][0]["state"].as_str().unwrap().starts_with("interrupted at byte"), "{ls}");
     assert!(v["checks"].as_array().unwrap().iter().any(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")), "{v}");
     let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
     assert!(t.contains("Interrupted: incomplete: stopped at byte"), "{t}");
@@ -417,6 +428,7 @@ fn ctrl_c_closes_the_volume_with_what_was_read() {
     assert_eq!(child.wait().unwrap().code(), Some(130), "Ctrl-C must end an image of a silent stdin");
     drop(stdin);
     assert!(ok(&["cat", vol.to_str().unwrap()]).stdout == data, "what arrived before Ctrl-C is kept");
-    let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
-    assert!(v["ok"] == true && v["passed"].as_u64().unwrap() >= 1, "{v}");
+    let o = run(&["verify", "--json", vol.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.status.code() == Some(8) && v["failed"] == 0 && v["passed"].as_u64().unwrap() >= 1, "{v}");
 }

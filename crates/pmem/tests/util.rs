@@ -167,3 +167,13 @@ pub fn lime_file(path: &Path, start: u64, data: &[u8]) {
     v.extend_from_slice(data);
     std::fs::write(path, v).unwrap();
 }
+
+/// `pmem verify --json` on a volume whose hashes all pass but whose evidence is incomplete
+/// (interrupted, unreadable ranges): asserts exit 8 and no failure; returns the JSON.
+pub fn verify_incomplete(vol: &Path) -> serde_json::Value {
+    let o = run(&["verify", "--json", vol.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(8), "{v}");
+    assert_eq!((&v["verdict"], v["failed"].as_u64(), v["errors"].as_u64()), (&serde_json::json!("incomplete"), Some(0), Some(0)), "{v}");
+    v
+}

@@ -214,6 +214,50 @@ impl ImageStreamReader {
         Ok(chunk)
     }
 
+    /// Checks that the bevies held agree with the declared size: every bevy before the last has
+    /// a full index, together they index exactly the declared chunks, and no bevy lies beyond.
+    /// Reads only the indexes of the bevies that exist (never loops over a declared size).
+    ///
+    /// # Errors
+    /// The disagreement, naming the declared and the held counts.
+    pub fn check_layout(&self) -> Result<()> {
+        let total = self.chunk_count();
+        let cpb = self.p.chunks_per_bevy as u64;
+        let mut held = 0u64;
+        let mut b = 0u64;
+        while self.segments.locate(&bevy_urn(&self.p.urn, b)).is_some() {
+            let n = self.bevy(b)?.index.len() as u64;
+            if n < cpb && self.segments.locate(&bevy_urn(&self.p.urn, b + 1)).is_some() {
+                return Err(Error::corrupt(
+                    &self.p.urn,
+                    b * cpb * self.p.chunk_size as u64,
+                    format!("bevy {b} indexes {n} chunks, {cpb} expected before the last bevy"),
+                ));
+            }
+            held += n;
+            b += 1;
+        }
+        if held < total {
+            return Err(Error::NotFound(format!(
+                "{}: declares aff4:size {} ({total} chunks) but the opened volumes hold {held} chunks in {b} bevies: bevy {b} is missing",
+                self.p.urn, self.p.size
+            )));
+        }
+        if held > total {
+            return Err(Error::corrupt(
+                &self.p.urn,
+                0,
+                format!(
+                    "declares aff4:size {} ({total} chunks of {}) but its bevies index {held} chunks ({} bytes)",
+                    self.p.size,
+                    self.p.chunk_size,
+                    held * self.p.chunk_size as u64
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Raw bytes of a segment of this stream (`<bevy>.blockHash.md5`, …), any naming variant.
     ///
     /// # Errors

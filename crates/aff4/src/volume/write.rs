@@ -19,6 +19,9 @@ trait Sink: Send {
     fn finish_member(&mut self) -> Result<()>;
     fn close(self: Box<Self>, comment: &[u8]) -> Result<()>;
     fn bytes_written(&self) -> u64;
+    /// Gives up without closing: an append is cut back to the old end, a replacement's
+    /// temporary file is removed.
+    fn abandon(self: Box<Self>) {}
 }
 
 type Out = BufWriter<Box<dyn Write + Send>>;
@@ -27,6 +30,8 @@ struct ZipSink {
     zip: Option<ZipWriter<Out>>,
     start: u64,
     rename: Option<(PathBuf, PathBuf)>,
+    /// An append: the file and its old end, to cut it back to if the append is abandoned.
+    appended_to: Option<PathBuf>,
 }
 
 impl Sink for ZipSink {
@@ -53,6 +58,15 @@ impl Sink for ZipSink {
     }
     fn bytes_written(&self) -> u64 {
         self.zip.as_ref().map(|z| z.position() - self.start).unwrap_or(0)
+    }
+    fn abandon(mut self: Box<Self>) {
+        // Flushed (or failed) before the cut, so nothing lands after it.
+        drop(self.zip.take());
+        if let Some(p) = self.appended_to.take() {
+            if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+                let _ = f.set_len(self.start);
+            }
+        }
     }
 }
 
@@ -165,6 +179,10 @@ pub struct VolumeWriter {
     streamed: bool,
     /// Called once the volume is completely written (e.g. to complete an upload).
     on_close: Option<OnClose>,
+    /// A data segment has been started (the volume holds evidence, not only its header).
+    holds_data: bool,
+    /// `path` was created by this writer (not a replacement through a temporary file).
+    created: bool,
 }
 
 /// A completion step run after the last byte of a volume is written.
@@ -190,7 +208,7 @@ fn start_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, nam
     let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
     zip.add_member("container.description", urn.as_bytes())?;
     zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
-    Ok((urn, Box::new(ZipSink { zip: Some(zip), start: 0, rename })))
+    Ok((urn, Box::new(ZipSink { zip: Some(zip), start: 0, rename, appended_to: None })))
 }
 
 /// The path of part `n` (1-based after the first) of a split set whose first part is `base`.
@@ -224,6 +242,7 @@ impl VolumeWriter {
         }
         let (file, rename) = if exists {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            remove_stale_temporaries(dir, path);
             let tmp = dir.join(format!(
                 ".{}.pmem-{}.tmp",
                 path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -238,17 +257,30 @@ impl VolumeWriter {
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
     fn new_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
+        let replacing = rename.is_some();
         let streamed = rename.is_none() && path.as_os_str() == "-";
         let (urn, sink) = start_zip(out, rename, name)?;
         let mut w = VolumeWriter::with(sink, urn, Graph::new(), path, false);
         w.streamed = streamed;
+        w.created = !streamed && !replacing;
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
     }
 
     /// A writer over `sink` with no split, no completion step, not streamed.
     fn with(sink: Box<dyn Sink>, urn: String, graph: Graph, path: &Path, appended: bool) -> VolumeWriter {
-        VolumeWriter { sink: Some(sink), urn, graph, path: path.to_path_buf(), appended, split: None, streamed: false, on_close: None }
+        VolumeWriter {
+            sink: Some(sink),
+            urn,
+            graph,
+            path: path.to_path_buf(),
+            appended,
+            split: None,
+            streamed: false,
+            on_close: None,
+            holds_data: false,
+            created: false,
+        }
     }
 
     /// A new ZIP volume streamed into `out` (never seeked), named `name` (e.g. an object URL);
@@ -259,6 +291,7 @@ impl VolumeWriter {
     pub fn streaming(out: Box<dyn Write + Send>, name: &str, on_close: Option<OnClose>) -> Result<VolumeWriter> {
         let mut w = Self::new_zip(out, None, Path::new(name), name.to_string())?;
         w.streamed = true;
+        w.created = false;
         w.on_close = on_close;
         Ok(w)
     }
@@ -306,7 +339,8 @@ impl VolumeWriter {
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
         let out: Box<dyn Write + Send> = Box::new(f);
         let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), end, base, name).with_entries(entries);
-        Ok(VolumeWriter::with(Box::new(ZipSink { zip: Some(zw), start: end, rename: None }), vol.urn, graph, path, true))
+        let sink = ZipSink { zip: Some(zw), start: end, rename: None, appended_to: Some(path.to_path_buf()) };
+        Ok(VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true))
     }
 
     fn create_dir(path: &Path, mode: Mode) -> Result<VolumeWriter> {
@@ -329,6 +363,7 @@ impl VolumeWriter {
         }
         let urn = new_urn();
         let mut w = VolumeWriter::with(sink, urn.clone(), Graph::new(), path, false);
+        w.created = true;
         w.add_member_raw("container.description", urn.as_bytes())?;
         w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
         w.describe_volume(&format!("{}DirectoryVolume", vocab::AFF4));
@@ -409,7 +444,7 @@ impl VolumeWriter {
         }
         let next = split_part_path(&self.path, sp.parts.len() as u32);
         let replace = sp.replace;
-        self.close_part()?;
+        self.close_part(false)?;
         let file = create_file(&next, replace)?;
         let (urn, sink) = start_zip(Box::new(file), None, next.display().to_string())?;
         self.sink = Some(sink);
@@ -421,8 +456,19 @@ impl VolumeWriter {
         Ok(())
     }
 
-    /// Writes the graph so far and the directory of the current part, and closes it.
-    fn close_part(&mut self) -> Result<()> {
+    /// Writes the graph so far and the directory of the current part, and closes it; `last`
+    /// when no part follows (a split set's last part records the count).
+    fn close_part(&mut self, last: bool) -> Result<()> {
+        if let Some(sp) = &self.split {
+            let n = sp.parts.len() as u64;
+            let name = sp.parts.last().and_then(|p| p.file_name()).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let u = self.urn.clone();
+            self.graph.set(&u, vocab::VOLUME_SET_PART, Node::long(n));
+            self.graph.set(&u, vocab::VOLUME_SET_PART_NAME, Node::string(name));
+            if last {
+                self.graph.set(&u, vocab::VOLUME_SET_PARTS, Node::long(n));
+            }
+        }
         let turtle = self.graph.to_turtle();
         let mut sink = self.sink.take().ok_or_else(|| Error::Unsupported("volume already closed".into()))?;
         sink.start("information.turtle")?;
@@ -438,6 +484,7 @@ impl VolumeWriter {
     /// # Errors
     /// Another segment is open, or I/O.
     pub fn start_segment(&mut self, urn: &str) -> Result<()> {
+        self.holds_data = true;
         self.maybe_roll()?;
         let name = urn_to_member(&self.urn, urn);
         self.sink()?.start(&name)
@@ -479,7 +526,7 @@ impl VolumeWriter {
     /// # Errors
     /// I/O.
     pub fn finish(mut self) -> Result<()> {
-        self.close_part()?;
+        self.close_part(true)?;
         if let Some(f) = self.on_close.take() {
             f()?;
         }
@@ -497,5 +544,71 @@ impl VolumeWriter {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes `.NAME.pmem-PID.tmp` files beside `path` that a killed `-t` left behind (their
+/// process no longer runs).
+fn remove_stale_temporaries(dir: &Path, path: &Path) {
+    let Some(name) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else { return };
+    let prefix = format!(".{name}.pmem-");
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let f = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = f.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_: u32) -> bool {
+    true
+}
+
+impl Drop for VolumeWriter {
+    /// A writer dropped without [`VolumeWriter::finish`] (an error on the way) never leaves
+    /// garbage: an append is cut back to the volume's old end; a new volume that holds no
+    /// evidence is removed; one that does is closed with what it holds, so it opens.
+    fn drop(&mut self) {
+        let Some(sink) = self.sink.take() else { return };
+        if self.streamed {
+            return;
+        }
+        if self.appended {
+            sink.abandon();
+            return;
+        }
+        if self.holds_data {
+            self.sink = Some(sink);
+            let _ = self.close_part(true);
+            return;
+        }
+        sink.abandon();
+        if !self.created {
+            return;
+        }
+        let parts = self.parts();
+        if self.path.is_dir() {
+            for m in ["container.description", "version.txt"] {
+                let _ = std::fs::remove_file(self.path.join(m));
+            }
+            let _ = std::fs::remove_dir(&self.path);
+        } else {
+            for p in parts {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
 }

@@ -59,6 +59,14 @@ impl Backend for ZipBackend {
         let e = &self.zip.entries()[i];
         let ctx = format!("{}: member {}", self.zip.name(), e.name);
         match e.method {
+            METHOD_STORED if e.compressed_size != e.uncompressed_size => Err(Error::corrupt(
+                ctx,
+                e.header_offset,
+                format!(
+                    "stored member's sizes disagree: {} bytes stored, {} bytes declared uncompressed",
+                    e.compressed_size, e.uncompressed_size
+                ),
+            )),
             METHOD_STORED => Ok(Some(Arc::new(self.zip.raw_member(e)?))),
             METHOD_DEFLATE => {
                 if e.uncompressed_size > INFLATE_LIMIT {

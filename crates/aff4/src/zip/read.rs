@@ -338,7 +338,11 @@ fn recover_tail(file: &dyn ReadAt, file_len: u64, name: &str) -> Result<(Vec<u8>
         }
         end = start;
     }
-    Err(Error::corrupt(name, file_len, "not an AFF4 volume: no ZIP end-of-central-directory record"))
+    Err(Error::corrupt(
+        name,
+        file_len,
+        "truncated or unclosed AFF4 volume: it starts like a ZIP file but has no end record (its writer was stopped before closing it, or the copy is cut short)",
+    ))
 }
 
 fn read_exact(file: &dyn ReadAt, off: u64, buf: &mut [u8], name: &str) -> Result<()> {

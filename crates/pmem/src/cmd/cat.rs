@@ -16,6 +16,7 @@ pub fn run(
     t: Option<usize>,
 ) -> Result<u8, Failure> {
     let c = open(input)?;
+    super::warn_problems(&c);
     let urn = match stream {
         Some(s) => c.find_stream(s).code(exit::INPUT)?,
         None => c.default_stream().code(exit::INPUT)?,

@@ -88,6 +88,7 @@ pub fn run(
     t: Option<usize>,
 ) -> Result<u8, Failure> {
     let c = open(input)?;
+    super::warn_problems(&c);
     if format != ExportFormat::Raw {
         return export_memory(&c, dir, patterns, format, truncate, threads(t));
     }

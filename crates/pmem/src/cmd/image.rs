@@ -487,6 +487,13 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
         return Err(anyhow!("nothing to image: give INPUT files/devices or -i FILE")).code(exit::USAGE);
     }
     let opts = store.imager_options()?;
+    // Every input is checked before the volume is created, so a typo leaves nothing behind.
+    for input in inputs.iter().filter(|i| *i != "-") {
+        let meta = std::fs::metadata(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
+        if meta.is_dir() {
+            return Err(anyhow!("{input} is a directory: image a file or device, or add its files with -i '{input}/*'")).code(exit::USAGE);
+        }
+    }
     let mut vol = store.open_volume()?;
     crate::signals::install();
     let mut summary = Vec::new();

@@ -37,7 +37,12 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
             println!("  acquired      {s} .. {e}");
         }
         if let Some(st) = a(&i.urn, "acquisitionCompletionState") {
-            println!("  state         {st}");
+            println!("  recorded      {st}");
+        }
+        let state = aff4::evidence::image_state(&c, &i.urn);
+        println!("  state         {}", state.state.describe());
+        for f in state.findings() {
+            println!("  {:<13} {}", f.cause.name(), f.message);
         }
         if let Some(r) = a(&i.urn, "memoryRanges") {
             let n = r.split(',').count();
@@ -53,14 +58,8 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
             .filter_map(|m| g.aff4(m, "dependentStream").and_then(|n| n.as_iri()))
             .filter_map(|s| c.segments().locate(&format!("{s}/00000000")).map(|_| s))
             .map(|s| {
-                let r = c.image_stream_reader(s);
-                r.map(|r| {
-                    (0..r.bevy_count())
-                        .filter_map(|b| c.segments().open(&aff4::image_stream::bevy_urn(s, b)).ok().flatten())
-                        .map(|x| x.size())
-                        .sum::<u64>()
-                })
-                .unwrap_or(0)
+                // The bevies that are there (never a loop over the declared size).
+                (0..).map_while(|b| c.segments().open(&aff4::image_stream::bevy_urn(s, b)).ok().flatten()).map(|x| x.size()).sum::<u64>()
             })
             .sum();
         if stored > 0 {
@@ -100,15 +99,17 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         println!("note: {n}");
     }
     if check {
-        let checks = aff4::verify::verify(&c, &aff4::verify::VerifyOptions::default(), &|_| {});
-        let ok = aff4::verify::all_ok(&checks);
-        let pass = checks.iter().filter(|x| x.status == aff4::verify::Status::Pass).count();
+        let report = aff4::verify::verify(&c, &aff4::verify::VerifyOptions::default(), &|_| {});
+        let pass = report.checks.iter().filter(|x| x.status == aff4::verify::Status::Pass).count();
+        let verdict = report.verdict();
         println!(
-            "hashes: {pass} of {} checked hashes pass: {}",
-            checks.len(),
-            if ok { "OK" } else { "VERIFICATION FAILED (see pmem verify)" }
+            "hashes: {pass} of {} checked hashes pass; {} finding(s): {}{}",
+            report.checks.len(),
+            report.findings.len(),
+            super::verify::verdict_text(verdict),
+            if verdict.is_some() { " (see pmem verify)" } else { "" }
         );
-        return Ok(if ok { 0 } else { crate::exit::VERIFY_FAILED });
+        return Ok(super::verify::code(verdict));
     }
     println!("hashes: {hashed} streams and images carry hashes; `pmem verify` (or `pmem info --verify`) checks them");
     Ok(0)

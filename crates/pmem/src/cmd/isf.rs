@@ -7,6 +7,7 @@ use std::path::Path;
 
 pub fn run(input: &Input, output: &Path, truncate: bool) -> Result<u8, Failure> {
     let c = super::open(input)?;
+    super::warn_problems(&c);
     let isf = memacq::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;

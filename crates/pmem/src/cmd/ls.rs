@@ -9,10 +9,15 @@ pub fn run(input: &Input, as_json: bool) -> Result<u8, Failure> {
     let c = open(input)?;
     let images = c.images();
     let streams = c.streams();
+    let states: Vec<aff4::evidence::ImageState> = images.iter().map(|i| aff4::evidence::image_state(&c, &i.urn)).collect();
     if as_json {
         let v = json!({
             "volumes": c.volumes().iter().map(|v| json!({"path": v.path, "urn": v.urn, "dialect": v.dialect.describe(), "tool": v.tool()})).collect::<Vec<_>>(),
-            "images": images.iter().map(|i| json!({"urn": i.urn, "name": i.name, "types": i.types, "size": i.size, "data_streams": i.data_streams, "logical": i.logical, "memory": i.memory})).collect::<Vec<_>>(),
+            "images": images.iter().zip(&states).map(|(i, st)| json!({"urn": i.urn, "name": i.name, "types": i.types, "size": i.size, "data_streams": i.data_streams, "logical": i.logical, "memory": i.memory,
+                "state": st.state.describe(), "complete": st.state == aff4::evidence::State::Complete,
+                "problems": st.findings().iter().map(|f| json!({"cause": f.cause.name(), "message": f.message})).collect::<Vec<_>>(),
+                "hashes": c.declared_hashes(&i.urn).iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "problems": c.problems().iter().map(|f| json!({"cause": f.cause.name(), "subject": f.subject, "message": f.message})).collect::<Vec<_>>(),
             "streams": streams.iter().map(|s| json!({"urn": s.urn, "kind": format!("{:?}", s.kind), "size": s.size, "codec": s.codec, "chunk_size": s.chunk_size, "chunks_per_bevy": s.chunks_per_bevy, "hashes": s.hashes.iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "notes": c.notes(),
         });
@@ -26,14 +31,24 @@ pub fn run(input: &Input, as_json: bool) -> Result<u8, Failure> {
     if images.is_empty() {
         println!("  (none)");
     }
-    for i in &images {
+    for (i, st) in images.iter().zip(&states) {
+        let hashes = c.declared_hashes(&i.urn);
         println!(
-            "  {}  {}  {}{}",
+            "  {}  {}  {}{}  [{}]{}",
             i.urn,
             i.types.join(","),
             i.size.map(|s| format!("{s} bytes ({})", human(s))).unwrap_or_else(|| "size ?".into()),
-            i.name.as_ref().map(|n| format!("  name={n}")).unwrap_or_default()
+            i.name.as_ref().map(|n| format!("  name={n}")).unwrap_or_default(),
+            st.state.describe(),
+            if hashes.is_empty() {
+                String::new()
+            } else {
+                format!("  hashes={}", hashes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","))
+            }
         );
+        for f in st.findings() {
+            println!("      {}: {}", f.cause.name(), f.message);
+        }
         for d in &i.data_streams {
             if d != &i.urn {
                 println!("      data {d}");

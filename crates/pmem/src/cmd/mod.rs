@@ -52,6 +52,14 @@ pub fn open(input: &Input) -> Result<aff4::Container, Failure> {
         .code(exit::INPUT)
 }
 
+/// Says on stderr what is missing from the volume set (a part, bytes after the last
+/// directory), for the commands that do not list it themselves.
+pub fn warn_problems(c: &aff4::Container) {
+    for f in c.problems() {
+        eprintln!("pmem: warning: {}", f.message);
+    }
+}
+
 /// Thread count from a flag or the machine.
 pub fn threads(t: Option<usize>) -> usize {
     t.unwrap_or_else(aff4::parallel::default_threads).max(1)

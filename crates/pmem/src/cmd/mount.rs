@@ -142,6 +142,7 @@ impl Filesystem for Fs {
 
 pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u8, Failure> {
     let c = super::open(input)?;
+    super::warn_problems(&c);
     let tree = Tree::build(&c);
     let workers = super::threads(threads);
     let files = tree

@@ -1,10 +1,33 @@
-//! `pmem verify`: one line per hash (PASS / FAIL / not checked / ERROR) and a summary.
+//! `pmem verify`: one line per hash (PASS / FAIL / not checked / ERROR), one per finding
+//! (altered, incomplete, unverified), each image's state and coverage, and a verdict whose exit
+//! code alone says whether the evidence is complete and intact.
 
 use super::{open, threads};
 use crate::cli::Input;
 use crate::{exit, progress, Failure};
-use aff4::verify::{all_ok, verify, Status, VerifyOptions};
+use aff4::evidence::Cause;
+use aff4::verify::{verify, Report, Status, VerifyOptions};
 use serde_json::json;
+
+/// The exit code of a verdict.
+pub fn code(verdict: Option<Cause>) -> u8 {
+    match verdict {
+        None => exit::OK,
+        Some(Cause::Altered) => exit::VERIFY_FAILED,
+        Some(Cause::Incomplete) => exit::INCOMPLETE,
+        Some(Cause::Unverified) => exit::UNVERIFIED,
+    }
+}
+
+/// The verdict in words.
+pub fn verdict_text(verdict: Option<Cause>) -> &'static str {
+    match verdict {
+        None => "OK: complete and intact",
+        Some(Cause::Altered) => "VERIFICATION FAILED: altered or damaged",
+        Some(Cause::Incomplete) => "INCOMPLETE: what is there passed its checks, but evidence is missing",
+        Some(Cause::Unverified) => "NOT VERIFIED: bytes are covered by no checked hash",
+    }
+}
 
 pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Result<u8, Failure> {
     let c = open(input)?;
@@ -21,53 +44,80 @@ pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Resul
             .filter_map(|i| c.graph().values(&i.urn, aff4::vocab::PREFIX_HASH_LENGTH).next().and_then(aff4::rdf::Node::as_u64))
             .sum::<u64>();
     let pb = progress::bytes(total, "verifying", quiet || as_json);
-    let checks = verify(&c, &VerifyOptions { threads: threads(t) }, &|n| pb.inc(n));
+    let report = verify(&c, &VerifyOptions { threads: threads(t) }, &|n| pb.inc(n));
     pb.finish_and_clear();
-    let ok = all_ok(&checks);
+    let verdict = report.verdict();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&report))?);
+    } else {
+        print_text(&report, quiet);
+    }
+    Ok(code(verdict))
+}
+
+fn to_json(report: &Report) -> serde_json::Value {
+    let checks = &report.checks;
     let count = |f: fn(&Status) -> bool| checks.iter().filter(|c| f(&c.status)).count();
-    let (pass, fail, nc, errs) = (
+    let verdict = report.verdict();
+    json!({
+        "ok": verdict.is_none(),
+        "verdict": verdict.map_or("ok", Cause::name),
+        "exit_code": code(verdict),
+        "passed": count(|s| matches!(s, Status::Pass)),
+        "failed": count(|s| matches!(s, Status::Fail { .. })),
+        "not_checked": count(|s| matches!(s, Status::NotChecked(_))),
+        "errors": count(|s| matches!(s, Status::Error(_))),
+        "findings": report.findings.iter().map(|f| json!({
+            "cause": f.cause.name(), "subject": f.subject, "message": f.message,
+            "range": f.range.map(|(a, b)| json!({"start": a, "end": b})),
+        })).collect::<Vec<_>>(),
+        "images": report.images.iter().map(|i| json!({
+            "urn": i.state.urn, "state": i.state.state.describe(), "complete": i.state.state == aff4::evidence::State::Complete,
+            "size": i.state.size, "covered": i.covered,
+        })).collect::<Vec<_>>(),
+        "checks": checks.iter().map(|c| {
+            let (status, detail) = match &c.status {
+                Status::Pass => ("pass", json!(null)),
+                Status::Fail { expected, actual } => ("fail", json!({"expected": expected, "actual": actual})),
+                Status::NotChecked(why) => ("not_checked", json!(why)),
+                Status::Error(e) => ("error", json!(e)),
+            };
+            json!({"subject": c.subject, "what": c.what, "status": status, "detail": detail})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+fn print_text(report: &Report, quiet: bool) {
+    let checks = &report.checks;
+    for ch in checks {
+        match &ch.status {
+            Status::Pass if !quiet => println!("PASS  {}  {}", ch.subject, ch.what),
+            Status::NotChecked(why) if !quiet => println!("not checked  {}  {}: {why}", ch.subject, ch.what),
+            Status::Fail { expected, actual } => println!("FAIL  {}  {}: expected {expected}, got {actual}", ch.subject, ch.what),
+            Status::Error(e) => println!("ERROR {}  {}: {e}", ch.subject, ch.what),
+            _ => {}
+        }
+    }
+    for f in &report.findings {
+        let range = f.range.map(|(a, b)| format!(" [bytes {a:#x}-{b:#x}]")).unwrap_or_default();
+        println!("{}  {}  {}{range}", f.cause.name().to_uppercase(), f.subject, f.message);
+    }
+    let verdict = report.verdict();
+    if quiet && verdict.is_none() {
+        return;
+    }
+    for i in &report.images {
+        let size = i.state.size.unwrap_or(0);
+        println!("image {}  {}, {} of {size} bytes covered by checked hashes", i.state.urn, i.state.state.describe(), i.covered);
+    }
+    let count = |f: fn(&Status) -> bool| checks.iter().filter(|c| f(&c.status)).count();
+    println!(
+        "{} passed, {} failed, {} unreadable, {} not checked, {} finding(s): {}",
         count(|s| matches!(s, Status::Pass)),
         count(|s| matches!(s, Status::Fail { .. })),
-        count(|s| matches!(s, Status::NotChecked(_))),
         count(|s| matches!(s, Status::Error(_))),
+        count(|s| matches!(s, Status::NotChecked(_))),
+        report.findings.len(),
+        verdict_text(verdict)
     );
-    if as_json {
-        let v = json!({
-            "ok": ok,
-            "passed": pass, "failed": fail, "not_checked": nc, "errors": errs,
-            "checks": checks.iter().map(|c| {
-                let (status, detail) = match &c.status {
-                    Status::Pass => ("pass", json!(null)),
-                    Status::Fail { expected, actual } => ("fail", json!({"expected": expected, "actual": actual})),
-                    Status::NotChecked(why) => ("not_checked", json!(why)),
-                    Status::Error(e) => ("error", json!(e)),
-                };
-                json!({"subject": c.subject, "what": c.what, "status": status, "detail": detail})
-            }).collect::<Vec<_>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        for ch in &checks {
-            match &ch.status {
-                Status::Pass => println!("PASS  {}  {}", ch.subject, ch.what),
-                Status::Fail { expected, actual } => println!("FAIL  {}  {}: expected {expected}, got {actual}", ch.subject, ch.what),
-                Status::NotChecked(why) => println!("not checked  {}  {}: {why}", ch.subject, ch.what),
-                Status::Error(e) => println!("ERROR {}  {}: {e}", ch.subject, ch.what),
-            }
-        }
-        if checks.is_empty() {
-            println!("no hashes declared: nothing to verify");
-        }
-        println!(
-            "{pass} passed, {fail} failed, {errs} unreadable, {nc} not checked: {}",
-            if ok && !checks.is_empty() {
-                "OK"
-            } else if ok {
-                "NOTHING VERIFIED"
-            } else {
-                "VERIFICATION FAILED"
-            }
-        );
-    }
-    Ok(if ok { exit::OK } else { exit::VERIFY_FAILED })
 }
