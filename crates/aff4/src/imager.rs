@@ -86,6 +86,9 @@ pub struct ImagerResult {
     pub stats: ImagerStats,
     /// Map entries written.
     pub map_entries: usize,
+    /// After [`Imager::abandon`]: the first virtual byte whose data was lost (recorded as
+    /// aff4:UnknownData from there on, wherever it was not already symbolic).
+    pub lost_from: Option<u64>,
 }
 
 enum HashMsg {
@@ -414,7 +417,75 @@ impl Imager {
         self.hash_tx = None;
         let digests = self.hasher.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         let hashes: Vec<(HashAlgo, Vec<u8>)> = self.opts.hashes.iter().copied().zip(digests).collect();
+        self.describe(vol, size, chunks, block_digests, hashes, None)
+    }
 
+    /// Ends the image after a failed write to the volume (a full disk, an I/O error): the
+    /// bevies completed so far are kept, the bevy being written is dropped from the volume, and
+    /// what the map pointed at in it, and everything from the current position up to `size`,
+    /// is recorded as aff4:UnknownData. Linear hashes are not recorded (they covered bytes that
+    /// were lost); block hashes of the kept bevies are.
+    ///
+    /// # Errors
+    /// Writing the map or metadata fails too.
+    pub fn abandon(mut self, vol: &mut VolumeWriter, size: u64) -> Result<ImagerResult> {
+        self.job_tx = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        self.pending.clear();
+        self.hash_tx = None;
+        if let Some(h) = self.hasher.take() {
+            let _ = h.join();
+        }
+        let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
+        let (chunks, block_digests, rewind_to) = bevy.abandon();
+        if let Some(at) = rewind_to {
+            vol.abandon_since(at);
+        }
+        let kept = chunks * self.opts.chunk_size as u64;
+        let unknown = vocab::UNKNOWN_DATA;
+        let mut map = MapBuilder::new();
+        let old_targets: Vec<String> = self.map.targets().to_vec();
+        let mut lost_from: Option<u64> = None;
+        for e in self.map.entries() {
+            let t = &old_targets[e.target_id as usize];
+            if e.target_id != self.stream_id || e.target_offset + e.length <= kept {
+                let id = map.target(t);
+                map.push(e.mapped, e.length, id, e.target_offset);
+                continue;
+            }
+            let keep = kept.saturating_sub(e.target_offset).min(e.length);
+            if keep > 0 {
+                let id = map.target(t);
+                map.push(e.mapped, keep, id, e.target_offset);
+            }
+            let id = map.target(unknown);
+            map.push(e.mapped + keep, e.length - keep, id, e.mapped + keep);
+            lost_from = Some(lost_from.map_or(e.mapped + keep, |l| l.min(e.mapped + keep)));
+        }
+        let end = self.pos.max(map.end());
+        if size > end {
+            let id = map.target(unknown);
+            map.push(end, size - end, id, end);
+            lost_from = Some(lost_from.unwrap_or(end).min(end));
+        }
+        self.map = map;
+        self.stream_id = self.map.target(&self.stream_urn.clone());
+        self.hash_end = Some(0);
+        self.describe(vol, size.max(end), chunks, block_digests, Vec::new(), lost_from.or(Some(end)))
+    }
+
+    /// Writes the map and describes the stream and map; the common end of finish and abandon.
+    fn describe(
+        &mut self,
+        vol: &mut VolumeWriter,
+        size: u64,
+        chunks: u64,
+        block_digests: crate::image_stream::write::BlockHashDigests,
+        hashes: Vec<(HashAlgo, Vec<u8>)>,
+        lost_from: Option<u64>,
+    ) -> Result<ImagerResult> {
         let (s, m) = (self.stream_urn.clone(), self.map_urn.clone());
         let map_bytes = self.map.map_bytes();
         let idx_bytes = self.map.idx_bytes();
@@ -474,6 +545,7 @@ impl Imager {
             block_map_hash,
             stats: self.stats.clone(),
             map_entries: self.map.entries().len(),
+            lost_from,
         })
     }
 }

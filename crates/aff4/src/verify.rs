@@ -97,6 +97,10 @@ fn err(subject: &str, what: String, e: impl std::fmt::Display) -> Check {
     Check { subject: subject.to_string(), what, status: Status::Error(e.to_string()), scope: Scope::Nothing }
 }
 
+/// The most bytes a linear hash is computed over: a declared size beyond it (256 TiB, more than
+/// x86-64 or arm64 address) is refused rather than read for days.
+pub const MAX_HASHED: u64 = 1 << 48;
+
 /// Hashes `[0, size)` of a stream with several algorithms in one parallel pass.
 ///
 /// # Errors
@@ -111,6 +115,10 @@ pub fn hash_stream(c: &Container, urn: &str, algos: &[HashAlgo], threads: usize,
 /// Read errors.
 pub fn hash_prefix(c: &Container, urn: &str, len: u64, algos: &[HashAlgo], threads: usize, progress: &dyn Fn(u64)) -> Result<Vec<Vec<u8>>> {
     let s = c.open_stream(urn)?;
+    let n = s.size().min(len);
+    if n > MAX_HASHED {
+        return Err(Error::corrupt(urn, 0, format!("declares {n} bytes, more than any physical address space (2^48): not hashed")));
+    }
     let mut hs: Vec<_> = algos.iter().map(|a| a.hasher()).collect();
     for_each_block(&*s, 0, s.size().min(len), crate::parallel::BLOCK, threads, |_, b| {
         if hs.len() > 1 && b.len() >= 1 << 20 {

@@ -10,8 +10,8 @@ use aff4::rdf::Node;
 use aff4::stream::{Stream, StreamAsReadAt};
 use aff4::symbolic::Symbolic;
 
+use crate::sparse::HoleWrite;
 use aff4::Container;
-use std::io::Write;
 use std::sync::Arc;
 
 /// Output formats.
@@ -36,6 +36,8 @@ pub struct MemoryView {
     /// The ELF `e_machine` of the memory's architecture (x86-64 when the volume does not say).
     pub machine: u16,
     size: u64,
+    /// Physical ranges the map declares as zeros (gaps, aff4:Zero): written as holes, never read.
+    zero: Vec<Range>,
 }
 
 fn parse_ranges(s: &str) -> Option<Vec<Range>> {
@@ -84,6 +86,7 @@ impl MemoryView {
                 vmcoreinfo: vmcoreinfo.or_else(|| elf::vmcoreinfo(&notes)),
                 machine,
                 size,
+                zero: Vec::new(),
             });
         }
         let ranges = match g.aff4(image, "memoryRanges").map(Node::value).and_then(parse_ranges) {
@@ -104,7 +107,8 @@ impl MemoryView {
             },
         };
         let size = stream.size();
-        Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, machine, size })
+        let zero = zero_ranges(c, &data_urn);
+        Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, machine, size, zero })
     }
 
     /// The memory image in `c`: the one typed aff4:MemoryImage (or with category memory:physical).
@@ -222,6 +226,35 @@ impl FormattedMemory {
     }
 }
 
+impl FormattedMemory {
+    /// The file as runs `(offset, length, zero)`: `zero` runs are ranges the map declares as
+    /// zeros, which an export leaves as holes without reading them.
+    pub fn runs(&self) -> Vec<(u64, u64, bool)> {
+        let mut out: Vec<(u64, u64, bool)> = Vec::new();
+        let mut push = |at: u64, len: u64, zero: bool| {
+            if len == 0 {
+                return;
+            }
+            match out.last_mut() {
+                Some(l) if l.2 == zero && l.0 + l.1 == at => l.1 += len,
+                _ => out.push((at, len, zero)),
+            }
+        };
+        for (at, part) in &self.parts {
+            match part {
+                Part::Bytes(b) => push(*at, b.len() as u64, false),
+                Part::Memory { phys, len } => split_runs(&self.view.zero, *phys, *len, &mut |off, n, z| push(at + (off - phys), n, z)),
+            }
+        }
+        out
+    }
+
+    /// Bytes an export must really write (the rest are holes).
+    pub fn data_bytes(&self) -> u64 {
+        self.runs().iter().filter(|r| !r.2).map(|r| r.1).sum()
+    }
+}
+
 impl Stream for FormattedMemory {
     fn size(&self) -> u64 {
         self.size
@@ -251,14 +284,100 @@ impl Stream for FormattedMemory {
     }
 }
 
-/// Writes the view in `format` to `out`; returns bytes written.
+/// Writes the view in `format` to `out`, leaving the ranges the map declares as zeros as
+/// holes without reading them; returns the file's length.
 ///
 /// # Errors
 /// Read errors in the image or write errors.
-pub fn write(view: Arc<MemoryView>, format: ExportFormat, out: &mut dyn Write, threads: usize) -> Result<u64> {
-    let file = FormattedMemory::new(view, format);
-    aff4::parallel::for_each_block(&file, 0, file.size(), aff4::parallel::BLOCK, threads, |_, b| {
-        out.write_all(b).map_err(|e| aff4::Error::io("output", e))
-    })?;
+pub fn write(view: Arc<MemoryView>, format: ExportFormat, out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
+    write_formatted(&FormattedMemory::new(view, format), out, threads)
+}
+
+/// Writes a laid-out file (see [`write`]).
+///
+/// # Errors
+/// Read errors in the image or write errors.
+pub fn write_formatted(file: &FormattedMemory, out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
+    for (at, len, zero) in file.runs() {
+        if zero {
+            out.skip(len).map_err(|e| aff4::Error::io("output", e))?;
+            continue;
+        }
+        aff4::parallel::for_each_block(file, at, len, aff4::parallel::BLOCK, threads, |_, b| {
+            out.write_all(b).map_err(|e| aff4::Error::io("output", e))
+        })?;
+    }
     Ok(file.size())
+}
+
+/// The ranges of stream `urn` (a Map, or an Image whose data stream is one) that its map
+/// declares as zeros: gaps (with a zero gap stream) and entries to aff4:Zero, in order.
+pub fn zero_ranges(c: &Container, urn: &str) -> Vec<Range> {
+    let g = c.graph();
+    let data = g.aff4(urn, "dataStream").and_then(|n| n.as_iri()).unwrap_or(urn).to_string();
+    let Ok(m) = c.open_map(&data) else { return Vec::new() };
+    let targets = m.target_urns().to_vec();
+    let gap_zero =
+        g.aff4(&data, "mapGapDefaultStream").and_then(|n| n.as_iri()).is_none_or(|i| Symbolic::from_iri(i) == Some(Symbolic::Constant(0)));
+    m.regions()
+        .into_iter()
+        .filter(|r| match &r.kind {
+            RegionKind::Gap => gap_zero,
+            RegionKind::Mapped(t) => targets.get(*t as usize).and_then(|t| Symbolic::from_iri(t)) == Some(Symbolic::Constant(0)),
+        })
+        .map(|r| Range { start: r.start, end: r.start + r.length })
+        .collect()
+}
+
+/// Splits `[start, start+len)` by the sorted `zero` ranges, calling `f(offset, length, zero)`.
+fn split_runs(zero: &[Range], start: u64, len: u64, f: &mut dyn FnMut(u64, u64, bool)) {
+    let end = start + len;
+    let mut pos = start;
+    let first = zero.partition_point(|z| z.end <= pos);
+    for z in &zero[first..] {
+        if z.start >= end {
+            break;
+        }
+        let (zs, ze) = (z.start.max(pos), z.end.min(end));
+        if zs > pos {
+            f(pos, zs - pos, false);
+        }
+        if ze > zs {
+            f(zs, ze - zs, true);
+        }
+        pos = ze;
+    }
+    if end > pos {
+        f(pos, end - pos, false);
+    }
+}
+
+/// Bytes of `[0, size)` outside the `zero` ranges: what writing the stream really costs.
+pub fn data_bytes(zero: &[Range], size: u64) -> u64 {
+    let mut n = 0;
+    split_runs(zero, 0, size, &mut |_, len, z| {
+        if !z {
+            n += len;
+        }
+    });
+    n
+}
+
+/// Writes all of `stream` to `out`, its `zero` ranges as holes (never read); returns its size.
+///
+/// # Errors
+/// Read errors in the image or write errors.
+pub fn write_stream(stream: &dyn Stream, zero: &[Range], out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
+    let mut runs = Vec::new();
+    split_runs(zero, 0, stream.size(), &mut |a, n, z| runs.push((a, n, z)));
+    for (at, len, z) in runs {
+        if z {
+            out.skip(len).map_err(|e| aff4::Error::io("output", e))?;
+        } else {
+            aff4::parallel::for_each_block(stream, at, len, aff4::parallel::BLOCK, threads, |_, b| {
+                out.write_all(b).map_err(|e| aff4::Error::io("output", e))
+            })?;
+        }
+    }
+    Ok(stream.size())
 }

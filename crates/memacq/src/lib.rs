@@ -13,6 +13,7 @@ pub mod iomem;
 pub mod isf;
 pub mod lime;
 pub mod mount;
+pub mod outdir;
 pub mod pagefile;
 pub mod source;
 pub mod sparse;

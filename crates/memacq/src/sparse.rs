@@ -59,6 +59,37 @@ impl SparseFile {
     }
 }
 
+impl SparseFile {
+    /// Leaves `n` bytes as a hole (they read as zeros) without writing them.
+    pub fn skip(&mut self, n: u64) {
+        self.pos += n;
+    }
+}
+
+/// A writer that can leave a run of zeros as a hole instead of writing it: exports skip the
+/// ranges a map declares as zero without reading them, whatever their size.
+pub trait HoleWrite: Write {
+    /// Advances by `n` bytes that read as zeros.
+    ///
+    /// # Errors
+    /// Flushing what is buffered fails.
+    fn skip(&mut self, n: u64) -> std::io::Result<()>;
+}
+
+impl HoleWrite for SparseFile {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        SparseFile::skip(self, n);
+        Ok(())
+    }
+}
+
+impl<W: HoleWrite> HoleWrite for std::io::BufWriter<W> {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.flush()?;
+        self.get_mut().skip(n)
+    }
+}
+
 impl Write for SparseFile {
     /// Takes all of `buf`: its non-zero runs are written in one call each, its whole zero pages skipped.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

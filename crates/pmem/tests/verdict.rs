@@ -210,3 +210,172 @@ fn deeply_nested_turtle_is_refused() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// A file system of `mib` MiB (tmpfs), unmounted on drop; None where mounting is not allowed.
+struct SmallDisk(std::path::PathBuf);
+impl SmallDisk {
+    fn new(at: &Path, mib: u64) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={mib}M"), "tmpfs"]).arg(at).status().ok()?;
+        if !st.success() {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root: mounting a tmpfs must work");
+            eprintln!("note: cannot mount a tmpfs (not root?): full-disk test skipped");
+            return None;
+        }
+        Some(SmallDisk(at.to_path_buf()))
+    }
+}
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn state_and_stop(vol: &Path) -> (String, u64) {
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    let images = ls["images"].as_array().unwrap();
+    let st = images.last().unwrap()["state"].as_str().unwrap().to_string();
+    let at = st.strip_prefix("interrupted at byte ").and_then(|n| n.parse().ok()).unwrap_or(0);
+    (st, at)
+}
+
+/// A full disk: a new volume is closed with every complete bevy (the rest recorded as unknown,
+/// exit 4, verify 8), an append keeps the old image intact, room is left on the disk, and no
+/// temporary file stays behind.
+#[test]
+fn a_full_disk_closes_the_volume_with_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    // Incompressible, so the stored volume is as large as the input.
+    let data: Vec<u8> = {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        (0..200usize << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    std::fs::write(&input, &data).unwrap();
+    let Some(disk) = SmallDisk::new(&dir.path().join("disk"), 100) else { return };
+    let vol = disk.0.join("new.aff4");
+    let (c, _, err) = code(&["image", "-q", "-c", "stored", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    assert_eq!(c, Some(4), "{err}");
+    assert!(err.contains("closed with what had been stored"), "{err}");
+    let (st, at) = state_and_stop(&vol);
+    assert!(at >= 32 << 20 && at % (32 << 20) == 0, "at least one whole bevy kept: {st}");
+    let got = ok(&["cat", "--length", &at.to_string(), vol.to_str().unwrap()]).stdout;
+    assert!(got == data[..at as usize], "the kept bytes are the input's");
+    assert_eq!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(8));
+    let free = memacq::outdir::OutDir::create(&disk.0).unwrap().free_bytes().unwrap();
+    assert!(free >= 1 << 20, "room was kept for closing: {free} bytes free");
+
+    // An append on the full disk: the old image stays as it was, the new one is closed as above.
+    std::fs::remove_file(&vol).unwrap();
+    let small = dir.path().join("small.bin");
+    std::fs::write(&small, &data[..5 << 20]).unwrap();
+    ok(&["image", "-q", "-c", "stored", "-o", vol.to_str().unwrap(), small.to_str().unwrap()]);
+    let first = ok(&["cat", vol.to_str().unwrap()]).stdout;
+    let (c, _, err) = code(&["image", "-q", "-c", "stored", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    assert_eq!(c, Some(4), "{err}");
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    let images = ls["images"].as_array().unwrap();
+    let old = images.iter().find(|i| i["state"] == "complete").unwrap_or_else(|| panic!("{ls}"));
+    assert!(ok(&["cat", "-s", old["urn"].as_str().unwrap(), vol.to_str().unwrap()]).stdout == first, "the old image is intact");
+    assert_eq!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(8));
+
+    // -t on the full disk: no temporary file is left, and what is there opens.
+    let _ = code(&["image", "-q", "-t", "-c", "stored", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    let names: Vec<String> = std::fs::read_dir(&disk.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["new.aff4".to_string()], "{names:?}");
+    assert_ne!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(3), "the volume must open");
+}
+
+/// A directory volume holding one Image over a Map with one entry of `len` bytes to `target`.
+fn symbolic_volume(dir: &Path, len: u64, target: &str) -> std::path::PathBuf {
+    let v = dir.join(format!("sym-{len}"));
+    let m = v.join("aff4%3A%2F%2Fmap");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(v.join("container.description"), "aff4://vol").unwrap();
+    std::fs::write(v.join("version.txt"), "major=1\nminor=0\ntool=test\n").unwrap();
+    let mut entry = Vec::new();
+    for x in [0u64, len, 0] {
+        entry.extend_from_slice(&x.to_le_bytes());
+    }
+    entry.extend_from_slice(&0u32.to_le_bytes());
+    std::fs::write(m.join("map"), entry).unwrap();
+    std::fs::write(m.join("idx"), format!("{target}\n")).unwrap();
+    std::fs::write(
+        v.join("information.turtle"),
+        format!(
+            "@prefix aff4: <http://aff4.org/Schema#> .\n<aff4://img> a aff4:Image ; aff4:size {len} ; aff4:dataStream <aff4://map> ; aff4:originalFileName \"big.raw\" .\n<aff4://map> a aff4:Map ; aff4:size {len} .\n"
+        ),
+    )
+    .unwrap();
+    v
+}
+
+/// Export never escapes its directory (a planted symlink is not followed), makes 0700
+/// directories, replaces with -t through a temporary file, writes declared zeros as holes
+/// without reading them, and refuses an export that cannot fit before writing anything.
+#[test]
+fn export_stays_inside_and_never_fills_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = d.join("in.bin");
+    std::fs::write(&input, corpus(1 << 20, 2)).unwrap();
+    let vol = d.join("v.aff4");
+    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    let out = d.join("out");
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // The image's recorded name is the absolute input path: its first component under out/.
+    let first = input.components().nth(1).unwrap().as_os_str().to_owned();
+    std::os::unix::fs::symlink(&elsewhere, out.join(&first)).unwrap();
+    let (c, _, err) = code(&["export", "-D", out.to_str().unwrap(), vol.to_str().unwrap()]);
+    assert_eq!(c, Some(4), "{err}");
+    assert!(err.contains("refusing to follow"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing may be written through the symlink");
+    std::fs::remove_file(out.join(&first)).unwrap();
+    // SAFETY: umask only changes this test process's file creation mask (pmem inherits it).
+    let old = unsafe { libc::umask(0) };
+    let o = run(&["export", "-D", out.to_str().unwrap(), vol.to_str().unwrap()]);
+    unsafe { libc::umask(old) };
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    use std::os::unix::fs::PermissionsExt;
+    let exported = out.join(input.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::metadata(out.join(&first)).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&exported).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read(&exported).unwrap() == std::fs::read(&input).unwrap());
+    // -t replaces through a temporary file: a hard link to the old file keeps the old bytes.
+    std::fs::hard_link(&exported, d.join("old-link")).unwrap();
+    std::fs::write(d.join("old-link"), b"old").unwrap();
+    ok(&["export", "-t", "-D", out.to_str().unwrap(), vol.to_str().unwrap()]);
+    assert_eq!(std::fs::read(d.join("old-link")).unwrap(), b"old", "-t must not truncate in place");
+    assert!(std::fs::read(&exported).unwrap() == std::fs::read(&input).unwrap());
+
+    // 2^62 bytes of 0xFF cannot fit: refused at once, nothing written.
+    let ff = symbolic_volume(d, 1 << 62, "http://aff4.org/Schema#FFDevice");
+    let out2 = d.join("out2");
+    let t = std::time::Instant::now();
+    let (c, _, err) = code(&["export", "-D", out2.to_str().unwrap(), ff.to_str().unwrap()]);
+    assert_eq!(c, Some(4), "{err}");
+    assert!(err.contains("are free under"), "{err}");
+    assert!(!out2.join("big.raw").exists());
+    // 64 GiB of declared zeros: a sparse file of that length, written in moments.
+    let zero = symbolic_volume(d, 64 << 30, "http://aff4.org/Schema#Zero");
+    ok(&["export", "-D", out2.to_str().unwrap(), zero.to_str().unwrap()]);
+    let m = std::fs::metadata(out2.join("big.raw")).unwrap();
+    assert_eq!(m.len(), 64 << 30);
+    use std::os::unix::fs::MetadataExt;
+    assert!(m.blocks() * 512 < 1 << 20, "declared zeros must be holes");
+    assert!(t.elapsed() < std::time::Duration::from_secs(20), "{:?}", t.elapsed());
+    // verify refuses to hash an implausible 2^62 bytes instead of running for days.
+    let t = std::time::Instant::now();
+    let _ = code(&["verify", ff.to_str().unwrap()]);
+    let _ = code(&["info", ff.to_str().unwrap()]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+}

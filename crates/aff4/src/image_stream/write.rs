@@ -40,6 +40,8 @@ pub struct BevyWriter {
     digests: Vec<Vec<u8>>,
     all_digests: Vec<Hasher>,
     chunks: u64,
+    /// Where the volume stood when the bevy in progress was started.
+    bevy_start: Option<u64>,
 }
 
 impl BevyWriter {
@@ -56,6 +58,7 @@ impl BevyWriter {
             digests: vec![Vec::new(); block_algos.len()],
             all_digests: block_algos.iter().map(|_| HashAlgo::Sha512.hasher()).collect(),
             chunks: 0,
+            bevy_start: None,
         }
     }
 
@@ -66,6 +69,7 @@ impl BevyWriter {
     pub fn push(&mut self, vol: &mut VolumeWriter, c: &EncodedChunk) -> Result<()> {
         if self.in_bevy == 0 {
             vol.start_segment(&bevy_urn(&self.urn, self.bevy))?;
+            self.bevy_start = Some(vol.committed());
         }
         vol.write_segment(&c.payload)?;
         self.index.extend_from_slice(&self.offset.to_le_bytes());
@@ -98,7 +102,16 @@ impl BevyWriter {
         self.bevy += 1;
         self.in_bevy = 0;
         self.offset = 0;
+        self.bevy_start = None;
         Ok(())
+    }
+
+    /// Gives up after a failed write: the chunk count and block-hash digests of the bevies
+    /// completed, and where the volume must be cut back to drop the bevy in progress.
+    pub fn abandon(self) -> (u64, BlockHashDigests, Option<u64>) {
+        let algos = self.block_algos.clone();
+        let chunks = self.bevy * self.chunks_per_bevy as u64;
+        (chunks, algos.into_iter().zip(self.all_digests.into_iter().map(|h| h.finish())).collect(), self.bevy_start)
     }
 
     /// Closes the last bevy; returns the chunk count and, per block-hash algorithm, the

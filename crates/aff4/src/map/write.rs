@@ -41,6 +41,11 @@ impl MapBuilder {
         self.entries.push(MapEntry { mapped, length, target_offset, target_id });
     }
 
+    /// The target IRIs in idx order.
+    pub fn targets(&self) -> &[String] {
+        &self.targets
+    }
+
     /// End of the last entry.
     pub fn end(&self) -> u64 {
         self.entries.last().map(|e| e.mapped + e.length).unwrap_or(0)

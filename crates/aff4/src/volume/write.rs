@@ -22,9 +22,46 @@ trait Sink: Send {
     /// Gives up without closing: an append is cut back to the old end, a replacement's
     /// temporary file is removed.
     fn abandon(self: Box<Self>) {}
+    /// How much room to keep for closing (the directory and metadata grow with the volume).
+    fn set_room(&mut self, _bytes: u64) {}
+    /// Gives up the member being written (if any), so that the volume can be closed with the
+    /// complete ones.
+    fn abort_member(&mut self) {}
+    /// The end of the last member known to be on disk.
+    fn committed(&self) -> u64 {
+        0
+    }
+    /// Gives up every member from `at` (a [`Sink::committed`] value) on.
+    fn abandon_since(&mut self, _at: u64) {}
 }
 
-type Out = BufWriter<Box<dyn Write + Send>>;
+/// Where a ZIP volume's bytes go: a file (which can be cut back, and room kept in it for
+/// closing), or a stream that is only ever written forwards (stdout, an upload).
+enum Target {
+    File(File),
+    Stream(Box<dyn Write + Send>),
+}
+
+impl Write for Target {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Target::File(f) => f.write(b),
+            Target::Stream(s) => s.write(b),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Target::File(f) => f.flush(),
+            Target::Stream(s) => s.flush(),
+        }
+    }
+}
+
+type Out = BufWriter<Target>;
+
+/// Room kept allocated beyond the last complete member of a volume file, so that the metadata
+/// and directory can always be written, even when the disk fills up: the fixed part.
+const RESERVE_BASE: u64 = 4 << 20;
 
 struct ZipSink {
     zip: Option<ZipWriter<Out>>,
@@ -32,19 +69,44 @@ struct ZipSink {
     rename: Option<(PathBuf, PathBuf)>,
     /// An append: the file and its old end, to cut it back to if the append is abandoned.
     appended_to: Option<PathBuf>,
+    /// End of the last member known to be on disk (written and flushed).
+    committed: u64,
+    /// A write failed: before closing, everything after `committed` is cut off.
+    broken: bool,
+    /// Room to keep beyond `committed` (see [`RESERVE_BASE`]); 0 for streams.
+    room: u64,
 }
 
 impl Sink for ZipSink {
     fn start(&mut self, name: &str) -> Result<()> {
-        self.zip()?.start_member(name)
+        if self.broken {
+            self.rewind()?;
+        }
+        let r = self.zip()?.start_member(name);
+        self.note(r)
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.zip()?.write_data(data)
+        let r = self.zip()?.write_data(data);
+        self.note(r)
     }
     fn finish_member(&mut self) -> Result<()> {
-        self.zip()?.finish_member()
+        let zip = self.zip()?;
+        let r = zip.finish_member().and_then(|_| zip.flush());
+        self.note(r)?;
+        let end = self.zip()?.position();
+        if let Err(e) = self.keep_room(end) {
+            // No room left beyond this member: drop it (its blocks hold the earlier reserve),
+            // so that closing is still possible.
+            self.broken = true;
+            return Err(e);
+        }
+        self.committed = end;
+        Ok(())
     }
     fn close(mut self: Box<Self>, comment: &[u8]) -> Result<()> {
+        if self.broken {
+            self.rewind()?;
+        }
         let zip = self.zip.take().ok_or_else(closed)?;
         let out = zip.finish(comment)?;
         let rename = self.rename.take();
@@ -58,6 +120,21 @@ impl Sink for ZipSink {
     }
     fn bytes_written(&self) -> u64 {
         self.zip.as_ref().map(|z| z.position() - self.start).unwrap_or(0)
+    }
+    fn abort_member(&mut self) {
+        self.broken = true;
+    }
+    fn committed(&self) -> u64 {
+        self.committed
+    }
+    fn abandon_since(&mut self, at: u64) {
+        self.committed = self.committed.min(at);
+        self.broken = true;
+    }
+    fn set_room(&mut self, bytes: u64) {
+        if self.room > 0 {
+            self.room = bytes.max(RESERVE_BASE);
+        }
     }
     fn abandon(mut self: Box<Self>) {
         // Flushed (or failed) before the cut, so nothing lands after it.
@@ -80,8 +157,78 @@ impl Drop for ZipSink {
 }
 
 impl ZipSink {
+    fn new(
+        zip: ZipWriter<Out>,
+        start: u64,
+        rename: Option<(PathBuf, PathBuf)>,
+        appended_to: Option<PathBuf>,
+        file: bool,
+    ) -> Result<ZipSink> {
+        let mut s = ZipSink { committed: zip.position(), zip: Some(zip), start, rename, appended_to, broken: false, room: 0 };
+        if file {
+            s.room = RESERVE_BASE;
+            s.zip()?.flush()?;
+            s.keep_room(s.committed)?;
+        }
+        Ok(s)
+    }
+
     fn zip(&mut self) -> Result<&mut ZipWriter<Out>> {
         self.zip.as_mut().ok_or_else(closed)
+    }
+
+    /// Remembers a failed write: the volume will be cut back to its last complete member.
+    fn note(&mut self, r: Result<()>) -> Result<()> {
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
+    }
+
+    /// Keeps `room` bytes allocated past `at` (Linux: fallocate without changing the size),
+    /// so closing never needs space the disk may no longer have.
+    fn keep_room(&mut self, at: u64) -> Result<()> {
+        if self.room == 0 {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(Target::File(f)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
+            use std::os::fd::AsRawFd;
+            let (Ok(off), Ok(len)) = (i64::try_from(at), i64::try_from(self.room)) else { return Ok(()) };
+            // SAFETY: fallocate on a valid descriptor; KEEP_SIZE leaves the file's length alone.
+            if unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) } != 0 {
+                let e = std::io::Error::last_os_error();
+                // File systems without fallocate get no reserve; a full disk is an error.
+                if e.raw_os_error() == Some(libc::ENOSPC) {
+                    let name = self.zip.as_ref().map(|z| z.context().to_string()).unwrap_or_default();
+                    return Err(Error::io(
+                        format!("{name}: the disk is full: no room left beyond byte {at} to close the volume safely"),
+                        e,
+                    ));
+                }
+            }
+        }
+        let _ = at;
+        Ok(())
+    }
+
+    /// Cuts the file back to the last complete member (freeing the room kept for closing) and
+    /// positions the writer there, after a failed write.
+    fn rewind(&mut self) -> Result<()> {
+        let at = self.committed;
+        let zip = self.zip()?;
+        let name = zip.context().to_string();
+        zip.rewind_to(at);
+        let old = std::mem::replace(zip.get_mut(), BufWriter::new(Target::Stream(Box::new(std::io::sink()))));
+        let (target, _unwritten) = old.into_parts();
+        let Target::File(mut f) = target else {
+            return Err(Error::Unsupported(format!("{name}: a write failed and a stream cannot be cut back")));
+        };
+        f.set_len(at).map_err(|e| Error::io(&name, e))?;
+        f.seek(SeekFrom::Start(at)).map_err(|e| Error::io(&name, e))?;
+        *zip.get_mut() = BufWriter::with_capacity(4 << 20, Target::File(f));
+        self.broken = false;
+        Ok(())
     }
 }
 
@@ -116,6 +263,9 @@ impl Sink for DirSink {
         f.write_all(data).map_err(|e| Error::io(p.display().to_string(), e))?;
         self.written += data.len() as u64;
         Ok(())
+    }
+    fn abort_member(&mut self) {
+        self.current = None;
     }
     fn finish_member(&mut self) -> Result<()> {
         if let Some((p, mut f)) = self.current.take() {
@@ -183,6 +333,8 @@ pub struct VolumeWriter {
     holds_data: bool,
     /// `path` was created by this writer (not a replacement through a temporary file).
     created: bool,
+    /// Members written by this writer.
+    members: u64,
 }
 
 /// A completion step run after the last byte of a volume is written.
@@ -203,12 +355,13 @@ struct Split {
 }
 
 /// Starts a ZIP volume in `out` with a new URN: container.description and version.txt first.
-fn start_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
+fn start_zip(out: Target, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
     let urn = new_urn();
+    let file = matches!(out, Target::File(_));
     let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
     zip.add_member("container.description", urn.as_bytes())?;
     zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
-    Ok((urn, Box::new(ZipSink { zip: Some(zip), start: 0, rename, appended_to: None })))
+    Ok((urn, Box::new(ZipSink::new(zip, 0, rename, None, file)?)))
 }
 
 /// The path of part `n` (1-based after the first) of a split set whose first part is `base`.
@@ -227,7 +380,7 @@ impl VolumeWriter {
     pub fn create(path: &Path, mode: Mode) -> Result<VolumeWriter> {
         let name = path.display().to_string();
         if name == "-" {
-            return Self::new_zip(Box::new(std::io::stdout()), None, path, "stdout".into());
+            return Self::new_zip(Target::Stream(Box::new(std::io::stdout())), None, path, "stdout".into());
         }
         let is_dir = path.is_dir() || name.ends_with('/');
         if is_dir {
@@ -252,11 +405,11 @@ impl VolumeWriter {
         } else {
             (create_file(path, false)?, None)
         };
-        Self::new_zip(Box::new(file), rename, path, name)
+        Self::new_zip(Target::File(file), rename, path, name)
     }
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
-    fn new_zip(out: Box<dyn Write + Send>, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
+    fn new_zip(out: Target, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
         let replacing = rename.is_some();
         let streamed = rename.is_none() && path.as_os_str() == "-";
         let (urn, sink) = start_zip(out, rename, name)?;
@@ -280,6 +433,7 @@ impl VolumeWriter {
             on_close: None,
             holds_data: false,
             created: false,
+            members: 0,
         }
     }
 
@@ -289,7 +443,7 @@ impl VolumeWriter {
     /// # Errors
     /// Writing the first members fails.
     pub fn streaming(out: Box<dyn Write + Send>, name: &str, on_close: Option<OnClose>) -> Result<VolumeWriter> {
-        let mut w = Self::new_zip(out, None, Path::new(name), name.to_string())?;
+        let mut w = Self::new_zip(Target::Stream(out), None, Path::new(name), name.to_string())?;
         w.streamed = true;
         w.created = false;
         w.on_close = on_close;
@@ -337,9 +491,8 @@ impl VolumeWriter {
         // Drop what an interrupted append left behind, keep everything else.
         f.set_len(end).map_err(|e| Error::io(&name, e))?;
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
-        let out: Box<dyn Write + Send> = Box::new(f);
-        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), end, base, name).with_entries(entries);
-        let sink = ZipSink { zip: Some(zw), start: end, rename: None, appended_to: Some(path.to_path_buf()) };
+        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, Target::File(f)), end, base, name).with_entries(entries);
+        let sink = ZipSink::new(zw, end, None, Some(path.to_path_buf()), true)?;
         Ok(VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true))
     }
 
@@ -446,7 +599,7 @@ impl VolumeWriter {
         let replace = sp.replace;
         self.close_part(false)?;
         let file = create_file(&next, replace)?;
-        let (urn, sink) = start_zip(Box::new(file), None, next.display().to_string())?;
+        let (urn, sink) = start_zip(Target::File(file), None, next.display().to_string())?;
         self.sink = Some(sink);
         self.urn = urn;
         self.describe_volume(vocab::ZIP_VOLUME);
@@ -503,7 +656,12 @@ impl VolumeWriter {
     /// # Errors
     /// I/O.
     pub fn finish_segment(&mut self) -> Result<()> {
-        self.sink()?.finish_member()
+        // Room for the directory (about 100 bytes a member) and the metadata (a few KiB a subject).
+        let room = RESERVE_BASE + 256 * self.members + 2048 * self.graph.subjects().len() as u64;
+        self.members += 1;
+        let s = self.sink()?;
+        s.set_room(room);
+        s.finish_member()
     }
 
     /// Writes a whole segment for `urn`.
@@ -514,6 +672,20 @@ impl VolumeWriter {
         self.start_segment(urn)?;
         self.write_segment(data)?;
         self.finish_segment()
+    }
+
+    /// Where the volume stands: the end of the last member known to be on disk (for
+    /// [`VolumeWriter::abandon_since`]).
+    pub fn committed(&self) -> u64 {
+        self.sink.as_ref().map(|s| s.committed()).unwrap_or(0)
+    }
+
+    /// After a failed write: drops every member written from `at` (a [`VolumeWriter::committed`]
+    /// value) on, and any member in progress; the next member starts there.
+    pub fn abandon_since(&mut self, at: u64) {
+        if let Some(s) = self.sink.as_mut() {
+            s.abandon_since(at);
+        }
     }
 
     /// Bytes written so far in this session.
@@ -579,8 +751,9 @@ fn process_alive(_: u32) -> bool {
 
 impl Drop for VolumeWriter {
     /// A writer dropped without [`VolumeWriter::finish`] (an error on the way) never leaves
-    /// garbage: an append is cut back to the volume's old end; a new volume that holds no
-    /// evidence is removed; one that does is closed with what it holds, so it opens.
+    /// garbage: an append is cut back to the volume's old end, a replacement leaves the old
+    /// volume as it was, a new volume that holds no evidence is removed, and one that does is
+    /// closed with its complete members, so it opens.
     fn drop(&mut self) {
         let Some(sink) = self.sink.take() else { return };
         if self.streamed {
@@ -590,7 +763,11 @@ impl Drop for VolumeWriter {
             sink.abandon();
             return;
         }
-        if self.holds_data {
+        // A replacement (-t) that failed leaves the old volume in place (its temporary file is
+        // removed); a new volume that holds evidence is closed with the complete members.
+        if self.holds_data && self.created {
+            let mut sink = sink;
+            sink.abort_member();
             self.sink = Some(sink);
             let _ = self.close_part(true);
             return;

@@ -61,6 +61,25 @@ impl<W: Write> ZipWriter<W> {
         self.pos
     }
 
+    /// The name used in errors.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Forgets everything from absolute position `pos` on (an unfinished member, members
+    /// after it): the next member starts there. The caller cuts the file to match.
+    pub fn rewind_to(&mut self, pos: u64) {
+        self.open = None;
+        self.pos = pos;
+        let base = self.base;
+        self.entries.retain(|e| e.header_offset + base < pos);
+    }
+
     /// Entries written so far (including carried-over ones).
     pub fn entries(&self) -> &[WrittenEntry] {
         &self.entries

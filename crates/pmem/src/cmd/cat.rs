@@ -34,9 +34,9 @@ pub fn run(
     match output {
         // A file: zero pages become holes.
         Some(p) => {
-            let mut f = export::create_image_output(p, false).code(exit::OUTPUT)?;
+            let mut f = export::ImageOutput::at(p, false).code(exit::OUTPUT)?;
             copy(&mut f)?;
-            export::finish_image_output(f).with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
+            f.finish().with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
         }
         None => {
             let mut out = std::io::stdout().lock();

@@ -5,6 +5,8 @@ use super::{open, threads};
 use crate::cli::{ExportFormat, Input};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
+use memacq::outdir::OutDir;
+use memacq::sparse::{HoleWrite, SparseFile};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
@@ -16,17 +18,78 @@ pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
 }
 
 /// An output file for image bytes: buffered, with zero pages left as holes (a memory image is
-/// mostly zeros; the bytes read back are the same).
-pub type ImageOutput = std::io::BufWriter<memacq::sparse::SparseFile>;
-
-/// Creates an [`ImageOutput`] as [`create_output`] does.
-pub fn create_image_output(p: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
-    Ok(std::io::BufWriter::with_capacity(1 << 20, memacq::sparse::SparseFile::new(create_output(p, truncate)?)))
+/// mostly zeros; the bytes read back are the same), put in place by [`ImageOutput::finish`].
+pub struct ImageOutput {
+    w: std::io::BufWriter<SparseFile>,
+    commit: Option<memacq::outdir::Commit>,
 }
 
-/// Writes what is buffered and sets the final length (over a trailing hole).
-pub fn finish_image_output(out: ImageOutput) -> std::io::Result<()> {
-    out.into_inner().map_err(|e| e.into_error())?.finish().map(drop)
+impl ImageOutput {
+    fn new(file: File, commit: Option<memacq::outdir::Commit>) -> ImageOutput {
+        ImageOutput { w: std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file)), commit }
+    }
+
+    /// A new file at `p` (as [`create_output`]).
+    ///
+    /// # Errors
+    /// It exists (without `truncate`), is a symlink, or cannot be created.
+    pub fn at(p: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
+        Ok(ImageOutput::new(create_output(p, truncate)?, None))
+    }
+
+    /// A new file `rel` under `dir`, never outside it; a replacement (`truncate`) is written
+    /// under a temporary name and renamed into place by [`ImageOutput::finish`].
+    ///
+    /// # Errors
+    /// As [`memacq::outdir::OutDir::create_file`].
+    pub fn under(dir: &OutDir, rel: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
+        let (file, commit) = dir.create_file(rel, truncate)?.into_parts();
+        Ok(ImageOutput::new(file, Some(commit)))
+    }
+
+    /// Writes what is buffered, sets the final length (over a trailing hole) and puts the file
+    /// in place.
+    ///
+    /// # Errors
+    /// Writing, setting the length or the rename fails.
+    pub fn finish(self) -> std::io::Result<()> {
+        let file = self.w.into_inner().map_err(|e| e.into_error())?.finish()?;
+        if let Some(c) = self.commit {
+            c.run(file)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for ImageOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl HoleWrite for ImageOutput {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.w.skip(n)
+    }
+}
+
+/// Refuses an export that would not fit: `need` bytes of data (holes not counted).
+fn check_space(dir: &OutDir, need: u64, what: &str) -> Result<(), Failure> {
+    if let Some(free) = dir.free_bytes() {
+        if need > free {
+            return Err(anyhow!(
+                "{what} needs {need} bytes ({}) of data, but only {free} bytes ({}) are free under {}: export to a larger disk, or fewer images with -e",
+                super::human(need),
+                super::human(free),
+                dir.root().display()
+            ))
+            .code(exit::OUTPUT);
+        }
+    }
+    Ok(())
 }
 
 /// A glob match with `*` and `?`.
@@ -92,7 +155,7 @@ pub fn run(
     if format != ExportFormat::Raw {
         return export_memory(&c, dir, patterns, format, truncate, threads(t));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
+    let out_dir = OutDir::create(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     let mut jobs: Vec<(String, String)> = Vec::new();
     // Memory images are exported as their physical view (whatever their layout inside).
     let has_memory = c.images().iter().any(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn))));
@@ -124,20 +187,12 @@ pub fn run(
             rel.set_file_name(format!("{}_", rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
         }
         let path = dir.join(&rel);
-        if !path.starts_with(dir) {
-            return Err(anyhow!("refusing to write outside {}: {}", dir.display(), path.display())).code(exit::OUTPUT);
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display())).code(exit::OUTPUT)?;
-        }
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
-        let mut f = create_image_output(&path, truncate).code(exit::OUTPUT)?;
-        aff4::parallel::for_each_block(&*s, 0, s.size(), aff4::parallel::BLOCK, threads(t), |_, b| {
-            f.write_all(b).map_err(|e| aff4::Error::io(path.display().to_string(), e))
-        })
-        .with_context(|| format!("exporting {urn}"))
-        .code(exit::INPUT)?;
-        finish_image_output(f).with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
+        let zero = memacq::export::zero_ranges(&c, &urn);
+        check_space(&out_dir, memacq::export::data_bytes(&zero, s.size()), &urn)?;
+        let mut f = ImageOutput::under(&out_dir, &rel, truncate).code(exit::OUTPUT)?;
+        memacq::export::write_stream(&*s, &zero, &mut f, threads(t)).with_context(|| format!("exporting {urn}")).code(exit::INPUT)?;
+        f.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
         n += 1;
     }
@@ -161,7 +216,7 @@ fn export_memory(
     if images.is_empty() {
         return Err(anyhow!("no memory image to export as {format:?}; `--format raw` exports any image")).code(exit::INPUT);
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
+    let out_dir = OutDir::create(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     for i in images {
         let view = std::sync::Arc::new(
             memacq::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?,
@@ -173,13 +228,12 @@ fn export_memory(
         };
         let mut name = safe_relative(&i.urn);
         name.set_extension(ext);
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).code(exit::OUTPUT)?;
-        }
-        let mut out = create_image_output(&path, truncate).code(exit::OUTPUT)?;
-        let n = memacq::export::write(view.clone(), f, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
-        finish_image_output(out).with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
+        let path = dir.join(&name);
+        let file = memacq::export::FormattedMemory::new(view.clone(), f);
+        check_space(&out_dir, file.data_bytes(), &i.urn)?;
+        let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
+        let n = memacq::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
+        out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
     }
     Ok(0)

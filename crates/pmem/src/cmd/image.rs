@@ -332,6 +332,8 @@ fn image_one(
     let mut off = 0u64;
     let mut unreadable = 0u64;
     let mut interrupted = false;
+    // A write to the volume failed (a full disk): the image is closed with what was stored.
+    let mut write_error: Option<String> = None;
     loop {
         let piece = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
             Ok(p) => Some(p),
@@ -343,14 +345,18 @@ fn image_one(
             match piece {
                 Piece::Data(at, buf) => {
                     off = at + buf.len() as u64;
-                    im.write(vol, at, buf).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+                    if let Err(e) = im.write(vol, at, buf) {
+                        write_error = Some(e.to_string());
+                        break;
+                    }
                 }
                 Piece::Unreadable(at, len) => {
                     off = at + len;
                     unreadable += len;
-                    im.fill(at, len, Symbolic::Unreadable)
-                        .with_context(|| format!("writing {}", vol.path().display()))
-                        .code(exit::OUTPUT)?;
+                    if let Err(e) = im.fill(at, len, Symbolic::Unreadable) {
+                        write_error = Some(e.to_string());
+                        break;
+                    }
                 }
                 Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
             }
@@ -365,7 +371,10 @@ fn image_one(
         }
     }
     let mut end = off;
-    if interrupted {
+    if write_error.is_some() {
+        drop(rx);
+        end = size.unwrap_or(off).max(off);
+    } else if interrupted {
         // The reader may be blocked in a read: it is left behind (it ends when its next send fails).
         drop(rx);
         // A known size: the rest is unknown, not zeros, and is not hashed (aff4:prefixHash).
@@ -381,7 +390,12 @@ fn image_one(
     if let Some(j) = jl.as_mut() {
         j.tick(json!({"phase": "image", "input": input, "done": off, "total": size, "interrupted": interrupted}), true);
     }
-    let r = im.finish(vol, end).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
+    let r = match &write_error {
+        None => im.finish(vol, end),
+        Some(_) => im.abandon(vol, end),
+    }
+    .with_context(|| format!("writing {}", vol.path().display()))
+    .code(exit::OUTPUT)?;
     let image = aff4::urn::new_urn();
     let mut extra = vec![
         (
@@ -396,7 +410,9 @@ fn image_one(
         (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(aff4::rdf::now(), format!("{}dateTime", vocab::XSD))),
         (
             format!("{}acquisitionCompletionState", vocab::AFF4),
-            Node::string(if interrupted {
+            Node::string(if let Some(e) = &write_error {
+                format!("Incomplete: stopped at byte {}: writing the volume failed: {e}", r.lost_from.unwrap_or(off))
+            } else if interrupted {
                 format!("Interrupted: incomplete: stopped at byte {off}")
             } else if unreadable > 0 {
                 "Completed with read errors".to_string()
@@ -420,7 +436,7 @@ fn image_one(
     Ok(json!({
         "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
-        "interrupted": interrupted, "hashed_bytes": r.hashed,
+        "interrupted": interrupted, "hashed_bytes": r.hashed, "write_error": write_error,
         "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
@@ -517,13 +533,15 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
                     .unwrap_or_default()
             );
         }
+        let failed = !s["write_error"].is_null();
         summary.push(s);
-        if interrupted {
+        if interrupted || failed {
             break;
         }
     }
+    let write_error = summary.iter().find_map(|s| s["write_error"].as_str().map(String::from));
     // Interrupted: the volume is closed with what it has; inputs and files not reached are left out.
-    let files = if interrupted { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes()?)? };
+    let files = if interrupted || write_error.is_some() { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes()?)? };
     let path = vol.path().display().to_string();
     let urn = vol.urn().to_string();
     vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
@@ -539,6 +557,12 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
             "wrote {path} ({urn}){}",
             if interrupted { "; interrupted: the inputs after it and -i files were not imaged" } else { "" }
         );
+    }
+    if let Some(e) = write_error {
+        return Err(anyhow!(
+            "{e}\n{path} was closed with what had been stored; the rest is recorded as unknown (`pmem verify {path}` says what it holds)"
+        ))
+        .code(exit::OUTPUT);
     }
     Ok(if interrupted { exit::INTERRUPTED } else { exit::OK })
 }

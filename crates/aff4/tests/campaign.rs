@@ -1,0 +1,219 @@
+//! The class property behind `pmem verify`: on 2,000 mutants of the reference volumes and of
+//! volumes written here (byte flips, truncation, splices, extreme ZIP fields, extreme Turtle
+//! numbers, bevy index entries pointing far away), verify never says OK unless every image
+//! reads back as exactly the original's bytes, and nothing panics or runs away.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::volume::write::{Mode, VolumeWriter};
+use aff4::volume::Volume;
+use aff4::zip::ZipArchive;
+use aff4::{vocab, Codec, Container, HashAlgo, OpenOptions};
+use common::refimg;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// A volume written here: an image with zero runs, text and noise; `linear` and `block` hashes.
+fn written(codec: Codec, linear: bool, block: bool) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.aff4");
+    let mut data = vec![0u8; 700_000];
+    let mut x = 7u64 | codec as u64;
+    for (i, b) in data.iter_mut().enumerate() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *b = match (i / 40_000) % 3 {
+            0 => 0,
+            1 => b"memory  "[i % 8],
+            _ => (x >> 33) as u8,
+        };
+    }
+    let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
+    let opts = ImagerOptions {
+        chunk_size: 4096,
+        chunks_per_bevy: 64,
+        codec,
+        threads: 1,
+        hashes: if linear { vec![HashAlgo::Sha256] } else { vec![] },
+        block_hashes: if block { vec![HashAlgo::Sha256] } else { vec![] },
+        zero_page: 4096,
+    };
+    let mut im = Imager::new(opts).unwrap();
+    im.write(&mut vol, 0, data).unwrap();
+    let r = im.finish(&mut vol, 700_000).unwrap();
+    describe_image(&mut vol, &aff4::urn::new_urn(), &r, &[vocab::IMAGE, vocab::DISK_IMAGE], vec![]);
+    vol.finish().unwrap();
+    std::fs::read(&p).unwrap()
+}
+
+/// Where the interesting structures of a ZIP volume are: member data ranges by name, and the
+/// central-directory records.
+struct Layout {
+    members: Vec<(String, usize, usize)>,
+    cd_records: Vec<usize>,
+}
+
+fn layout(src: &[u8]) -> Layout {
+    let z = ZipArchive::open(Arc::new(src.to_vec()), "src").unwrap();
+    let members = z.entries().iter().map(|e| (e.name.clone(), z.data_start(e).unwrap() as usize, e.compressed_size as usize)).collect();
+    let cd_records = (0..src.len().saturating_sub(4)).filter(|&i| src[i..i + 4] == *b"PK\x01\x02").collect();
+    Layout { members, cd_records }
+}
+
+fn mutate(src: &[u8], lay: &Layout, rng: &mut Rng) -> Vec<u8> {
+    let mut v = src.to_vec();
+    let n = v.len();
+    let member = |name: &str| lay.members.iter().filter(|m| m.0.ends_with(name)).cloned().collect::<Vec<_>>();
+    match rng.below(10) {
+        // Byte flips anywhere, or in the last 64 KiB (directory and metadata).
+        0..=2 => {
+            let tail = n.saturating_sub(65536);
+            for _ in 0..1 + rng.below(4) {
+                let p = if rng.next().is_multiple_of(2) { rng.below(n) } else { tail + rng.below(n - tail) };
+                v[p] ^= 1 << rng.below(8);
+            }
+        }
+        3 => v.truncate(rng.below(n)),
+        4 => {
+            let (a, b) = (rng.below(n), rng.below(n));
+            let k = rng.below(4096).min(n - a.max(b));
+            let chunk = v[a..a + k].to_vec();
+            v[b..b + k].copy_from_slice(&chunk);
+        }
+        // An extreme Turtle number of the same length (sizes, chunk sizes, lengths).
+        5 | 6 => {
+            let ttl = member("information.turtle");
+            if let Some((_, s, len)) = ttl.last() {
+                let text = &src[*s..s + len];
+                let quoted: Vec<(usize, usize)> = (0..text.len())
+                    .filter(|&i| text[i] == b'"' && text.get(i + 1).is_some_and(u8::is_ascii_digit))
+                    .map(|i| (i + 1, text[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count()))
+                    .collect();
+                if !quoted.is_empty() {
+                    let (at, k) = quoted[rng.below(quoted.len())];
+                    let new: Vec<u8> = match rng.below(4) {
+                        0 => vec![b'0'; k],
+                        1 => [vec![b'0'; k - 1], vec![b'1']].concat(),
+                        2 => vec![b'9'; k],
+                        _ => (0..k).map(|_| b'0' + rng.below(10) as u8).collect(),
+                    };
+                    v[s + at..s + at + k].copy_from_slice(&new);
+                }
+            }
+        }
+        // A bevy index entry far away or of an extreme length.
+        7 => {
+            let idx = member(".index");
+            if !idx.is_empty() {
+                let (_, s, len) = idx[rng.below(idx.len())].clone();
+                if len >= 12 {
+                    let e = s + 12 * rng.below(len / 12);
+                    match rng.below(3) {
+                        0 => v[e..e + 8].copy_from_slice(&(rng.next() | (1 << 40)).to_le_bytes()),
+                        1 => v[e + 8..e + 12].copy_from_slice(&u32::MAX.to_le_bytes()),
+                        _ => v[e + 8..e + 12].copy_from_slice(&(rng.below(1 << 20) as u32).to_le_bytes()),
+                    }
+                }
+            }
+        }
+        // Extreme central-directory fields: sizes, offsets, name lengths.
+        _ => {
+            if !lay.cd_records.is_empty() {
+                let r = lay.cd_records[rng.below(lay.cd_records.len())];
+                let field = [20usize, 24, 42, 28][rng.below(4)];
+                let w = if field == 28 { 2 } else { 4 };
+                let val: u32 = [0, 1, u32::MAX, rng.next() as u32][rng.below(4)];
+                if r + field + w <= n {
+                    v[r + field..r + field + w].copy_from_slice(&val.to_le_bytes()[..w]);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// SHA-1 of each image's bytes as a reader gets them, by image URN.
+fn image_hashes(c: &Container) -> BTreeMap<String, Option<String>> {
+    c.images()
+        .into_iter()
+        .map(|i| {
+            let h = aff4::verify::hash_stream(c, &i.urn, &[HashAlgo::Sha1], 1, &|_| {}).ok().map(|d| aff4::hash::hex(&d[0]));
+            (i.urn, h)
+        })
+        .collect()
+}
+
+fn open(bytes: Vec<u8>) -> Option<Container> {
+    let v = Volume::open_zip(Arc::new(bytes), "mutant".into()).ok()?;
+    Container::from_volumes(vec![v], &OpenOptions::default()).ok()
+}
+
+#[test]
+fn verify_never_passes_bytes_other_than_the_original() {
+    let mut sources: Vec<(String, Vec<u8>, usize)> = vec![
+        ("written snappy, linear".into(), written(Codec::Snappy, true, false), 350),
+        ("written stored, block hashes only".into(), written(Codec::Stored, false, true), 350),
+        ("written lz4, linear and block".into(), written(Codec::Lz4, true, true), 350),
+        ("written deflate, block hashes only".into(), written(Codec::Deflate, false, true), 350),
+    ];
+    for (name, n) in [("AFF4Std/Base-Linear.aff4", 300), ("AFF4Std/Base-Linear-ReadError.aff4", 150), ("AFF4-L/dream.aff4", 150)] {
+        sources.push((name.into(), std::fs::read(refimg(name)).unwrap(), n));
+    }
+    let (mut total, mut passed, mut slowest) = (0, 0, Duration::ZERO);
+    for (k, (name, src, count)) in sources.iter().enumerate() {
+        let original = image_hashes(&open(src.clone()).unwrap());
+        let lay = layout(src);
+        let mut rng = Rng(0xA076_1D64_78BD_642F ^ ((k as u64 + 1) * 0x9E37_79B9));
+        for i in 0..*count {
+            let m = mutate(src, &lay, &mut rng);
+            let t = Instant::now();
+            let r = std::panic::catch_unwind(|| {
+                let c = open(m.clone())?;
+                let report = aff4::verify::verify(&c, &aff4::verify::VerifyOptions { threads: 1 }, &|_| {});
+                if report.verdict().is_some() {
+                    return Some(false);
+                }
+                let got = image_hashes(&c);
+                for (urn, h) in &got {
+                    assert!(
+                        original.get(urn).is_some_and(|o| o.is_some() && o == h),
+                        "verify said OK but image {urn} reads as {h:?}, the original as {:?}: {report:#?}",
+                        original.get(urn)
+                    );
+                }
+                assert!(!got.is_empty(), "verify said OK about a volume with no image");
+                Some(true)
+            });
+            let el = t.elapsed();
+            slowest = slowest.max(el);
+            match r {
+                Ok(ok) => passed += usize::from(ok == Some(true)),
+                Err(_) => {
+                    let p = std::env::temp_dir().join(format!("pmem-campaign-{k}-{i}.aff4"));
+                    std::fs::write(&p, &m).unwrap();
+                    panic!("{name} mutant {i} failed (see above); saved as {}", p.display());
+                }
+            }
+            assert!(el < Duration::from_secs(20), "{name} mutant {i} took {el:?}");
+            total += 1;
+        }
+    }
+    eprintln!("{total} mutants, {passed} verified OK (each read back as the original), slowest {slowest:?}");
+    assert!(total >= 2000);
+    assert!(passed > 0, "some mutants (in bytes no reader uses) must still verify");
+}
