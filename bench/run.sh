@@ -141,7 +141,7 @@ if [[ $WHAT == image || $WHAT == all || $WHAT == read ]]; then
         "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS" \
         "lz4 -q -1 -f $CORPUS $W/img.lz4"
     echo "sizes: pmem $(stat -c %s "$W/img.aff4") bytes, lz4 -1 $(stat -c %s "$W/img.lz4") bytes ($(echo "$(stat -c %s "$W/img.aff4") / $(stat -c %s "$W/img.lz4")" | bc -l | cut -c1-5)x)"
-    "$PMEM" verify -q "$W/img.aff4" | tail -1
+    "$PMEM" verify "$W/img.aff4" | tail -1
     [[ $("$PMEM" cat "$W/img.aff4" | sha256sum) == $(sha256sum < "$CORPUS") ]] && echo "read back: identical to the corpus"
 fi
 

@@ -24,7 +24,7 @@ VOL=$OUT/vm/out/mem.aff4
 echo; echo "== pmem info"
 "$PMEM" info "$VOL"
 echo; echo "== pmem verify"
-"$PMEM" verify -q "$VOL"
+"$PMEM" verify "$VOL" | tail -2   # exit 0: complete and intact (8 incomplete, 9 not covered, 1 altered)
 
 echo; echo "== kernel code and rodata: guest acquisition vs QEMU-side dump"
 "$PMEM" acquire -q -o "$OUT/qemu-dump.aff4" --source "$OUT/qemu-dump.elf"

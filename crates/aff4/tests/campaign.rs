@@ -11,23 +11,10 @@ use aff4::volume::write::{Mode, VolumeWriter};
 use aff4::volume::Volume;
 use aff4::zip::ZipArchive;
 use aff4::{vocab, Codec, Container, HashAlgo, OpenOptions};
-use common::refimg;
+use common::{refimg, Rng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// A volume written here: an image with zero runs, text and noise; `linear` and `block` hashes.
 fn written(codec: Codec, linear: bool, block: bool) -> Vec<u8> {
@@ -84,7 +71,7 @@ fn mutate(src: &[u8], lay: &Layout, rng: &mut Rng) -> Vec<u8> {
         0..=2 => {
             let tail = n.saturating_sub(65536);
             for _ in 0..1 + rng.below(4) {
-                let p = if rng.next().is_multiple_of(2) { rng.below(n) } else { tail + rng.below(n - tail) };
+                let p = if rng.next_u64().is_multiple_of(2) { rng.below(n) } else { tail + rng.below(n - tail) };
                 v[p] ^= 1 << rng.below(8);
             }
         }
@@ -124,7 +111,7 @@ fn mutate(src: &[u8], lay: &Layout, rng: &mut Rng) -> Vec<u8> {
                 if len >= 12 {
                     let e = s + 12 * rng.below(len / 12);
                     match rng.below(3) {
-                        0 => v[e..e + 8].copy_from_slice(&(rng.next() | (1 << 40)).to_le_bytes()),
+                        0 => v[e..e + 8].copy_from_slice(&(rng.next_u64() | (1 << 40)).to_le_bytes()),
                         1 => v[e + 8..e + 12].copy_from_slice(&u32::MAX.to_le_bytes()),
                         _ => v[e + 8..e + 12].copy_from_slice(&(rng.below(1 << 20) as u32).to_le_bytes()),
                     }
@@ -137,7 +124,7 @@ fn mutate(src: &[u8], lay: &Layout, rng: &mut Rng) -> Vec<u8> {
                 let r = lay.cd_records[rng.below(lay.cd_records.len())];
                 let field = [20usize, 24, 42, 28][rng.below(4)];
                 let w = if field == 28 { 2 } else { 4 };
-                let val: u32 = [0, 1, u32::MAX, rng.next() as u32][rng.below(4)];
+                let val: u32 = [0, 1, u32::MAX, rng.next_u64() as u32][rng.below(4)];
                 if r + field + w <= n {
                     v[r + field..r + field + w].copy_from_slice(&val.to_le_bytes()[..w]);
                 }

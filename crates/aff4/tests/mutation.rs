@@ -7,7 +7,7 @@
 mod common;
 use aff4::volume::Volume;
 use aff4::{Container, OpenOptions};
-use common::refimg;
+use common::{refimg, Rng};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,23 +23,10 @@ const IMAGES: &[&str] = &[
     "extra-aff4-forensic/encrypted-linear-password.aff4",
 ];
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn mutate(src: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut v = src.to_vec();
     let tail = v.len().saturating_sub(65536);
-    let pos = |rng: &mut Rng, len: usize| if rng.next().is_multiple_of(2) { rng.below(len) } else { tail + rng.below(len - tail) };
+    let pos = |rng: &mut Rng, len: usize| if rng.next_u64().is_multiple_of(2) { rng.below(len) } else { tail + rng.below(len - tail) };
     match rng.below(5) {
         0 | 1 => {
             for _ in 0..1 + rng.below(4) {
@@ -61,7 +48,7 @@ fn mutate(src: &[u8], rng: &mut Rng) -> Vec<u8> {
         _ => {
             let a = pos(rng, v.len());
             let n = rng.below(64).min(v.len() - a);
-            v[a..a + n].fill(if rng.next().is_multiple_of(2) { 0 } else { 0xff });
+            v[a..a + n].fill(if rng.next_u64().is_multiple_of(2) { 0 } else { 0xff });
         }
     }
     v

@@ -94,6 +94,9 @@ pub struct AcquireReport {
     pub interrupted: bool,
     /// Reads abandoned after the timeout.
     pub timed_out_reads: u64,
+    /// Writing the volume failed (a full disk): the memory image was closed with what had been
+    /// stored, the rest recorded as aff4:UnknownData.
+    pub write_error: Option<String>,
     /// Pagefiles captured.
     pub pagefiles: Vec<crate::pagefile::PagefileReport>,
     /// Pagefiles that could not be captured (name, why).
@@ -353,94 +356,102 @@ pub fn acquire(
     let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>)> = std::collections::VecDeque::new();
     let mut next = 0usize;
     let mut current_range = usize::MAX;
-    loop {
-        while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
-            let (i, off, n, mapped) = blocks[next];
-            let pend = mapped.then(|| reader.submit(off, p.im.buffer(n as usize)));
-            queue.push_back((i, off, n, pend));
-            next += 1;
-        }
-        let Some((i, off, n, pend)) = queue.pop_front() else { break };
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        if i != current_range {
-            if opts.format == Format::Raw {
-                p.pad_to(ranges[i].start)?;
+    // The reading loop; its only errors are writes to the volume (a full disk), after which
+    // the image is closed with what was stored.
+    let mut read_all = || -> Result<()> {
+        loop {
+            while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
+                let (i, off, n, mapped) = blocks[next];
+                let pend = mapped.then(|| reader.submit(off, p.im.buffer(n as usize)));
+                queue.push_back((i, off, n, pend));
+                next += 1;
             }
-            current_range = i;
-        }
-        let Some(pend) = pend else {
-            // Not mapped by the source: unreadable, without trying.
-            p.fill(i, off, n, Symbolic::Unreadable)?;
-            unreadable_pages += n.div_ceil(PAGE);
-            add_range(&mut unreadable, off, n);
-            done += n;
-            progress(Progress::Memory { done, unreadable_pages });
-            continue;
-        };
-        debug_assert_eq!(pend.phys, off);
-        let first = reader.wait(pend);
-        if matches!(first, Read::TimedOut) {
-            // The helper was abandoned with the queued reads: queue them again on a new one.
-            let rest: Vec<_> = queue.drain(..).collect();
-            for (ri, roff, rn, was) in rest {
-                let pend = was.map(|_| reader.submit(roff, p.im.buffer(rn as usize)));
-                queue.push_back((ri, roff, rn, pend));
+            let Some((i, off, n, pend)) = queue.pop_front() else { break };
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
             }
-        }
-        {
-            if let Read::Ok(buf) = first {
-                p.data(i, off, buf)?;
-            } else {
-                // Retry page by page (each page twice); after a timeout, pages that time out
-                // again are not retried, and two timeouts in a row give up on the block.
-                let mut consecutive_timeouts = u32::from(matches!(first, Read::TimedOut));
-                timed_out_reads += u64::from(matches!(first, Read::TimedOut));
-                let mut q = off;
-                while q < off + n {
-                    let m = (PAGE - q % PAGE).min(off + n - q);
-                    let mut got = None;
-                    if consecutive_timeouts < 2 {
-                        for _ in 0..2 {
-                            match reader.read(q, vec![0u8; m as usize]) {
-                                Read::Ok(b) => {
-                                    got = Some(b);
-                                    consecutive_timeouts = 0;
-                                    break;
-                                }
-                                Read::Failed => {}
-                                Read::TimedOut => {
-                                    timed_out_reads += 1;
-                                    consecutive_timeouts += 1;
-                                    break;
+            if i != current_range {
+                if opts.format == Format::Raw {
+                    p.pad_to(ranges[i].start)?;
+                }
+                current_range = i;
+            }
+            let Some(pend) = pend else {
+                // Not mapped by the source: unreadable, without trying.
+                p.fill(i, off, n, Symbolic::Unreadable)?;
+                unreadable_pages += n.div_ceil(PAGE);
+                add_range(&mut unreadable, off, n);
+                done += n;
+                progress(Progress::Memory { done, unreadable_pages });
+                continue;
+            };
+            debug_assert_eq!(pend.phys, off);
+            let first = reader.wait(pend);
+            if matches!(first, Read::TimedOut) {
+                // The helper was abandoned with the queued reads: queue them again on a new one.
+                let rest: Vec<_> = queue.drain(..).collect();
+                for (ri, roff, rn, was) in rest {
+                    let pend = was.map(|_| reader.submit(roff, p.im.buffer(rn as usize)));
+                    queue.push_back((ri, roff, rn, pend));
+                }
+            }
+            {
+                if let Read::Ok(buf) = first {
+                    p.data(i, off, buf)?;
+                } else {
+                    // Retry page by page (each page twice); after a timeout, pages that time out
+                    // again are not retried, and two timeouts in a row give up on the block.
+                    let mut consecutive_timeouts = u32::from(matches!(first, Read::TimedOut));
+                    timed_out_reads += u64::from(matches!(first, Read::TimedOut));
+                    let mut q = off;
+                    while q < off + n {
+                        let m = (PAGE - q % PAGE).min(off + n - q);
+                        let mut got = None;
+                        if consecutive_timeouts < 2 {
+                            for _ in 0..2 {
+                                match reader.read(q, vec![0u8; m as usize]) {
+                                    Read::Ok(b) => {
+                                        got = Some(b);
+                                        consecutive_timeouts = 0;
+                                        break;
+                                    }
+                                    Read::Failed => {}
+                                    Read::TimedOut => {
+                                        timed_out_reads += 1;
+                                        consecutive_timeouts += 1;
+                                        break;
+                                    }
                                 }
                             }
                         }
+                        if let Some(pg) = got {
+                            p.data(i, q, pg)?;
+                        } else {
+                            p.fill(i, q, m, Symbolic::Unreadable)?;
+                            unreadable_pages += 1;
+                            add_range(&mut unreadable, q, m);
+                        }
+                        q += m;
                     }
-                    if let Some(pg) = got {
-                        p.data(i, q, pg)?;
-                    } else {
-                        p.fill(i, q, m, Symbolic::Unreadable)?;
-                        unreadable_pages += 1;
-                        add_range(&mut unreadable, q, m);
-                    }
-                    q += m;
                 }
+                done += n;
+                progress(Progress::Memory { done, unreadable_pages });
             }
-            done += n;
-            progress(Progress::Memory { done, unreadable_pages });
         }
-    }
-    if next < blocks.len() || !queue.is_empty() {
+        Ok(())
+    };
+    let write_error = read_all().err().map(|e| e.to_string());
+    if write_error.is_none() && (next < blocks.len() || !queue.is_empty()) {
         interrupted = true;
     }
     let size = match opts.format {
         Format::Elf => layout.size,
         _ => ranges.last().map(|r| r.end).unwrap_or(0),
     };
-    if interrupted {
+    if write_error.is_some() {
+        // Closed by Imager::abandon below.
+    } else if interrupted {
         // What was not read is recorded as unknown, not as zeros. It is not hashed (hashing
         // the unread rest of a large machine would delay the exit by minutes): the linear
         // hashes cover what was read and are recorded as aff4:prefixHash.
@@ -453,7 +464,10 @@ pub fn acquire(
         p.pad_to(size)?;
     }
     let Placer { im, vol, .. } = p;
-    let result = im.finish(vol, size)?;
+    let result = match &write_error {
+        None => im.finish(vol, size)?,
+        Some(_) => im.abandon(vol, size)?,
+    };
     let ended = aff4::rdf::now();
 
     // The memory Image and its metadata.
@@ -473,12 +487,14 @@ pub fn acquire(
         (a("acquisitionEndTime"), Node::typed(&ended, &dt)),
         (
             a("acquisitionCompletionState"),
-            Node::string(if interrupted {
-                "Interrupted: incomplete"
+            Node::string(if let Some(e) = &write_error {
+                format!("Incomplete: stopped at byte {}: writing the volume failed: {e}", result.lost_from.unwrap_or(0))
+            } else if interrupted {
+                "Interrupted: incomplete".to_string()
             } else if unreadable_pages > 0 {
-                "Completed with unreadable pages"
+                "Completed with unreadable pages".to_string()
             } else {
-                "Completed Normally"
+                "Completed Normally".to_string()
             }),
         ),
         (a("unreadablePages"), Node::long(unreadable_pages)),
@@ -555,6 +571,10 @@ pub fn acquire(
         files.extend(src.extra_files());
     }
     files.extend(opts.extra_files.iter().cloned());
+    // After a failed write the volume has no room for more: it is closed with the memory.
+    if write_error.is_some() {
+        files.clear();
+    }
     for f in files {
         match std::fs::File::open(&f) {
             Ok(mut fh) => {
@@ -574,8 +594,9 @@ pub fn acquire(
     let mut pagefiles = Vec::new();
     let mut pagefile_errors = Vec::new();
     for (i, spec) in opts.pagefiles.iter().enumerate() {
-        if interrupted || stop.load(Ordering::SeqCst) {
-            pagefile_errors.push((spec.name(), "interrupted".to_string()));
+        if interrupted || stop.load(Ordering::SeqCst) || write_error.is_some() {
+            pagefile_errors
+                .push((spec.name(), if write_error.is_some() { "writing the volume failed" } else { "interrupted" }.to_string()));
             continue;
         }
         let name = spec.name();
@@ -620,5 +641,6 @@ pub fn acquire(
         timed_out_reads,
         pagefiles,
         pagefile_errors,
+        write_error,
     })
 }

@@ -121,10 +121,7 @@ fn zip_size_disagreements_and_cut_volumes_are_named() {
 fn interrupted_images_and_cut_appends_are_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = d.join("in.bin");
-    std::fs::write(&input, corpus(3 << 20, 5)).unwrap();
-    let vol = d.join("v.aff4");
-    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    let (input, vol) = imaged(d, 3 << 20, 5);
     let good = std::fs::read(&vol).unwrap();
     // A second image appended, then cut after part of its data: the old directory still opens.
     ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
@@ -205,6 +202,15 @@ fn deeply_nested_turtle_is_refused() {
     assert_eq!(c, Some(3), "{err}");
     assert!(err.contains("nested deeper than"), "{err}");
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// `in.bin` (`len` bytes of the corpus) imaged into `v.aff4` under `d`.
+fn imaged(d: &Path, len: usize, seed: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let input = d.join("in.bin");
+    std::fs::write(&input, corpus(len, seed)).unwrap();
+    let vol = d.join("v.aff4");
+    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    (input, vol)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -291,6 +297,21 @@ fn a_full_disk_closes_the_volume_with_what_was_stored() {
     let names: Vec<String> = std::fs::read_dir(&disk.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["new.aff4".to_string()], "{names:?}");
     assert_ne!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(3), "the volume must open");
+
+    // A memory acquisition on the full disk: the memory stored so far is kept, the rest unknown.
+    std::fs::remove_file(&vol).unwrap();
+    let lime = dir.path().join("mem.lime");
+    lime_file(&lime, 0x100000, &data);
+    let (c, _, err) =
+        code(&["acquire", "-q", "--no-extras", "-c", "stored", "--source", lime.to_str().unwrap(), "-o", vol.to_str().unwrap()]);
+    assert_eq!(c, Some(4), "{err}");
+    assert!(err.contains("closed with the memory stored so far"), "{err}");
+    let (st, at) = state_and_stop(&vol);
+    assert!(at > 0x100000, "{st}");
+    let kept = (at - 0x100000) as usize;
+    let got = ok(&["cat", "--offset", "1048576", "--length", &kept.to_string(), vol.to_str().unwrap()]).stdout;
+    assert!(got == data[..kept], "the kept memory is the source's");
+    assert_eq!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(8));
 }
 
 /// A directory volume holding one Image over a Map with one entry of `len` bytes to `target`.
@@ -324,10 +345,7 @@ fn symbolic_volume(dir: &Path, len: u64, target: &str) -> std::path::PathBuf {
 fn export_stays_inside_and_never_fills_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = d.join("in.bin");
-    std::fs::write(&input, corpus(1 << 20, 2)).unwrap();
-    let vol = d.join("v.aff4");
-    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    let (input, vol) = imaged(d, 1 << 20, 2);
     let out = d.join("out");
     let elsewhere = d.join("elsewhere");
     std::fs::create_dir_all(&out).unwrap();

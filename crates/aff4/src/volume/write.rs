@@ -688,6 +688,12 @@ impl VolumeWriter {
         }
     }
 
+    /// Gives up this session's writing as if it never happened: a new volume is removed, an
+    /// append is cut back to the volume's old end, a replacement leaves the old volume.
+    pub fn discard(mut self) {
+        self.holds_data = false;
+    }
+
     /// Bytes written so far in this session.
     pub fn bytes_written(&self) -> u64 {
         self.sink.as_ref().map(|s| s.bytes_written()).unwrap_or(0)

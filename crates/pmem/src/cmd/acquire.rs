@@ -321,6 +321,12 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     for (f, e) in &report.pagefile_errors {
         eprintln!("pmem: pagefile {f} NOT captured: {e}");
     }
+    if let Some(e) = &report.write_error {
+        return Err(anyhow::anyhow!(
+            "{e}\n{path} was closed with the memory stored so far; the rest is recorded as unknown (`pmem verify {path}` says what it holds)"
+        ))
+        .code(exit::OUTPUT);
+    }
     Ok(if report.interrupted {
         exit::INTERRUPTED
     } else if !report.pagefile_errors.is_empty() {

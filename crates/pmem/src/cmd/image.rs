@@ -437,6 +437,7 @@ fn image_one(
         "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
         "interrupted": interrupted, "hashed_bytes": r.hashed, "write_error": write_error,
+        "kept_bytes": if write_error.is_some() { r.lost_from.unwrap_or(0) } else { r.size },
         "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
@@ -541,6 +542,13 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
     }
     let write_error = summary.iter().find_map(|s| s["write_error"].as_str().map(String::from));
     // Interrupted: the volume is closed with what it has; inputs and files not reached are left out.
+    if write_error.is_some() && summary.iter().all(|s| s["kept_bytes"] == 0) {
+        // Nothing of the input was stored: the volume is left as it was (a new one removed).
+        let path = vol.path().display().to_string();
+        vol.discard();
+        return Err(anyhow!("{}\nnothing of the input could be stored; {path} is as it was before", write_error.unwrap_or_default()))
+            .code(exit::OUTPUT);
+    }
     let files = if interrupted || write_error.is_some() { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes()?)? };
     let path = vol.path().display().to_string();
     let urn = vol.urn().to_string();
