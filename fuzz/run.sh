@@ -19,7 +19,7 @@ vols = sorted(glob.glob(ref + "/**/*.af*4", recursive=True))
 for v in vols:
     b = open(v, "rb").read()
     n = os.path.basename(v)
-    put("volume", n, b); put("zip_directory", n, b)
+    put("volume", n, b); put("verdict", n, b); put("zip_directory", n, b)
     put("zip_directory", n + ".tail", b[-65536:])
     z = zipfile.ZipFile(v)
     for i in z.infolist():
