@@ -441,7 +441,12 @@ pub fn acquire(
         }
         Ok(())
     };
-    let write_error = read_all().err().map(|e| e.to_string());
+    let write_error = match read_all() {
+        Ok(()) => None,
+        // A stream (stdout, an upload) cannot be cut back: the error is final.
+        Err(e) if p.vol.is_streamed() => return Err(e),
+        Err(e) => Some(e.to_string()),
+    };
     if write_error.is_none() && (next < blocks.len() || !queue.is_empty()) {
         interrupted = true;
     }

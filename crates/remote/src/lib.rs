@@ -69,10 +69,11 @@ pub fn parse_url(s: &str) -> Result<Location> {
 /// Says what an object_store error means for a person (refused credentials, unreachable endpoint).
 fn explain(url: &str, e: &object_store::Error) -> Error {
     let text = e.to_string();
-    let hint = if text.contains("InvalidAccessKeyId") || text.contains("SignatureDoesNotMatch") || text.contains("403") {
-        " (the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-    } else if text.contains("onnect") || text.contains("error sending request") || text.contains("timed out") {
+    // Unreachable first: a message's URL may hold any digits (an upload id with "403" in it).
+    let hint = if text.contains("onnect") || text.contains("error sending request") || text.contains("timed out") {
         " (the store cannot be reached: check AWS_ENDPOINT_URL and that it is up)"
+    } else if text.contains("InvalidAccessKeyId") || text.contains("SignatureDoesNotMatch") || text.contains("403") {
+        " (the store refused the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
     } else if text.contains("NoSuchBucket") {
         " (no such bucket)"
     } else {

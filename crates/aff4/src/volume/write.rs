@@ -533,6 +533,11 @@ impl VolumeWriter {
         &self.path
     }
 
+    /// True when written to a stream (stdout, an upload) that can never be cut back or reread.
+    pub fn is_streamed(&self) -> bool {
+        self.streamed
+    }
+
     /// True when adding to an existing volume.
     pub fn is_append(&self) -> bool {
         self.appended

@@ -346,6 +346,10 @@ fn image_one(
                 Piece::Data(at, buf) => {
                     off = at + buf.len() as u64;
                     if let Err(e) = im.write(vol, at, buf) {
+                        // A stream (stdout, an upload) cannot be cut back: the error is final.
+                        if vol.is_streamed() {
+                            return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
+                        }
                         write_error = Some(e.to_string());
                         break;
                     }
@@ -354,6 +358,9 @@ fn image_one(
                     off = at + len;
                     unreadable += len;
                     if let Err(e) = im.fill(at, len, Symbolic::Unreadable) {
+                        if vol.is_streamed() {
+                            return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
+                        }
                         write_error = Some(e.to_string());
                         break;
                     }
