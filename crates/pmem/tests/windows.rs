@@ -67,9 +67,14 @@ fn windows_build_reads_images_and_verifies_like_linux() {
             |cmd: &[&str], paths: &[String]| -> Vec<String> { cmd.iter().map(|s| s.to_string()).chain(paths.iter().cloned()).collect() };
         let a = args(&["verify", "--json"], &lin);
         let b = args(&["verify", "--json"], &win);
-        let vl: serde_json::Value = serde_json::from_slice(&ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>()).stdout).unwrap();
-        let vw: serde_json::Value = serde_json::from_slice(&exe_ok(&w, &b.iter().map(|s| s.as_str()).collect::<Vec<_>>()).stdout).unwrap();
-        for k in ["ok", "passed", "failed"] {
+        // The same verdict and exit code (ReadError is incomplete, 8, on both).
+        let (ol, ow) = (run(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>()), exe(&w, &b.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+        assert_eq!(ol.status.code(), ow.status.code(), "verify exit codes differ for {set:?}");
+        let expected = if set[0].contains("ReadError") { 8 } else { 0 };
+        assert_eq!(ol.status.code(), Some(expected), "{set:?}: {}", String::from_utf8_lossy(&ol.stdout));
+        let vl: serde_json::Value = serde_json::from_slice(&ol.stdout).unwrap();
+        let vw: serde_json::Value = serde_json::from_slice(&ow.stdout).unwrap();
+        for k in ["ok", "verdict", "passed", "failed", "findings"] {
             assert_eq!(vl[k], vw[k], "verify {k} differs for {set:?}");
         }
         let ll: serde_json::Value =
