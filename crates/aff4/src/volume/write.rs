@@ -75,6 +75,9 @@ struct ZipSink {
     broken: bool,
     /// Room to keep beyond `committed` (see [`RESERVE_BASE`]); 0 for streams.
     room: u64,
+    /// The file is known to have blocks allocated up to here (reserved twice the room ahead, so
+    /// most members need no new reservation).
+    reserved_to: u64,
 }
 
 impl Sink for ZipSink {
@@ -164,7 +167,8 @@ impl ZipSink {
         appended_to: Option<PathBuf>,
         file: bool,
     ) -> Result<ZipSink> {
-        let mut s = ZipSink { committed: zip.position(), zip: Some(zip), start, rename, appended_to, broken: false, room: 0 };
+        let mut s =
+            ZipSink { committed: zip.position(), zip: Some(zip), start, rename, appended_to, broken: false, room: 0, reserved_to: 0 };
         if file {
             s.room = RESERVE_BASE;
             s.zip()?.flush()?;
@@ -188,27 +192,42 @@ impl ZipSink {
     /// Keeps `room` bytes allocated past `at` (Linux: fallocate without changing the size),
     /// so closing never needs space the disk may no longer have.
     fn keep_room(&mut self, at: u64) -> Result<()> {
-        if self.room == 0 {
+        if self.room == 0 || at + self.room <= self.reserved_to {
             return Ok(());
         }
+        // Twice the room ahead, so that most members need no new reservation; on a nearly full
+        // disk, the room itself.
+        let mut got = self.room * 2;
         #[cfg(target_os = "linux")]
         if let Some(Target::File(f)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
             use std::os::fd::AsRawFd;
-            let (Ok(off), Ok(len)) = (i64::try_from(at), i64::try_from(self.room)) else { return Ok(()) };
-            // SAFETY: fallocate on a valid descriptor; KEEP_SIZE leaves the file's length alone.
-            if unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) } != 0 {
-                let e = std::io::Error::last_os_error();
-                // File systems without fallocate get no reserve; a full disk is an error.
-                if e.raw_os_error() == Some(libc::ENOSPC) {
-                    let name = self.zip.as_ref().map(|z| z.context().to_string()).unwrap_or_default();
-                    return Err(Error::io(
-                        format!("{name}: the disk is full: no room left beyond byte {at} to close the volume safely"),
-                        e,
-                    ));
+            let reserve = |len: u64| -> std::io::Result<()> {
+                let (Ok(off), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else { return Ok(()) };
+                // SAFETY: fallocate on a valid descriptor; KEEP_SIZE leaves the file's length alone.
+                if unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, off, len) } != 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
+                Ok(())
+            };
+            let full = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+            match reserve(got) {
+                Err(e) if full(&e) => {
+                    got = self.room;
+                    if let Err(e) = reserve(got) {
+                        // File systems without fallocate get no reserve; a full disk is an error.
+                        if full(&e) {
+                            let name = self.zip.as_ref().map(|z| z.context().to_string()).unwrap_or_default();
+                            return Err(Error::io(
+                                format!("{name}: the disk is full: no room left beyond byte {at} to close the volume safely"),
+                                e,
+                            ));
+                        }
+                    }
+                }
+                _ => {}
             }
         }
-        let _ = at;
+        self.reserved_to = at + got;
         Ok(())
     }
 
@@ -227,6 +246,7 @@ impl ZipSink {
         f.set_len(at).map_err(|e| Error::io(&name, e))?;
         f.seek(SeekFrom::Start(at)).map_err(|e| Error::io(&name, e))?;
         *zip.get_mut() = BufWriter::with_capacity(4 << 20, Target::File(f));
+        self.reserved_to = at;
         self.broken = false;
         Ok(())
     }
