@@ -197,6 +197,7 @@ impl ZipSink {
         }
         // Twice the room ahead, so that most members need no new reservation; on a nearly full
         // disk, the room itself.
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut got = self.room * 2;
         #[cfg(target_os = "linux")]
         if let Some(Target::File(f)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
