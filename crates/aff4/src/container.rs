@@ -83,7 +83,8 @@ pub struct Container {
     graph: Graph,
     segments: Arc<Segments>,
     streams: Mutex<HashMap<String, Arc<dyn Stream>>>,
-    notes: Vec<String>,
+    /// Parsed maps by URN: read and parsed once, whoever asks (readers, verify, exports).
+    maps: Mutex<HashMap<String, Arc<MapReader>>>,
     problems: Vec<Finding>,
 }
 
@@ -139,7 +140,7 @@ impl Container {
             graph: Graph::new(),
             segments: Arc::new(Segments::default()),
             streams: Mutex::new(HashMap::new()),
-            notes: Vec::new(),
+            maps: Mutex::new(HashMap::new()),
             problems: Vec::new(),
         };
         for v in volumes {
@@ -156,11 +157,11 @@ impl Container {
                     c.add_volume(inner)?;
                     c.rebuild_segments();
                 }
-                None => {
-                    let msg = format!("{s} is an encrypted stream: give --password to open what it holds");
-                    c.problems.push(Finding::new(Cause::Unverified, &s, &msg));
-                    c.notes.push(msg);
-                }
+                None => c.problems.push(Finding::new(
+                    Cause::Unverified,
+                    &s,
+                    format!("{s} is an encrypted stream: give --password to open what it holds"),
+                )),
             }
         }
         c.check_parts();
@@ -205,8 +206,8 @@ impl Container {
                 &first_name,
                 format!(
                     "the split set has {k} parts but only {last} are described: part {} ({}) is missing",
-                    last + 1,
-                    next_name(last + 1)
+                    last.saturating_add(1),
+                    next_name(last.saturating_add(1))
                 ),
             )),
             Some(_) => {}
@@ -215,15 +216,12 @@ impl Container {
                 &first_name,
                 format!(
                     "the split set's last part is missing: part {} ({}) or a later one, which holds the final metadata, was not found",
-                    last + 1,
-                    next_name(last + 1)
+                    last.saturating_add(1),
+                    next_name(last.saturating_add(1))
                 ),
             )),
         }
-        for f in found {
-            self.notes.push(f.message.clone());
-            self.problems.push(f);
-        }
+        self.problems.extend(found);
     }
 
     /// What is missing from the volume set as opened (parts, bytes after the last directory,
@@ -236,8 +234,7 @@ impl Container {
         let t = v.backend.trailing_bytes();
         if t > 0 {
             let msg = format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path);
-            self.problems.push(Finding::new(Cause::Incomplete, &v.path, &msg));
-            self.notes.push(msg);
+            self.problems.push(Finding::new(Cause::Incomplete, &v.path, msg));
         }
         self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
         self.volumes.push(v);
@@ -253,6 +250,9 @@ impl Container {
         if let Ok(mut m) = self.streams.lock() {
             m.clear();
         }
+        if let Ok(mut m) = self.maps.lock() {
+            m.clear();
+        }
     }
 
     /// The opened volumes.
@@ -265,9 +265,9 @@ impl Container {
         &self.graph
     }
 
-    /// Remarks made while opening (e.g. an encrypted stream without a password).
-    pub fn notes(&self) -> &[String] {
-        &self.notes
+    /// What opening found missing, as sentences (the messages of [`Container::problems`]).
+    pub fn notes(&self) -> Vec<String> {
+        self.problems.iter().map(|f| f.message.clone()).collect()
     }
 
     /// The segment table.
@@ -464,8 +464,19 @@ impl Container {
     ///
     /// # Errors
     /// Not a map, or corrupt.
-    pub fn open_map(&self, urn: &str) -> Result<MapReader> {
-        self.load_map(urn, &mut Vec::new())
+    pub fn open_map(&self, urn: &str) -> Result<Arc<MapReader>> {
+        self.map_inner(urn, &mut Vec::new())
+    }
+
+    fn map_inner(&self, urn: &str, stack: &mut Vec<String>) -> Result<Arc<MapReader>> {
+        if let Some(m) = self.maps.lock().ok().and_then(|m| m.get(urn).cloned()) {
+            return Ok(m);
+        }
+        let m = Arc::new(self.load_map(urn, stack)?);
+        if let Ok(mut cache) = self.maps.lock() {
+            cache.insert(urn.to_string(), m.clone());
+        }
+        Ok(m)
     }
 
     fn open_inner(&self, urn: &str, stack: &mut Vec<String>) -> Result<Arc<dyn Stream>> {
@@ -495,7 +506,7 @@ impl Container {
         match self.kind_of(urn) {
             Some(StreamKind::ImageStream) => return self.image_stream(urn, None),
             Some(StreamKind::Encrypted) => return Err(Error::Key(format!("{urn} is encrypted: a password is needed"))),
-            Some(StreamKind::Map) => return Ok(Arc::new(self.load_map(urn, stack)?)),
+            Some(StreamKind::Map) => return Ok(self.map_inner(urn, stack)?),
             Some(StreamKind::Segment) => {
                 let seg = self.segments.open(urn)?.ok_or_else(|| Error::NotFound(urn.to_string()))?;
                 // A logical file may declare a size shorter than its member.

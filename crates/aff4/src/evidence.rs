@@ -195,10 +195,10 @@ pub fn image_state(c: &Container, urn: &str) -> ImageState {
     if data.is_empty() {
         data.push(urn.to_string());
     }
+    let mut seen = std::collections::HashSet::new();
     for (i, ds) in data.iter().enumerate() {
         // Each data stream of a striped image is the whole image; the first one is what is read.
-        let symbolic = i == 0;
-        stream_layout(c, ds, &mut st, symbolic, 0);
+        stream_layout(c, ds, &mut st, i == 0, &mut seen);
     }
     if st.state == State::Complete && !(st.unknown.is_empty() && st.unreadable.is_empty()) {
         st.state = State::Partial;
@@ -206,10 +206,11 @@ pub fn image_state(c: &Container, urn: &str) -> ImageState {
     st
 }
 
-/// Checks the declared sizes of stream `s` (a Map, an ImageStream) against what it holds, and
-/// collects its symbolic unknown/unreadable ranges when `collect` is set.
-fn stream_layout(c: &Container, s: &str, st: &mut ImageState, collect: bool, depth: usize) {
-    if depth > crate::container::MAX_STREAM_DEPTH {
+/// Checks the declared sizes of stream `s` (a Map, an ImageStream) and of the streams it reads
+/// against what they hold, each once (`seen`: maps that read each other cost one visit each),
+/// and collects its symbolic unknown/unreadable ranges when `collect` is set.
+fn stream_layout(c: &Container, s: &str, st: &mut ImageState, collect: bool, seen: &mut std::collections::HashSet<String>) {
+    if !seen.insert(s.to_string()) {
         return;
     }
     match c.kind_of(s) {
@@ -221,7 +222,7 @@ fn stream_layout(c: &Container, s: &str, st: &mut ImageState, collect: bool, dep
                     return;
                 }
             };
-            let size = crate::stream::Stream::size(&m);
+            let size = crate::stream::Stream::size(&*m);
             let end = m.entries().last().map(|e| e.mapped + e.length).unwrap_or(0);
             if end > size {
                 st.inconsistencies.push(
@@ -229,40 +230,43 @@ fn stream_layout(c: &Container, s: &str, st: &mut ImageState, collect: bool, dep
                         .at(size, end),
                 );
             }
-            let mut targets_checked = std::collections::BTreeSet::new();
-            for r in m.regions() {
-                let RegionKind::Mapped(id) = r.kind else { continue };
-                let Some(t) = m.target_urns().get(id as usize) else { continue };
-                match Symbolic::from_iri(t) {
-                    Some(Symbolic::Unknown) if collect => push_range(&mut st.unknown, r.start, r.start + r.length),
-                    Some(Symbolic::Unreadable) if collect => push_range(&mut st.unreadable, r.start, r.start + r.length),
-                    Some(_) => {}
-                    None => {
-                        if targets_checked.insert(id) {
-                            stream_layout(c, t, st, false, depth + 1);
-                        }
+            if collect {
+                for r in m.regions() {
+                    let RegionKind::Mapped(id) = r.kind else { continue };
+                    match m.target_urns().get(id as usize).and_then(|t| Symbolic::from_iri(t)) {
+                        Some(Symbolic::Unknown) => push_range(&mut st.unknown, r.start, r.start + r.length),
+                        Some(Symbolic::Unreadable) => push_range(&mut st.unreadable, r.start, r.start + r.length),
+                        _ => {}
                     }
                 }
             }
+            // Each stream target once: its own layout, and its size for the entries below.
+            let sizes: Vec<Option<u64>> = m
+                .target_urns()
+                .iter()
+                .map(|t| {
+                    if Symbolic::from_iri(t).is_some() {
+                        return None;
+                    }
+                    stream_layout(c, t, st, false, seen);
+                    c.open_stream(t).ok().map(|ts| ts.size())
+                })
+                .collect();
             // Every entry must lie inside its target.
             for e in m.entries() {
-                let Some(t) = m.target_urns().get(e.target_id as usize) else { continue };
-                if Symbolic::from_iri(t).is_some() {
-                    continue;
-                }
-                if let Ok(ts) = c.open_stream(t) {
-                    let tend = e.target_offset.saturating_add(e.length);
-                    if tend > ts.size() {
-                        st.inconsistencies.push(
-                            Finding::new(
-                                Cause::Altered,
-                                s,
-                                format!("the entry at {:#x} reads {t} up to byte {tend}, which holds {} bytes", e.mapped, ts.size()),
-                            )
-                            .at(e.mapped, e.mapped + e.length),
-                        );
-                        break;
-                    }
+                let Some(Some(tsize)) = sizes.get(e.target_id as usize) else { continue };
+                let tend = e.target_offset.saturating_add(e.length);
+                if tend > *tsize {
+                    let t = &m.target_urns()[e.target_id as usize];
+                    st.inconsistencies.push(
+                        Finding::new(
+                            Cause::Altered,
+                            s,
+                            format!("the entry at {:#x} reads {t} up to byte {tend}, which holds {tsize} bytes", e.mapped),
+                        )
+                        .at(e.mapped, e.mapped + e.length),
+                    );
+                    break;
                 }
             }
         }

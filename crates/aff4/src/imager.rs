@@ -462,18 +462,21 @@ impl Imager {
             }
             let id = map.target(unknown);
             map.push(e.mapped + keep, e.length - keep, id, e.mapped + keep);
-            lost_from = Some(lost_from.map_or(e.mapped + keep, |l| l.min(e.mapped + keep)));
+            lost_from.get_or_insert(e.mapped + keep);
         }
         let end = self.pos.max(map.end());
         if size > end {
             let id = map.target(unknown);
             map.push(end, size - end, id, end);
-            lost_from = Some(lost_from.unwrap_or(end).min(end));
         }
+        // Entries come in address order: the first lost one is where the loss starts, else the
+        // current position (everything after it was never stored).
+        let lost_from = lost_from.unwrap_or(end);
+        // The map still names its stream (dependentStream), even when nothing of it was kept.
+        map.target(&self.stream_urn);
         self.map = map;
-        self.stream_id = self.map.target(&self.stream_urn.clone());
         self.hash_end = Some(0);
-        self.describe(vol, size.max(end), chunks, block_digests, Vec::new(), lost_from.or(Some(end)))
+        self.describe(vol, size.max(end), chunks, block_digests, Vec::new(), Some(lost_from))
     }
 
     /// Writes the map and describes the stream and map; the common end of finish and abandon.

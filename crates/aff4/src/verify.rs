@@ -93,6 +93,10 @@ fn cmp(subject: &str, what: String, expected: &str, actual: &[u8]) -> Check {
     Check { subject: subject.to_string(), what, status, scope: Scope::Nothing }
 }
 
+fn not_checked(subject: &str, what: impl Into<String>, why: impl Into<String>) -> Check {
+    Check { subject: subject.to_string(), what: what.into(), status: Status::NotChecked(why.into()), scope: Scope::Nothing }
+}
+
 fn err(subject: &str, what: String, e: impl std::fmt::Display) -> Check {
     Check { subject: subject.to_string(), what, status: Status::Error(e.to_string()), scope: Scope::Nothing }
 }
@@ -120,7 +124,7 @@ pub fn hash_prefix(c: &Container, urn: &str, len: u64, algos: &[HashAlgo], threa
         return Err(Error::corrupt(urn, 0, format!("declares {n} bytes, more than any physical address space (2^48): not hashed")));
     }
     let mut hs: Vec<_> = algos.iter().map(|a| a.hasher()).collect();
-    for_each_block(&*s, 0, s.size().min(len), crate::parallel::BLOCK, threads, |_, b| {
+    for_each_block(&*s, 0, n, crate::parallel::BLOCK, threads, |_, b| {
         if hs.len() > 1 && b.len() >= 1 << 20 {
             std::thread::scope(|sc| {
                 for h in hs.iter_mut() {
@@ -270,15 +274,21 @@ fn uncovered(c: &Container, checks: &[Check], urn: &str, size: u64) -> Vec<(u64,
                     .aff4(ds, "mapGapDefaultStream")
                     .and_then(|n| n.as_iri())
                     .is_none_or(|g| crate::symbolic::Symbolic::from_iri(g).is_some());
+                // Each target once (a memory map has many regions over few targets).
+                let target_ok: Vec<bool> = m
+                    .target_urns()
+                    .iter()
+                    .map(|t| {
+                        crate::symbolic::Symbolic::from_iri(t).is_some()
+                            || whole(t)
+                            || (c.kind_of(t) == Some(StreamKind::ImageStream) && stream_ok(t))
+                    })
+                    .collect();
                 let mut ok: Vec<(u64, u64)> = Vec::new();
                 for r in m.regions() {
                     let good = match r.kind {
                         RegionKind::Gap => gap_known,
-                        RegionKind::Mapped(id) => m.target_urns().get(id as usize).is_some_and(|t| {
-                            crate::symbolic::Symbolic::from_iri(t).is_some()
-                                || whole(t)
-                                || (c.kind_of(t) == Some(StreamKind::ImageStream) && stream_ok(t))
-                        }),
+                        RegionKind::Mapped(id) => target_ok.get(id as usize).copied().unwrap_or(false),
                     };
                     if good {
                         crate::evidence::push_range(&mut ok, r.start, r.start + r.length);
@@ -336,23 +346,13 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         if g.has_type(s, vocab::BLOCK_HASHES) {
             let Some((stream, algo)) = s.rsplit_once("/blockhash.").and_then(|(st, a)| Some((st.to_string(), HashAlgo::from_name(a)?)))
             else {
-                checks.push(Check {
-                    subject: s.clone(),
-                    what: "BlockHashes".into(),
-                    scope: Scope::Nothing,
-                    status: Status::NotChecked("unrecognised subject name".into()),
-                });
+                checks.push(not_checked(s, "BlockHashes", "unrecognised subject name"));
                 continue;
             };
             for (dt, val) in &hashes {
                 let what = format!("BlockHashes {} of the {} block hashes", crate::rdf::local_name(dt), algo.name());
                 let Some(h) = HashAlgo::from_datatype(dt) else {
-                    checks.push(Check {
-                        subject: s.clone(),
-                        what,
-                        scope: Scope::Nothing,
-                        status: Status::NotChecked("unknown datatype".into()),
-                    });
+                    checks.push(not_checked(s, what, "unknown datatype"));
                     continue;
                 };
                 match all_block_hashes(c, &stream, algo) {
@@ -377,12 +377,7 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             } else if let Some(a) = HashAlgo::from_datatype(dt) {
                 linear.push((a, val.clone()));
             } else {
-                checks.push(Check {
-                    subject: s.clone(),
-                    what: format!("aff4:hash {l}"),
-                    scope: Scope::Nothing,
-                    status: Status::NotChecked(format!("unknown hash datatype {dt}")),
-                });
+                checks.push(not_checked(s, format!("aff4:hash {l}"), format!("unknown hash datatype {dt}")));
             }
         }
         if !linear.is_empty() {
@@ -422,12 +417,7 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             let what =
                 format!("aff4:prefixHash {} (first {} bytes)", crate::rdf::local_name(dt), len.map_or("?".into(), |n| n.to_string()));
             match (HashAlgo::from_datatype(dt), len, &size) {
-                (None, _, _) => checks.push(Check {
-                    subject: s.clone(),
-                    what,
-                    scope: Scope::Nothing,
-                    status: Status::NotChecked(format!("unknown hash datatype {dt}")),
-                }),
+                (None, _, _) => checks.push(not_checked(s, what, format!("unknown hash datatype {dt}"))),
                 (_, None, _) => checks.push(err(s, what, "aff4:prefixHashLength is missing or not a number")),
                 (_, _, Err(e)) => checks.push(err(s, what, e)),
                 (_, Some(n), Ok(sz)) if n > *sz => checks.push(err(s, what, format!("longer than the image ({sz} bytes)"))),
@@ -481,12 +471,7 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                         Ok(None) => checks.push(err(s, what, "block-hash segments are missing")),
                         Err(e) => checks.push(err(s, what, e)),
                     },
-                    None => checks.push(Check {
-                        subject: s.clone(),
-                        what,
-                        scope: Scope::Nothing,
-                        status: Status::NotChecked("unknown datatype".into()),
-                    }),
+                    None => checks.push(not_checked(s, what, "unknown datatype")),
                 }
             }
         }
@@ -498,12 +483,7 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
             }
         }
         if g.values(s, vocab::IMAGE_STREAM_HASH).next().is_some() {
-            checks.push(Check {
-                subject: s.clone(),
-                what: "Evimetry imageStreamHash".into(),
-                scope: Scope::Nothing,
-                status: Status::NotChecked("construction not published; no public code reproduces it".into()),
-            });
+            checks.push(not_checked(s, "Evimetry imageStreamHash", "construction not published; no public code reproduces it"));
         }
     }
 
@@ -514,12 +494,7 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
         }
         checks.extend(map_checks(c, s, &blockhash_digest));
         if g.values(s, legacy::LINEAR_BLOCK_HASH).next().is_some() {
-            checks.push(Check {
-                subject: s.clone(),
-                what: "pre-standard linearBlockHash".into(),
-                scope: Scope::Nothing,
-                status: Status::NotChecked("construction not reproducible from public code".into()),
-            });
+            checks.push(not_checked(s, "pre-standard linearBlockHash", "construction not reproducible from public code"));
         }
     }
     checks
@@ -665,12 +640,7 @@ fn map_checks(c: &Container, m: &str, bh: &BTreeMap<(String, HashAlgo), Vec<u8>>
                     };
                     out.push(cmp(m, what, value, &dg).proves(scope));
                 }
-                (None, _) => out.push(Check {
-                    subject: m.to_string(),
-                    what,
-                    scope: Scope::Nothing,
-                    status: Status::NotChecked("unknown datatype".into()),
-                }),
+                (None, _) => out.push(not_checked(m, what, "unknown datatype")),
                 (_, None) => out.push(err(m, what, "mapPath segment is missing")),
             }
         }
@@ -782,12 +752,7 @@ fn image_block_map_hash(c: &Container, img: &str, local: &str, expected: &str) -
     let values: Vec<Option<String>> =
         maps.iter().map(|m| g.values(m, vocab::BLOCK_MAP_HASH).next().map(|n| n.value().to_string())).collect();
     if maps.is_empty() || values.iter().any(|v| v.is_none()) {
-        return Check {
-            subject: img.to_string(),
-            what,
-            scope: Scope::Nothing,
-            status: Status::NotChecked("a data stream has no blockMapHash".into()),
-        };
+        return not_checked(img, what, "a data stream has no blockMapHash");
     }
     // The maps' own values are checked separately; here they are combined.
     if maps.len() == 1 {

@@ -224,9 +224,7 @@ impl FormattedMemory {
         let name = format!("{} as {format:?}", view.describe());
         FormattedMemory { view, parts, size: pos, name }
     }
-}
 
-impl FormattedMemory {
     /// The file as runs `(offset, length, zero)`: `zero` runs are ranges the map declares as
     /// zeros, which an export leaves as holes without reading them.
     pub fn runs(&self) -> Vec<(u64, u64, bool)> {
@@ -298,16 +296,22 @@ pub fn write(view: Arc<MemoryView>, format: ExportFormat, out: &mut dyn HoleWrit
 /// # Errors
 /// Read errors in the image or write errors.
 pub fn write_formatted(file: &FormattedMemory, out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
-    for (at, len, zero) in file.runs() {
+    write_runs(file, &file.runs(), out, threads)
+}
+
+/// Writes `runs` `(offset, length, zero)` of `stream`: zero runs as holes, the rest read on
+/// `threads` threads; returns the stream's size.
+fn write_runs(stream: &dyn Stream, runs: &[(u64, u64, bool)], out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
+    for &(at, len, zero) in runs {
         if zero {
             out.skip(len).map_err(|e| aff4::Error::io("output", e))?;
-            continue;
+        } else {
+            aff4::parallel::for_each_block(stream, at, len, aff4::parallel::BLOCK, threads, |_, b| {
+                out.write_all(b).map_err(|e| aff4::Error::io("output", e))
+            })?;
         }
-        aff4::parallel::for_each_block(file, at, len, aff4::parallel::BLOCK, threads, |_, b| {
-            out.write_all(b).map_err(|e| aff4::Error::io("output", e))
-        })?;
     }
-    Ok(file.size())
+    Ok(stream.size())
 }
 
 /// The ranges of stream `urn` (a Map, or an Image whose data stream is one) that its map
@@ -370,14 +374,5 @@ pub fn data_bytes(zero: &[Range], size: u64) -> u64 {
 pub fn write_stream(stream: &dyn Stream, zero: &[Range], out: &mut dyn HoleWrite, threads: usize) -> Result<u64> {
     let mut runs = Vec::new();
     split_runs(zero, 0, stream.size(), &mut |a, n, z| runs.push((a, n, z)));
-    for (at, len, z) in runs {
-        if z {
-            out.skip(len).map_err(|e| aff4::Error::io("output", e))?;
-        } else {
-            aff4::parallel::for_each_block(stream, at, len, aff4::parallel::BLOCK, threads, |_, b| {
-                out.write_all(b).map_err(|e| aff4::Error::io("output", e))
-            })?;
-        }
-    }
-    Ok(stream.size())
+    write_runs(stream, &runs, out, threads)
 }

@@ -230,7 +230,7 @@ impl ImageStreamReader {
             if n < cpb && self.segments.locate(&bevy_urn(&self.p.urn, b + 1)).is_some() {
                 return Err(Error::corrupt(
                     &self.p.urn,
-                    b * cpb * self.p.chunk_size as u64,
+                    b.saturating_mul(cpb).saturating_mul(self.p.chunk_size as u64),
                     format!("bevy {b} indexes {n} chunks, {cpb} expected before the last bevy"),
                 ));
             }
@@ -251,7 +251,7 @@ impl ImageStreamReader {
                     "declares aff4:size {} ({total} chunks of {}) but its bevies index {held} chunks ({} bytes)",
                     self.p.size,
                     self.p.chunk_size,
-                    held * self.p.chunk_size as u64
+                    held.saturating_mul(self.p.chunk_size as u64)
                 ),
             ));
         }

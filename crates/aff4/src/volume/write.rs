@@ -24,14 +24,12 @@ trait Sink: Send {
     fn abandon(self: Box<Self>) {}
     /// How much room to keep for closing (the directory and metadata grow with the volume).
     fn set_room(&mut self, _bytes: u64) {}
-    /// Gives up the member being written (if any), so that the volume can be closed with the
-    /// complete ones.
-    fn abort_member(&mut self) {}
     /// The end of the last member known to be on disk.
     fn committed(&self) -> u64 {
         0
     }
-    /// Gives up every member from `at` (a [`Sink::committed`] value) on.
+    /// Gives up every member from `at` (a [`Sink::committed`] value) on, and the member being
+    /// written, so that the volume can be closed with the complete ones.
     fn abandon_since(&mut self, _at: u64) {}
 }
 
@@ -123,9 +121,6 @@ impl Sink for ZipSink {
     }
     fn bytes_written(&self) -> u64 {
         self.zip.as_ref().map(|z| z.position() - self.start).unwrap_or(0)
-    }
-    fn abort_member(&mut self) {
-        self.broken = true;
     }
     fn committed(&self) -> u64 {
         self.committed
@@ -285,7 +280,7 @@ impl Sink for DirSink {
         self.written += data.len() as u64;
         Ok(())
     }
-    fn abort_member(&mut self) {
+    fn abandon_since(&mut self, _at: u64) {
         self.current = None;
     }
     fn finish_member(&mut self) -> Result<()> {
@@ -431,12 +426,12 @@ impl VolumeWriter {
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
     fn new_zip(out: Target, rename: Option<(PathBuf, PathBuf)>, path: &Path, name: String) -> Result<VolumeWriter> {
-        let replacing = rename.is_some();
-        let streamed = rename.is_none() && path.as_os_str() == "-";
+        let streamed = matches!(out, Target::Stream(_));
+        let created = !streamed && rename.is_none();
         let (urn, sink) = start_zip(out, rename, name)?;
         let mut w = VolumeWriter::with(sink, urn, Graph::new(), path, false);
         w.streamed = streamed;
-        w.created = !streamed && !replacing;
+        w.created = created;
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
     }
@@ -465,8 +460,6 @@ impl VolumeWriter {
     /// Writing the first members fails.
     pub fn streaming(out: Box<dyn Write + Send>, name: &str, on_close: Option<OnClose>) -> Result<VolumeWriter> {
         let mut w = Self::new_zip(Target::Stream(out), None, Path::new(name), name.to_string())?;
-        w.streamed = true;
-        w.created = false;
         w.on_close = on_close;
         Ok(w)
     }
@@ -799,7 +792,8 @@ impl Drop for VolumeWriter {
         // removed); a new volume that holds evidence is closed with the complete members.
         if self.holds_data && self.created {
             let mut sink = sink;
-            sink.abort_member();
+            let at = sink.committed();
+            sink.abandon_since(at);
             self.sink = Some(sink);
             let _ = self.close_part(true);
             return;

@@ -342,30 +342,25 @@ fn image_one(
         };
         // Ctrl-C is noticed after each piece, and every 200 ms while the input is silent.
         if let Some(piece) = piece {
-            match piece {
+            let stored = match piece {
                 Piece::Data(at, buf) => {
                     off = at + buf.len() as u64;
-                    if let Err(e) = im.write(vol, at, buf) {
-                        // A stream (stdout, an upload) cannot be cut back: the error is final.
-                        if vol.is_streamed() {
-                            return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
-                        }
-                        write_error = Some(e.to_string());
-                        break;
-                    }
+                    im.write(vol, at, buf)
                 }
                 Piece::Unreadable(at, len) => {
                     off = at + len;
                     unreadable += len;
-                    if let Err(e) = im.fill(at, len, Symbolic::Unreadable) {
-                        if vol.is_streamed() {
-                            return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
-                        }
-                        write_error = Some(e.to_string());
-                        break;
-                    }
+                    im.fill(at, len, Symbolic::Unreadable)
                 }
                 Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
+            };
+            if let Err(e) = stored {
+                // A stream (stdout, an upload) cannot be cut back: the error is final.
+                if vol.is_streamed() {
+                    return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
+                }
+                write_error = Some(e.to_string());
+                break;
             }
             pb.set_position(off);
             if let Some(j) = jl.as_mut() {
