@@ -20,6 +20,7 @@ for v in vols:
     b = open(v, "rb").read()
     n = os.path.basename(v)
     put("volume", n, b); put("verdict", n, b); put("zip_directory", n, b)
+    put("recover", n + ".cut", b[: len(b) * 3 // 4])
     put("zip_directory", n + ".tail", b[-65536:])
     z = zipfile.ZipFile(v)
     for i in z.infolist():
@@ -55,6 +56,18 @@ if command -v mkntfs >/dev/null && [[ ! -e corpus/ntfs/small ]]; then
     head -c 5000 /dev/urandom >"$t/p"
     ntfscp "$t/v" "$t/p" pagefile.sys >/dev/null 2>&1
     cp "$t/v" corpus/ntfs/small
+    rm -rf "$t"
+fi
+
+# Volumes pmem was killed while writing (a recovery journal, small bevies), cut at a few points.
+PMEM_BIN=${PMEM_BIN:-../target/release/pmem}
+if [[ -x $PMEM_BIN && ! -e corpus/recover/pmem-cut-1 ]]; then
+    mkdir -p corpus/recover
+    t=$(mktemp -d)
+    python3 -c "import sys, random; r = random.Random(5); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(300000)) + bytes(200000))" >"$t/in"
+    "$PMEM_BIN" image -q --chunks-per-bevy 2 -o "$t/v.aff4" "$t/in"
+    len=$(stat -c %s "$t/v.aff4")
+    for k in 1 2 3; do head -c $((len * k / 4)) "$t/v.aff4" >"corpus/recover/pmem-cut-$k"; done
     rm -rf "$t"
 fi
 

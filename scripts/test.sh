@@ -73,7 +73,7 @@ cargo clippy --workspace --exclude remote --no-default-features --target x86_64-
 # A brief run of every fuzz target (nightly + cargo-fuzz, 5 s each), without a sanitizer to
 # keep it short; fuzz/run.sh 600 (AddressSanitizer) for real campaigns.
 if rustup toolchain list | grep -q '^nightly'; then
-    PMEM_FUZZ_SANITIZER=none fuzz/run.sh "${PMEM_FUZZ_SECONDS:-5}"
+    PMEM_BIN=$PMEM_STATIC_BIN PMEM_FUZZ_SANITIZER=none fuzz/run.sh "${PMEM_FUZZ_SECONDS:-5}"
     # In CI, the fuzz build (about 0.7 GB) is not needed again: leave the disk to the tests.
     if [[ -n ${CI:-} ]]; then rm -rf fuzz/target; fi
 else

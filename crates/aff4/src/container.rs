@@ -233,7 +233,10 @@ impl Container {
     fn add_volume(&mut self, v: Volume) -> Result<()> {
         let t = v.backend.trailing_bytes();
         if t > 0 {
-            let msg = format!("{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored", v.path);
+            let msg = format!(
+                "{}: {t} bytes after the last complete ZIP directory (an interrupted write?); they were ignored (`pmem recover` rebuilds them)",
+                v.path
+            );
             self.problems.push(Finding::new(Cause::Incomplete, &v.path, msg));
         }
         self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;

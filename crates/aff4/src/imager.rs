@@ -152,6 +152,12 @@ pub struct Imager {
     stats: ImagerStats,
     max_in_flight: u64,
     pool: Pool,
+    /// What the image will be, for the recovery journal (see [`Imager::announce`]).
+    announced: (Option<u64>, Vec<String>),
+    /// Map entries sent to the recovery journal, and bevies it has seen completed.
+    journaled_entries: usize,
+    journaled_bevies: u64,
+    journal_started: bool,
 }
 
 /// Whether `b` is all zero bytes (16 at a time; the pipeline's zero-page test, also used by
@@ -241,7 +247,43 @@ impl Imager {
             bevy,
             stats: ImagerStats::default(),
             pool: Arc::new(std::sync::Mutex::new(Vec::new())),
+            announced: (None, Vec::new()),
+            journaled_entries: 0,
+            journaled_bevies: 0,
+            journal_started: false,
         })
+    }
+
+    /// Says what the image will be (its expected size and Image types), so that a volume
+    /// whose writer is killed can be rebuilt with the rest of the image recorded as unknown.
+    pub fn announce(&mut self, size: Option<u64>, types: &[&str]) {
+        self.announced = (size, types.iter().map(|t| t.to_string()).collect());
+    }
+
+    /// Writes the map's progress to the volume's recovery journal: the stream's parameters and
+    /// the map entries since the last record (the last one sent again, as it may have grown).
+    fn journal(&mut self, vol: &mut VolumeWriter) -> Result<()> {
+        if !vol.journaled() {
+            return Ok(());
+        }
+        let from = self.journaled_entries.saturating_sub(1);
+        let entries = &self.map.entries()[from.min(self.map.entries().len())..];
+        let rec = crate::recover::MapRecord {
+            map: self.map_urn.clone(),
+            stream: self.stream_urn.clone(),
+            chunk_size: self.opts.chunk_size,
+            chunks_per_bevy: self.opts.chunks_per_bevy,
+            codec: self.opts.codec.iri().to_string(),
+            size: self.announced.0,
+            types: self.announced.1.clone(),
+            targets: self.map.targets().to_vec(),
+            from: from as u64,
+            entries: entries.to_vec(),
+        };
+        vol.add_journal("map", &rec.to_bytes())?;
+        self.journaled_entries = self.map.entries().len();
+        self.journaled_bevies = self.bevy.bevies();
+        Ok(())
     }
 
     /// The virtual offset reached so far.
@@ -295,6 +337,12 @@ impl Imager {
         }
         if offset > self.pos {
             self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
+        }
+        if !self.journal_started {
+            // The image exists from its first byte on: a crash before its first bevy still
+            // leaves a record of it (all unknown), not nothing.
+            self.journal_started = true;
+            self.journal(vol)?;
         }
         let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
         self.hash(HashMsg::Data(data.clone()))?;
@@ -380,6 +428,9 @@ impl Imager {
             self.stats.stored_bytes += e.payload.len() as u64;
             self.bevy.push(vol, &e)?;
             self.next_write += 1;
+            if self.bevy.bevies() > self.journaled_bevies {
+                self.journal(vol)?;
+            }
         }
         Ok(())
     }
@@ -414,6 +465,7 @@ impl Imager {
         }
         let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
         let (chunks, block_digests) = bevy.finish(vol)?;
+        self.journal(vol)?;
         self.hash_tx = None;
         let digests = self.hasher.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
         let hashes: Vec<(HashAlgo, Vec<u8>)> = self.opts.hashes.iter().copied().zip(digests).collect();
@@ -578,4 +630,7 @@ pub fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, typ
         g.add(image, &p, o);
     }
     vol.register(image);
+    // A snapshot for recovery after a crash; one that cannot be written only narrows what
+    // recovery rebuilds (the volume's close reports the disk error itself).
+    let _ = vol.checkpoint();
 }

@@ -30,6 +30,7 @@ pub mod map;
 pub mod parallel;
 pub mod rdf;
 pub mod readahead;
+pub mod recover;
 pub mod segments;
 pub mod stream;
 pub mod symbolic;

@@ -139,6 +139,13 @@ impl Graph {
         self.add(s, p, o);
     }
 
+    /// Removes all values of `p` on `s`.
+    pub fn remove(&mut self, s: &str, p: &str) {
+        if let Some(v) = self.props.get_mut(s) {
+            v.retain(|(pp, _)| pp != p);
+        }
+    }
+
     /// Merges another graph into this one.
     pub fn merge(&mut self, other: &Graph) {
         for s in &other.subjects {

@@ -194,11 +194,11 @@ pub fn verify(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Re
         if let (Some(first), Some(last)) = (uncovered.first(), uncovered.last()) {
             let bytes: u64 = uncovered.iter().map(|(a, b)| b - a).sum();
             let what = if bytes == size {
-                "no byte of it".to_string()
+                "no checked hash covers any of its bytes".to_string()
             } else {
-                format!("{bytes} of its {size} bytes, first {:#x}-{:#x},", first.0, first.1)
+                format!("{bytes} of its {size} bytes, first {:#x}-{:#x}, are covered by no checked hash", first.0, first.1)
             };
-            findings.push(Finding::new(Cause::Unverified, &urn, format!("{what} covered by no checked hash")).at(first.0, last.1));
+            findings.push(Finding::new(Cause::Unverified, &urn, what).at(first.0, last.1));
         }
         let covered = size - uncovered.iter().map(|(a, b)| b - a).sum::<u64>();
         images.push(ImageReport { state, covered });

@@ -17,19 +17,3 @@ pub fn stream_hash(c: &aff4::Container, urn: &str, algo: aff4::HashAlgo) -> Stri
     let d = aff4::verify::hash_stream(c, urn, &[algo], 2, &|_| {}).expect("hash stream");
     aff4::hash::hex(&d[0])
 }
-
-/// A small deterministic generator (xorshift) for mutation campaigns.
-pub struct Rng(pub u64);
-impl Rng {
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// A value in `0..n` (0 when n is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}

@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod mutants;
 use aff4::volume::Volume;
 use aff4::{Container, OpenOptions};
-use common::{refimg, Rng};
+use common::refimg;
+use mutants::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,9 @@ use aff4::volume::write::VolumeWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The Image types of a memory image.
+const MEMORY_TYPES: [&str; 3] = [vocab::IMAGE, vocab::MEMORY_IMAGE, vocab::DISCONTIGUOUS_IMAGE];
+
 /// Page size used for retries and unreadable accounting.
 pub const PAGE: u64 = 4096;
 
@@ -318,6 +321,11 @@ pub fn acquire(
     let arch = src.architecture();
     let layout = core_layout(&ranges, &notes, arch.and_then(crate::elf::machine_of).unwrap_or(crate::elf::EM_X86_64));
     let mut p = Placer { im, vol, format: opts.format, offsets: layout.offsets.clone(), ranges: ranges.clone() };
+    let planned = match opts.format {
+        Format::Elf => layout.size,
+        _ => ranges.last().map(|r| r.end).unwrap_or(0),
+    };
+    p.im.announce(Some(planned), &MEMORY_TYPES);
     if opts.format == Format::Elf {
         let h = layout.header.clone();
         p.im.write(p.vol, 0, h)?;
@@ -450,10 +458,7 @@ pub fn acquire(
     if write_error.is_none() && (next < blocks.len() || !queue.is_empty()) {
         interrupted = true;
     }
-    let size = match opts.format {
-        Format::Elf => layout.size,
-        _ => ranges.last().map(|r| r.end).unwrap_or(0),
-    };
+    let size = planned;
     if write_error.is_some() {
         // Closed by Imager::abandon below.
     } else if interrupted {
@@ -544,8 +549,7 @@ pub fn acquire(
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
-    let types = [vocab::IMAGE, vocab::MEMORY_IMAGE, vocab::DISCONTIGUOUS_IMAGE];
-    describe_image(vol, &image, &result, &types, extra);
+    describe_image(vol, &image, &result, &MEMORY_TYPES, extra);
     vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(vocab::MEMORY_PHYSICAL));
 
     // information.yaml, as the pmem tools write it beside the memory stream.

@@ -161,6 +161,23 @@ pub enum Command {
     Acquire(crate::cmd::acquire::AcquireArgs),
     /// Image files, block devices or stdin into a volume (appends unless -t).
     Image(ImageArgs),
+    /// Rebuild a volume whose writer was killed (SIGKILL, power loss, a crash) from its ZIP
+    /// local headers and recovery journal into a new volume: every complete bevy comes back,
+    /// the rest of each image is recorded as unknown and marked "recovered"; BROKEN is only read.
+    Recover {
+        /// The unclosed volume.
+        #[arg(value_name = "BROKEN")]
+        broken: PathBuf,
+        /// The rebuilt volume to write.
+        #[arg(long, short = 'o', value_name = "FIXED")]
+        output: PathBuf,
+        /// Replace an existing output.
+        #[arg(short = 't', long)]
+        truncate: bool,
+        /// Machine-readable JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recompute every hash the volumes declare; exit 0 only if all checked hashes pass.
     Verify {
         #[command(flatten)]
@@ -238,7 +255,7 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
 }
 
 const SUBCOMMANDS: &[&str] =
-    &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf", "driver"];
+    &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf", "driver", "recover"];
 
 /// Rewrites pmem/aff4imager-style invocations into subcommands.
 pub fn rewrite(mut args: Vec<String>) -> Vec<String> {

@@ -106,6 +106,11 @@ impl BevyWriter {
         Ok(())
     }
 
+    /// Bevies completed so far.
+    pub fn bevies(&self) -> u64 {
+        self.bevy
+    }
+
     /// Gives up after a failed write: the chunk count and block-hash digests of the bevies
     /// completed, and where the volume must be cut back to drop the bevy in progress.
     pub fn abandon(self) -> (u64, BlockHashDigests, Option<u64>) {

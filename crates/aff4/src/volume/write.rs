@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 /// Where segments go.
 trait Sink: Send {
-    fn start(&mut self, name: &str) -> Result<()>;
+    /// Starts member `name`; `listed` is false for a recovery-journal member that the closed
+    /// volume's directory leaves out.
+    fn start(&mut self, name: &str, listed: bool) -> Result<()>;
     fn write(&mut self, data: &[u8]) -> Result<()>;
     fn finish_member(&mut self) -> Result<()>;
     fn close(self: Box<Self>, comment: &[u8]) -> Result<()>;
@@ -79,11 +81,12 @@ struct ZipSink {
 }
 
 impl Sink for ZipSink {
-    fn start(&mut self, name: &str) -> Result<()> {
+    fn start(&mut self, name: &str, listed: bool) -> Result<()> {
         if self.broken {
             self.rewind()?;
         }
-        let r = self.zip()?.start_member(name);
+        let zip = self.zip()?;
+        let r = if listed { zip.start_member(name) } else { zip.start_transient_member(name) };
         self.note(r)
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -256,10 +259,18 @@ struct DirSink {
     root: PathBuf,
     current: Option<(PathBuf, BufWriter<File>)>,
     written: u64,
+    /// The latest members completed, with where the volume stood when each was started (so
+    /// that [`Sink::abandon_since`] can remove the files of an abandoned bevy).
+    recent: std::collections::VecDeque<(u64, PathBuf)>,
+    started_at: u64,
 }
 
+/// How many completed members a directory volume remembers for [`Sink::abandon_since`]: more
+/// than a bevy writes (its data, index and a block-hash segment per algorithm).
+const DIR_RECENT: usize = 16;
+
 impl Sink for DirSink {
-    fn start(&mut self, name: &str) -> Result<()> {
+    fn start(&mut self, name: &str, _listed: bool) -> Result<()> {
         let mut p = self.root.clone();
         for c in name.split('/') {
             if !crate::urn::safe_component(c) {
@@ -272,6 +283,7 @@ impl Sink for DirSink {
         }
         let f = create_file(&p, true)?;
         self.current = Some((p, BufWriter::with_capacity(1 << 20, f)));
+        self.started_at = self.written;
         Ok(())
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
@@ -280,12 +292,29 @@ impl Sink for DirSink {
         self.written += data.len() as u64;
         Ok(())
     }
-    fn abandon_since(&mut self, _at: u64) {
-        self.current = None;
+    fn committed(&self) -> u64 {
+        self.written
+    }
+    fn abandon_since(&mut self, at: u64) {
+        // The member in progress and those started from `at` on are removed: a partial bevy
+        // must not be left where a reader would take it for data.
+        if let Some((p, f)) = self.current.take() {
+            drop(f);
+            let _ = std::fs::remove_file(p);
+        }
+        while self.recent.back().is_some_and(|(s, _)| *s >= at) {
+            if let Some((_, p)) = self.recent.pop_back() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
     fn finish_member(&mut self) -> Result<()> {
         if let Some((p, mut f)) = self.current.take() {
             f.flush().map_err(|e| Error::io(p.display().to_string(), e))?;
+            if self.recent.len() == DIR_RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((self.started_at, p));
         }
         Ok(())
     }
@@ -351,7 +380,23 @@ pub struct VolumeWriter {
     created: bool,
     /// Members written by this writer.
     members: u64,
+    /// Recovery journal (ZIP volumes only, see [`VolumeWriter::add_journal`]).
+    journal: Option<Journal>,
 }
+
+/// Where the recovery journal of a ZIP volume stands.
+#[derive(Default)]
+struct Journal {
+    /// Records written.
+    seq: u64,
+    /// Triples in the last metadata snapshot, and its length and position.
+    snapshot_triples: usize,
+    snapshot_len: u64,
+    snapshot_at: u64,
+}
+
+/// The member-name prefix of recovery-journal records (left out of a closed volume's directory).
+pub const JOURNAL_PREFIX: &str = "pmem-journal/";
 
 /// A completion step run after the last byte of a volume is written.
 pub type OnClose = Box<dyn FnOnce() -> Result<()> + Send>;
@@ -432,6 +477,7 @@ impl VolumeWriter {
         let mut w = VolumeWriter::with(sink, urn, Graph::new(), path, false);
         w.streamed = streamed;
         w.created = created;
+        w.journal = Some(Journal::default());
         w.describe_volume(vocab::ZIP_VOLUME);
         Ok(w)
     }
@@ -450,6 +496,7 @@ impl VolumeWriter {
             holds_data: false,
             created: false,
             members: 0,
+            journal: None,
         }
     }
 
@@ -507,7 +554,9 @@ impl VolumeWriter {
         f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
         let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, Target::File(f)), end, base, name).with_entries(entries);
         let sink = ZipSink::new(zw, end, None, Some(path.to_path_buf()), true)?;
-        Ok(VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true))
+        let mut w = VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true);
+        w.journal = Some(Journal::default());
+        Ok(w)
     }
 
     fn create_dir(path: &Path, mode: Mode) -> Result<VolumeWriter> {
@@ -521,7 +570,13 @@ impl VolumeWriter {
             return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a volume exists there")));
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(&name, e))?;
-        let sink = Box::new(DirSink { root: path.to_path_buf(), current: None, written: 0 });
+        let sink = Box::new(DirSink {
+            root: path.to_path_buf(),
+            current: None,
+            written: 0,
+            recent: std::collections::VecDeque::new(),
+            started_at: 0,
+        });
         if existing {
             let vol = crate::volume::Volume::open(path)?;
             let mut graph = Graph::new();
@@ -580,7 +635,7 @@ impl VolumeWriter {
 
     fn add_member_raw(&mut self, name: &str, data: &[u8]) -> Result<()> {
         let s = self.sink()?;
-        s.start(name)?;
+        s.start(name, true)?;
         s.write(data)?;
         s.finish_member()
     }
@@ -620,6 +675,7 @@ impl VolumeWriter {
         let file = create_file(&next, replace)?;
         let (urn, sink) = start_zip(Target::File(file), None, next.display().to_string())?;
         self.sink = Some(sink);
+        self.journal = Some(Journal::default());
         self.urn = urn;
         self.describe_volume(vocab::ZIP_VOLUME);
         if let Some(sp) = &mut self.split {
@@ -643,7 +699,7 @@ impl VolumeWriter {
         }
         let turtle = self.graph.to_turtle();
         let mut sink = self.sink.take().ok_or_else(|| Error::Unsupported("volume already closed".into()))?;
-        sink.start("information.turtle")?;
+        sink.start("information.turtle", true)?;
         sink.write(turtle.as_bytes())?;
         sink.finish_member()?;
         let mut comment = self.urn.clone().into_bytes();
@@ -659,7 +715,52 @@ impl VolumeWriter {
         self.holds_data = true;
         self.maybe_roll()?;
         let name = urn_to_member(&self.urn, urn);
-        self.sink()?.start(&name)
+        self.sink()?.start(&name, true)
+    }
+
+    /// True when the volume keeps a recovery journal (a ZIP volume: a file or a stream).
+    pub fn journaled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Writes a recovery-journal record `kind` (e.g. a map's progress): a member that a scan of
+    /// the local headers finds after a crash ([`crate::recover`]) and that the closed volume's
+    /// directory leaves out. Nothing is written for a directory volume.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn add_journal(&mut self, kind: &str, data: &[u8]) -> Result<()> {
+        let Some(j) = self.journal.as_mut() else { return Ok(()) };
+        j.seq += 1;
+        let name = format!("{JOURNAL_PREFIX}{:08}.{kind}", j.seq);
+        let s = self.sink()?;
+        s.start(&name, false)?;
+        s.write(data)?;
+        s.finish_member()
+    }
+
+    /// Writes a snapshot of the metadata to the recovery journal when it changed since the
+    /// last one, at most as often as keeps the snapshots under 1/64 of the bytes written (so
+    /// many small images cost linear, not quadratic, space).
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let written = self.bytes_written();
+        let triples = self.graph.len();
+        let Some(j) = self.journal.as_ref() else { return Ok(()) };
+        if triples == j.snapshot_triples || (j.snapshot_len > 0 && written - j.snapshot_at < j.snapshot_len * 64) {
+            return Ok(());
+        }
+        let turtle = self.graph.to_turtle();
+        self.add_journal("turtle", turtle.as_bytes())?;
+        let at = self.bytes_written();
+        if let Some(j) = self.journal.as_mut() {
+            j.snapshot_triples = triples;
+            j.snapshot_len = turtle.len() as u64;
+            j.snapshot_at = at;
+        }
+        Ok(())
     }
 
     /// Appends bytes to the open segment.

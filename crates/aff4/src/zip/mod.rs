@@ -4,9 +4,11 @@
 //! positional reads of members from many threads.
 
 mod read;
+mod scan;
 mod write;
 
 pub use read::{ZipArchive, ZipEntry};
+pub use scan::{scan_local_headers, LocalMember, LocalScan};
 pub use write::{WrittenEntry, ZipWriter};
 
 pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;

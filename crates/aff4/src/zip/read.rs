@@ -341,7 +341,7 @@ fn recover_tail(file: &dyn ReadAt, file_len: u64, name: &str) -> Result<(Vec<u8>
     Err(Error::corrupt(
         name,
         file_len,
-        "truncated or unclosed AFF4 volume: it starts like a ZIP file but has no end record (its writer was stopped before closing it, or the copy is cut short)",
+        "truncated AFF4 volume (no end record): its writer was stopped before closing it, or the copy is cut short; try `pmem recover FILE -o FIXED.aff4`",
     ))
 }
 

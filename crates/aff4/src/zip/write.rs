@@ -30,6 +30,9 @@ struct Open {
     header_offset: u64,
     crc: crc32fast::Hasher,
     size: u64,
+    /// Listed in the central directory (false for a transient member, see
+    /// [`ZipWriter::start_transient_member`]).
+    listed: bool,
 }
 
 /// Streams members into a ZIP64 archive; [`ZipWriter::finish`] writes the central directory.
@@ -96,6 +99,20 @@ impl<W: Write> ZipWriter<W> {
     /// # Errors
     /// A member is already open, or the write fails.
     pub fn start_member(&mut self, name: &str) -> Result<()> {
+        self.begin(name, true)
+    }
+
+    /// Starts a member that the central directory will not list: its local header and data
+    /// descriptor make it findable by a scan of the local headers (a recovery journal), while
+    /// readers of the closed archive never see it.
+    ///
+    /// # Errors
+    /// See [`ZipWriter::start_member`].
+    pub fn start_transient_member(&mut self, name: &str) -> Result<()> {
+        self.begin(name, false)
+    }
+
+    fn begin(&mut self, name: &str, listed: bool) -> Result<()> {
         if self.open.is_some() {
             return Err(Error::Unsupported("ZIP writer: a member is already open".into()));
         }
@@ -119,7 +136,7 @@ impl<W: Write> ZipWriter<W> {
         h.extend_from_slice(&u64::MAX.to_le_bytes());
         h.extend_from_slice(&u64::MAX.to_le_bytes());
         self.put(&h)?;
-        self.open = Some(Open { name: name.to_string(), header_offset, crc: crc32fast::Hasher::new(), size: 0 });
+        self.open = Some(Open { name: name.to_string(), header_offset, crc: crc32fast::Hasher::new(), size: 0, listed });
         Ok(())
     }
 
@@ -147,6 +164,9 @@ impl<W: Write> ZipWriter<W> {
         d.extend_from_slice(&open.size.to_le_bytes());
         d.extend_from_slice(&open.size.to_le_bytes());
         self.put(&d)?;
+        if !open.listed {
+            return Ok(());
+        }
         let entry = WrittenEntry {
             name: open.name,
             method: METHOD_STORED,

@@ -15,6 +15,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The Image types of an imaged file or device.
+const DISK_TYPES: [&str; 3] = [vocab::IMAGE, vocab::DISK_IMAGE, vocab::CONTIGUOUS_IMAGE];
+
 /// Options shared by `image` and `acquire` for how data is stored.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
@@ -325,6 +328,7 @@ fn image_one(
         (Box::new(f), size, meta)
     };
     let mut im = Imager::new(opts.clone()).code(exit::USAGE)?;
+    im.announce(size, &DISK_TYPES);
     let pb = progress::bytes(size.unwrap_or(0), input, quiet);
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let (name, bufs) = (input.to_string(), im.buffers());
@@ -434,7 +438,7 @@ fn image_one(
     if unreadable > 0 {
         extra.push((format!("{}unreadableBytes", vocab::AFF4), Node::long(unreadable)));
     }
-    describe_image(vol, &image, &r, &[vocab::IMAGE, vocab::DISK_IMAGE, vocab::CONTIGUOUS_IMAGE], extra);
+    describe_image(vol, &image, &r, &DISK_TYPES, extra);
     Ok(json!({
         "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,

@@ -9,6 +9,7 @@ mod isf;
 mod ls;
 #[cfg(all(feature = "fuse", target_os = "linux"))]
 mod mount;
+mod recover;
 mod verify;
 mod view;
 
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Driver { action } => acquire::driver(&action),
         Command::Acquire(a) => acquire::run(&a),
         Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
+        Command::Recover { broken, output, truncate, json } => recover::run(&broken, &output, truncate, json),
         Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),
     }
 }
