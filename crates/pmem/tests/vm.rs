@@ -65,6 +65,31 @@ fn compare_with_dump(vol: &Path, dump: &Path, iomem: &str, names: &[&str]) {
     }
 }
 
+/// Our own output stays out of the memory we capture: at most 0.1% of the image's RAM pages
+/// and 0.5% of the guest's pages after the capture (QEMU's dump) hold 4 KiB blocks of the
+/// volume (bench/footprint.py; the volume is written around the page cache).
+fn assert_small_footprint(vol: &Path, dump: &Path, iomem: &Path, tmp: &Path) {
+    let ex = tmp.join("footprint");
+    ok(&["export", "-D", ex.to_str().unwrap(), "--format", "raw", vol.to_str().unwrap()]);
+    let raw = std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "raw")).unwrap();
+    let o = Command::new("python3")
+        .arg(repo().join("bench/footprint.py"))
+        .args([vol, iomem])
+        .arg("--dump")
+        .arg(dump)
+        .arg("--raw")
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "footprint.py: {}", String::from_utf8_lossy(&o.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    eprintln!("footprint: {f}");
+    let (img, end) = (&f["image"], &f["dump"]);
+    assert!(img["ours"].as_u64().unwrap() * 1000 <= img["pages"].as_u64().unwrap(), "our output fills the image: {f}");
+    assert!(end["ours"].as_u64().unwrap() * 200 <= end["pages"].as_u64().unwrap(), "our output fills the guest's memory: {f}");
+    std::fs::remove_dir_all(&ex).unwrap();
+}
+
 fn vol_python() -> Option<PathBuf> {
     match std::env::var_os("PMEM_VOL").map(PathBuf::from) {
         Some(p) if p.exists() => Some(p),
@@ -86,6 +111,7 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     let vol = r.dir.join("out/mem.aff4");
     let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
     compare_with_dump(&vol, &dump, &iomem, &["Kernel code", "Kernel rodata"]);
+    assert_small_footprint(&vol, &dump, &r.dir.join("iomem.txt"), tmp.path());
 
     let v: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", vol.to_str().unwrap()]).stdout).unwrap();
     assert_eq!(v["ok"], true, "{v}");

@@ -6,9 +6,10 @@ use crate::error::{Error, Result};
 use crate::rdf::{Graph, Node};
 use crate::urn::{new_urn, urn_to_member};
 use crate::vocab::{self, RDF_TYPE, XSD};
+use crate::volume::uncached::Uncached;
 use crate::zip::{WrittenEntry, ZipArchive, ZipWriter};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,8 +39,15 @@ trait Sink: Send {
 /// Where a ZIP volume's bytes go: a file (which can be cut back, and room kept in it for
 /// closing), or a stream that is only ever written forwards (stdout, an upload).
 enum Target {
-    File(File),
+    File(Uncached),
     Stream(Box<dyn Write + Send>),
+}
+
+impl Target {
+    /// A volume file written from `pos` on, around the page cache.
+    fn file(f: File, pos: u64, name: &str) -> Result<Target> {
+        Ok(Target::File(Uncached::new(f, pos).map_err(|e| Error::io(name, e))?))
+    }
 }
 
 impl Write for Target {
@@ -58,6 +66,13 @@ impl Write for Target {
 }
 
 type Out = BufWriter<Target>;
+
+/// The writer over a volume's target: a stream is buffered here; a file buffers in its own
+/// aligned buffer ([`Uncached`]), so that no second copy of the output sits in our memory.
+fn out(target: Target) -> Out {
+    let cap = if matches!(target, Target::File(_)) { 0 } else { 256 << 10 };
+    BufWriter::with_capacity(cap, target)
+}
 
 /// Room kept allocated beyond the last complete member of a volume file, so that the metadata
 /// and directory can always be written, even when the disk fills up: the fixed part.
@@ -114,9 +129,12 @@ impl Sink for ZipSink {
         let zip = self.zip.take().ok_or_else(closed)?;
         let out = zip.finish(comment)?;
         let rename = self.rename.take();
-        let mut f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
-        f.flush().map_err(|e| Error::io("flushing volume", e))?;
-        drop(f);
+        let f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
+        match f {
+            Target::File(mut u) => u.finish(),
+            Target::Stream(mut s) => s.flush(),
+        }
+        .map_err(|e| Error::io("flushing volume", e))?;
         if let Some((tmp, dest)) = rename {
             std::fs::rename(&tmp, &dest).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), dest.display()), e))?;
         }
@@ -198,8 +216,9 @@ impl ZipSink {
         #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut got = self.room * 2;
         #[cfg(target_os = "linux")]
-        if let Some(Target::File(f)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
+        if let Some(Target::File(u)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
             use std::os::fd::AsRawFd;
+            let f = u.file();
             let reserve = |len: u64| -> std::io::Result<()> {
                 let (Ok(off), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else { return Ok(()) };
                 // SAFETY: fallocate on a valid descriptor; KEEP_SIZE leaves the file's length alone.
@@ -242,9 +261,8 @@ impl ZipSink {
         let Target::File(mut f) = target else {
             return Err(Error::Unsupported(format!("{name}: a write failed and a stream cannot be cut back")));
         };
-        f.set_len(at).map_err(|e| Error::io(&name, e))?;
-        f.seek(SeekFrom::Start(at)).map_err(|e| Error::io(&name, e))?;
-        *zip.get_mut() = BufWriter::with_capacity(4 << 20, Target::File(f));
+        f.cut_to(at).map_err(|e| Error::io(&name, e))?;
+        *zip.get_mut() = out(Target::File(f));
         self.reserved_to = at;
         self.broken = false;
         Ok(())
@@ -332,7 +350,7 @@ impl Sink for DirSink {
 /// The file exists (without `replace`), is a symlink, or cannot be created.
 pub fn create_file(p: &Path, replace: bool) -> Result<File> {
     let mut o = OpenOptions::new();
-    o.write(true);
+    o.read(true).write(true);
     if replace {
         o.create(true).truncate(true);
     } else {
@@ -416,10 +434,10 @@ struct Split {
 }
 
 /// Starts a ZIP volume in `out` with a new URN: container.description and version.txt first.
-fn start_zip(out: Target, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
+fn start_zip(target: Target, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
     let urn = new_urn();
-    let file = matches!(out, Target::File(_));
-    let mut zip = ZipWriter::new(BufWriter::with_capacity(4 << 20, out), 0, 0, name);
+    let file = matches!(target, Target::File(_));
+    let mut zip = ZipWriter::new(out(target), 0, 0, name);
     zip.add_member("container.description", urn.as_bytes())?;
     zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
     Ok((urn, Box::new(ZipSink::new(zip, 0, rename, None, file)?)))
@@ -466,7 +484,8 @@ impl VolumeWriter {
         } else {
             (create_file(path, false)?, None)
         };
-        Self::new_zip(Target::File(file), rename, path, name)
+        let target = Target::file(file, 0, &name)?;
+        Self::new_zip(target, rename, path, name)
     }
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
@@ -542,17 +561,17 @@ impl VolumeWriter {
             .collect();
         let end = zip.file_len() - zip.trailing_bytes();
         let mut o = OpenOptions::new();
-        o.write(true);
+        o.read(true).write(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             o.custom_flags(libc_nofollow());
         }
-        let mut f = o.open(path).map_err(|e| Error::io(&name, e))?;
+        let f = o.open(path).map_err(|e| Error::io(&name, e))?;
         // Drop what an interrupted append left behind, keep everything else.
         f.set_len(end).map_err(|e| Error::io(&name, e))?;
-        f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&name, e))?;
-        let zw = ZipWriter::new(BufWriter::with_capacity(4 << 20, Target::File(f)), end, base, name).with_entries(entries);
+        let target = Target::file(f, end, &name)?;
+        let zw = ZipWriter::new(out(target), end, base, name).with_entries(entries);
         let sink = ZipSink::new(zw, end, None, Some(path.to_path_buf()), true)?;
         let mut w = VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true);
         w.journal = Some(Journal::default());
@@ -673,7 +692,8 @@ impl VolumeWriter {
         let replace = sp.replace;
         self.close_part(false)?;
         let file = create_file(&next, replace)?;
-        let (urn, sink) = start_zip(Target::File(file), None, next.display().to_string())?;
+        let name = next.display().to_string();
+        let (urn, sink) = start_zip(Target::file(file, 0, &name)?, None, name)?;
         self.sink = Some(sink);
         self.journal = Some(Journal::default());
         self.urn = urn;
