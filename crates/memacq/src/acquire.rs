@@ -15,6 +15,7 @@ use aff4::vocab::{self, AFF4, XSD};
 use aff4::volume::write::VolumeWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The Image types of a memory image.
 const MEMORY_TYPES: [&str; 3] = [vocab::IMAGE, vocab::MEMORY_IMAGE, vocab::DISCONTIGUOUS_IMAGE];
@@ -50,6 +51,11 @@ pub struct AcquireOptions {
     pub read_timeout: Option<std::time::Duration>,
     /// Pagefiles and swap to capture beside the memory (`-p`).
     pub pagefiles: Vec<crate::pagefile::PagefileSpec>,
+    /// Ranges to read again after the main pass, to record what changed while we read (see
+    /// [`crate::recheck`]); with `recheck_keep`, the second copies of changed pages are kept.
+    pub recheck: Vec<Range>,
+    /// Keep the second copies of pages the recheck found changed (as a LiME file).
+    pub recheck_keep: bool,
 }
 
 impl Default for AcquireOptions {
@@ -62,6 +68,8 @@ impl Default for AcquireOptions {
             block: 1 << 20,
             read_timeout: Some(std::time::Duration::from_secs(30)),
             pagefiles: Vec::new(),
+            recheck: Vec::new(),
+            recheck_keep: false,
         }
     }
 }
@@ -104,6 +112,8 @@ pub struct AcquireReport {
     pub pagefiles: Vec<crate::pagefile::PagefileReport>,
     /// Pagefiles that could not be captured (name, why).
     pub pagefile_errors: Vec<(String, String)>,
+    /// What the recheck after the main pass found (when ranges were given).
+    pub recheck: Option<crate::recheck::RecheckReport>,
 }
 
 /// Outcome of one read.
@@ -361,7 +371,9 @@ pub fn acquire(
     }
     // Reads run ahead of the pipeline by READ_AHEAD blocks.
     const READ_AHEAD: usize = 3;
-    let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>)> = std::collections::VecDeque::new();
+    let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>, Instant)> = std::collections::VecDeque::new();
+    let mut timeline = crate::timeline::Timeline::start(started.clone());
+    let mut first_pass = crate::recheck::FirstPass::new(opts.recheck.clone());
     let mut next = 0usize;
     let mut current_range = usize::MAX;
     // The reading loop; its only errors are writes to the volume (a full disk), after which
@@ -371,10 +383,10 @@ pub fn acquire(
             while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
                 let (i, off, n, mapped) = blocks[next];
                 let pend = mapped.then(|| reader.submit(off, p.im.buffer(n as usize)));
-                queue.push_back((i, off, n, pend));
+                queue.push_back((i, off, n, pend, Instant::now()));
                 next += 1;
             }
-            let Some((i, off, n, pend)) = queue.pop_front() else { break };
+            let Some((i, off, n, pend, submitted)) = queue.pop_front() else { break };
             if stop.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
@@ -399,13 +411,14 @@ pub fn acquire(
             if matches!(first, Read::TimedOut) {
                 // The helper was abandoned with the queued reads: queue them again on a new one.
                 let rest: Vec<_> = queue.drain(..).collect();
-                for (ri, roff, rn, was) in rest {
+                for (ri, roff, rn, was, _) in rest {
                     let pend = was.map(|_| reader.submit(roff, p.im.buffer(rn as usize)));
-                    queue.push_back((ri, roff, rn, pend));
+                    queue.push_back((ri, roff, rn, pend, Instant::now()));
                 }
             }
             {
                 if let Read::Ok(buf) = first {
+                    first_pass.note(off, &buf);
                     p.data(i, off, buf)?;
                 } else {
                     // Retry page by page (each page twice); after a timeout, pages that time out
@@ -434,6 +447,7 @@ pub fn acquire(
                             }
                         }
                         if let Some(pg) = got {
+                            first_pass.note(q, &pg);
                             p.data(i, q, pg)?;
                         } else {
                             p.fill(i, q, m, Symbolic::Unreadable)?;
@@ -443,6 +457,7 @@ pub fn acquire(
                         q += m;
                     }
                 }
+                timeline.record(off, n, submitted, Instant::now());
                 done += n;
                 progress(Progress::Memory { done, unreadable_pages });
             }
@@ -457,6 +472,33 @@ pub fn acquire(
     };
     if write_error.is_none() && (next < blocks.len() || !queue.is_empty()) {
         interrupted = true;
+    }
+    // What changed while we read: the chosen pages read a second time (see crate::recheck).
+    let mut recheck = None;
+    let mut second_copies: Vec<(u64, Vec<u8>)> = Vec::new();
+    if !opts.recheck.is_empty() && !interrupted && write_error.is_none() {
+        let t = Instant::now();
+        let mut rep = crate::recheck::RecheckReport { ranges: opts.recheck.clone(), ..Default::default() };
+        for pg in first_pass.pages() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            rep.pages += 1;
+            match reader.read(pg, vec![0u8; PAGE as usize]) {
+                Read::Ok(b) => {
+                    if first_pass.changed(pg, &b) {
+                        rep.changed_pages += 1;
+                        add_range(&mut rep.changed, pg, PAGE);
+                        if opts.recheck_keep {
+                            second_copies.push((pg, b));
+                        }
+                    }
+                }
+                Read::Failed | Read::TimedOut => rep.unreadable_pages += 1,
+            }
+        }
+        rep.seconds = t.elapsed().as_secs_f64();
+        recheck = Some(rep);
     }
     let size = planned;
     if write_error.is_some() {
@@ -546,6 +588,15 @@ pub fn acquire(
     for n in &notes {
         extra.push((a("acquisitionNote"), Node::string(n.clone())));
     }
+    if let Some(r) = &recheck {
+        let list = |v: &[Range]| Node::string(v.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","));
+        extra.push((a("recheckedRanges"), list(&r.ranges)));
+        extra.push((a("recheckedPages"), Node::long(r.pages)));
+        extra.push((a("recheckChangedPages"), Node::long(r.changed_pages)));
+        extra.push((a("recheckChangedRanges"), list(&r.changed)));
+        extra.push((a("recheckUnreadablePages"), Node::long(r.unreadable_pages)));
+        extra.push((a("recheckSeconds"), Node::string(format!("{:.3}", r.seconds))));
+    }
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
@@ -573,6 +624,16 @@ pub fn acquire(
         let (urn, n) = add_file(vol, "VMCOREINFO", &mut v.as_bytes(), &FileTimes::default(), &hashes)?;
         vol.graph_mut().add(&image, &a("vmcoreinfo"), Node::iri(urn));
         extras.push(("VMCOREINFO".to_string(), n));
+    }
+    if !second_copies.is_empty() {
+        let lime = crate::recheck::lime_of(&second_copies);
+        let (urn, _) = add_file(vol, "recheck-second-read.lime", &mut lime.as_slice(), &FileTimes::default(), &hashes)?;
+        vol.graph_mut().add(&image, &a("recheckSecondRead"), Node::iri(urn));
+    }
+    // When each part was read (see crate::timeline); after a failed write there is no room.
+    if write_error.is_none() {
+        let (urn, _) = add_file(vol, crate::timeline::NAME, &mut timeline.to_json().as_bytes(), &FileTimes::default(), &hashes)?;
+        vol.graph_mut().add(&image, &a("readTimeline"), Node::iri(urn));
     }
     let mut files =
         if opts.extras && matches!(src.kind(), "kcore" | "crash" | "devmem") { default_extras(release.as_deref()) } else { Vec::new() };
@@ -651,5 +712,6 @@ pub fn acquire(
         pagefiles,
         pagefile_errors,
         write_error,
+        recheck,
     })
 }

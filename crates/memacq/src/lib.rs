@@ -15,7 +15,9 @@ pub mod lime;
 pub mod mount;
 pub mod outdir;
 pub mod pagefile;
+pub mod recheck;
 pub mod source;
 pub mod sparse;
+pub mod timeline;
 
 pub use error::{Error, Result, SourceError, SourceErrorKind};

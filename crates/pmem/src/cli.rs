@@ -158,7 +158,7 @@ pub enum Command {
         action: DriverAction,
     },
     /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
-    Acquire(crate::cmd::acquire::AcquireArgs),
+    Acquire(Box<crate::cmd::acquire::AcquireArgs>),
     /// Image files, block devices or stdin into a volume (appends unless -t).
     Image(ImageArgs),
     /// Rebuild a volume whose writer was killed (SIGKILL, power loss, a crash) from its ZIP

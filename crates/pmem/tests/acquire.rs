@@ -511,3 +511,103 @@ fn the_aarch64_build_acquires_and_both_builds_read_each_other() {
     assert_eq!(v["ok"], true, "{v}");
     assert!(a64(&["cat", by_x86.to_str().unwrap()]) == f.physical, "the aarch64 build reads different bytes");
 }
+
+/// When each part was read: one row per 64 MiB window of the address space that was read, in
+/// the order read, each from its first read's start to its last read's end; `info` and
+/// `ls --json` show it, and the export writes it beside the image.
+#[test]
+fn the_read_timeline_says_when_each_window_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two ranges, in windows 0 and 2 (0x8000000 is 128 MiB).
+    let mut lime = Vec::new();
+    for (start, len) in [(0x100000u64, 3usize << 20), (0x800_0000, 2 << 20)] {
+        for x in [
+            0x4C69_4D45u32.to_le_bytes().as_slice(),
+            &1u32.to_le_bytes(),
+            &start.to_le_bytes(),
+            &(start + len as u64 - 1).to_le_bytes(),
+            &[0; 8],
+        ] {
+            lime.extend_from_slice(x);
+        }
+        lime.extend_from_slice(&corpus(len, start));
+    }
+    let src = d.join("two.lime");
+    std::fs::write(&src, &lime).unwrap();
+    let vol = d.join("t.aff4");
+    ok(&["acquire", "-q", "--source", src.to_str().unwrap(), "-o", vol.to_str().unwrap()]);
+    let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
+    let mem = ls["images"].as_array().unwrap().iter().find(|i| i["memory"] == true).unwrap();
+    let t = &mem["read_timeline"];
+    assert_eq!((t["windows"].as_u64(), t["window"].as_u64()), (Some(2), Some(64 << 20)), "{t}");
+    let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("read times    2 window(s) of 64.0 MiB"), "{info}");
+    let ex = d.join("ex");
+    ok(&["export", "-D", ex.to_str().unwrap(), "--format", "lime", vol.to_str().unwrap()]);
+    let urn = mem["urn"].as_str().unwrap().trim_start_matches("aff4://");
+    let table: serde_json::Value = serde_json::from_slice(&std::fs::read(ex.join(format!("{urn}.read-timeline.json"))).unwrap()).unwrap();
+    let rows: Vec<(u64, u64, u64)> = table["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap(), r[2].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 0x800_0000], "{table}");
+    assert!(rows.iter().all(|r| r.1 <= r.2), "each window starts before it ends: {table}");
+    assert!(rows[0].1 <= rows[1].1 && rows[0].2 <= rows[1].2, "read in address order: {table}");
+    assert!(table["started"].as_str().unwrap().starts_with("20"), "{table}");
+}
+
+/// The recheck reads chosen pages a second time after the main pass: a file does not change, so
+/// every page is read again and none differs; the counts are in the metadata and `info`; a
+/// file source refuses `--recheck` (no live kernel), and a bad range is a usage error.
+#[test]
+fn the_recheck_reads_pages_again_and_counts_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = corpus(4 << 20, 21);
+    let lime = d.join("m.lime");
+    lime_file(&lime, 0x100000, &data);
+    let vol = d.join("r.aff4");
+    let o = ok(&[
+        "acquire",
+        "--json",
+        "--recheck-range",
+        "0x100000-0x180000",
+        "--recheck-range",
+        "0x200000-0x201000",
+        "--recheck-keep",
+        "--source",
+        lime.to_str().unwrap(),
+        "-o",
+        vol.to_str().unwrap(),
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &j["recheck"];
+    // Zero pages are still read (and compared), all of them whole pages of the ranges.
+    assert_eq!((r["pages"].as_u64(), r["changed_pages"].as_u64()), (Some(128 + 1), Some(0)), "{j}");
+    let ttl = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(ttl.contains("aff4:recheckedPages") && ttl.contains("aff4:recheckChangedPages"), "{ttl}");
+    assert!(!ttl.contains("recheckSecondRead"), "nothing changed, so no second copies: {ttl}");
+    let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.contains("recheck       129 pages read again after the pass"), "{info}");
+    let (c, err) = {
+        let o = run(&["acquire", "-q", "--recheck", "--source", lime.to_str().unwrap(), "-o", d.join("x.aff4").to_str().unwrap()]);
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("--recheck-range"), "{err}");
+    let o = run(&[
+        "acquire",
+        "-q",
+        "--recheck-range",
+        "0x2000-0x1000",
+        "--source",
+        lime.to_str().unwrap(),
+        "-o",
+        d.join("y.aff4").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!d.join("x.aff4").exists() && !d.join("y.aff4").exists(), "refused before writing");
+}

@@ -106,7 +106,11 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("guest.elf");
-    let r = rig(tmp.path(), &["--mem", "1G", "--host-dump", dump.to_str().unwrap()], &["acquire", "-o", "/out/mem.aff4"]);
+    let r = rig(
+        tmp.path(),
+        &["--mem", "1G", "--host-dump", dump.to_str().unwrap()],
+        &["acquire", "--recheck", "--recheck-keep", "-o", "/out/mem.aff4"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let vol = r.dir.join("out/mem.aff4");
     let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
@@ -124,6 +128,19 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     }
     let mem: Vec<&serde_json::Value> = ls["images"].as_array().unwrap().iter().filter(|i| i["memory"] == true).collect();
     assert_eq!(mem.len(), 1);
+    // The kernel's pages read again after the pass: a running kernel changes some (jiffies,
+    // run queues), and their second copies are kept.
+    let turtle = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+    let num =
+        |p: &str| turtle.lines().find(|l| l.contains(p)).and_then(|l| l.split('"').nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let (pages, changed) = (num("aff4:recheckedPages"), num("aff4:recheckChangedPages"));
+    eprintln!("recheck: {pages} kernel pages read again, {changed} changed");
+    assert!(pages > 2000 && changed > 0 && changed < pages, "recheck: {pages} pages, {changed} changed");
+    assert!(names.iter().any(|n| n == "recheck-second-read.lime"), "{names:?}");
+    // When each 64 MiB of the guest's 1 GiB was read.
+    let t = &mem[0]["read_timeline"];
+    assert_eq!(t["windows"].as_u64(), Some(16), "{t}");
+    assert!(t["span_s"].as_f64().unwrap() > 0.0, "{t}");
     let turtle = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
     for p in ["aff4:MemoryImage", "memory:physical", "aff4:kernelRelease", "aff4:kaslrOffset", "aff4:bootId", "aff4:acquisitionEndTime"] {
         assert!(turtle.contains(p), "metadata lacks {p}");

@@ -55,6 +55,18 @@ pub struct AcquireArgs {
     /// (`'\pagefile.sys@/dev/sdb2'`); other paths (`/swapfile`, `/dev/sda3`) are read directly.
     #[arg(short = 'p', long = "pagefile", value_name = "PATH", value_parser = parse_pagefile)]
     pub pagefiles: Vec<PagefileSpec>,
+    /// After the main pass, read the kernel's own pages (code, rodata, data and bss in
+    /// /proc/iomem) a second time and record which changed while we read ("smear"): count and
+    /// ranges in the image's metadata, shown by `pmem info`.
+    #[arg(long)]
+    pub recheck: bool,
+    /// Read this physical range a second time after the main pass (START-END, hex; repeatable;
+    /// alone or with --recheck).
+    #[arg(long = "recheck-range", value_name = "START-END", value_parser = parse_range)]
+    pub recheck_ranges: Vec<memacq::iomem::Range>,
+    /// Keep the second copies of pages that changed, as recheck-second-read.lime in the volume.
+    #[arg(long)]
+    pub recheck_keep: bool,
     /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
     #[arg(long, default_value_t = 30)]
     pub read_timeout: u64,
@@ -73,6 +85,16 @@ pub struct AcquireArgs {
     /// Alternative /dev/crash.
     #[arg(long, hide = true, default_value = "/dev/crash")]
     pub crash_path: String,
+}
+
+fn parse_range(s: &str) -> Result<memacq::iomem::Range, String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: a range is START-END"))?;
+    let hex = |x: &str| u64::from_str_radix(x.trim_start_matches("0x"), 16).map_err(|e| format!("{x}: {e}"));
+    let r = memacq::iomem::Range { start: hex(a)?, end: hex(b)? };
+    if r.end <= r.start {
+        return Err(format!("{s}: the end must be after the start"));
+    }
+    Ok(r)
 }
 
 fn parse_pagefile(s: &str) -> Result<PagefileSpec, String> {
@@ -168,6 +190,26 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         }
         extra_files.extend(v.into_iter().map(|p| p.display().to_string()));
     }
+    let mut recheck = a.recheck_ranges.clone();
+    if a.recheck {
+        if matches!(src.kind(), "lime" | "elf") {
+            return Err(anyhow!(
+                "--recheck reads a live machine's kernel again; {} is a file (give ranges with --recheck-range)",
+                src.name()
+            ))
+            .code(exit::USAGE);
+        }
+        let iomem = std::fs::read_to_string(&a.iomem_path).unwrap_or_default();
+        let kernel = memacq::recheck::kernel_ranges(&iomem);
+        if kernel.is_empty() {
+            return Err(anyhow!(
+                "--recheck: {} names no kernel ranges (a file source has none); give them with --recheck-range START-END",
+                a.iomem_path
+            ))
+            .code(exit::USAGE);
+        }
+        recheck.extend(kernel);
+    }
     let opts = AcquireOptions {
         imager: a.store.imager_options()?,
         format: match a.format {
@@ -180,6 +222,8 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         block: a.block_kib.max(4) * 1024,
         read_timeout: (a.read_timeout > 0).then(|| std::time::Duration::from_secs(a.read_timeout)),
         pagefiles: a.pagefiles.clone(),
+        recheck,
+        recheck_keep: a.recheck_keep,
     };
     let quiet = a.store.quiet || a.store.json;
     if !quiet {
@@ -283,6 +327,10 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                     "hashes": p.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect::<serde_json::Map<_, _>>(),
                 })).collect::<Vec<_>>(),
                 "pagefile_errors": report.pagefile_errors.iter().map(|(f, e)| json!({"pagefile": f, "error": e})).collect::<Vec<_>>(),
+                "recheck": report.recheck.as_ref().map(|r| json!({
+                    "pages": r.pages, "changed_pages": r.changed_pages, "unreadable_pages": r.unreadable_pages, "seconds": r.seconds,
+                    "changed": r.changed.iter().map(|x| json!({"start": x.start, "end": x.end})).collect::<Vec<_>>(),
+                })),
             }))?
         );
     } else if !a.store.quiet {
@@ -306,6 +354,15 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         eprintln!("pmem: extras: {}", report.extras.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "));
         if !report.missing.is_empty() {
             eprintln!("pmem: not captured: {}", report.missing.iter().map(|(f, e)| format!("{f} ({e})")).collect::<Vec<_>>().join(", "));
+        }
+        if let Some(r) = &report.recheck {
+            eprintln!(
+                "pmem: recheck: {} pages read again in {:.2} s after the main pass: {} changed while we read{}",
+                r.pages,
+                r.seconds,
+                r.changed_pages,
+                if r.unreadable_pages > 0 { format!(", {} unreadable the second time", r.unreadable_pages) } else { String::new() }
+            );
         }
         for p in &report.pagefiles {
             eprintln!(

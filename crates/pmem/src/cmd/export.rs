@@ -164,8 +164,10 @@ pub fn run(
         export_memory(&c, dir, patterns, ExportFormat::Raw, truncate, threads(t))?;
         n += 1;
     }
+    // Read timelines go beside their memory image (see export_memory).
+    let timelines: HashSet<String> = c.images().iter().filter(|i| i.memory).filter_map(|i| read_timeline(&c, &i.urn)).collect();
     for i in c.images() {
-        if i.data_streams.is_empty() || i.memory {
+        if i.data_streams.is_empty() || i.memory || timelines.contains(&i.urn) {
             continue;
         }
         let name = i.name.clone().unwrap_or_else(|| i.urn.clone());
@@ -235,8 +237,24 @@ fn export_memory(
         let n = memacq::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
         out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
+        // When each part was read, beside the image as `NAME.read-timeline.json`.
+        if let Some(t) = read_timeline(c, &i.urn) {
+            let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
+            name.set_extension(memacq::timeline::NAME);
+            let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
+            out.write_all(&bytes)
+                .and_then(|_| out.finish())
+                .with_context(|| format!("writing {}", dir.join(&name).display()))
+                .code(exit::OUTPUT)?;
+            eprintln!("{t} -> {}", dir.join(&name).display());
+        }
     }
     Ok(0)
+}
+
+/// The read timeline linked from memory image `image`.
+fn read_timeline(c: &aff4::Container, image: &str) -> Option<String> {
+    c.graph().aff4(image, "readTimeline").and_then(|n| n.as_iri()).map(String::from)
 }
 
 #[cfg(test)]

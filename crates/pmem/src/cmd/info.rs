@@ -71,6 +71,29 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         for n in g.values(&i.urn, &format!("{}acquisitionNote", aff4::vocab::AFF4)) {
             println!("  note          {}", n.value());
         }
+        match memacq::timeline::of_image(&c, &i.urn) {
+            Some(Ok(t)) => {
+                println!(
+                    "  read times    {} window(s) of {} read over {:.2} s from {}{} ({} beside exports)",
+                    t.windows,
+                    human(t.window),
+                    t.span_s,
+                    t.started,
+                    t.longest.map(|(w, d)| format!("; the longest, at {w:#x}, over {d:.2} s")).unwrap_or_default(),
+                    memacq::timeline::NAME
+                );
+            }
+            Some(Err(e)) => println!("  read times    unreadable: {e}"),
+            None => {}
+        }
+        if let Some(n) = g.aff4(&i.urn, "recheckedPages").and_then(Node::as_u64) {
+            let changed = g.aff4(&i.urn, "recheckChangedPages").and_then(Node::as_u64).unwrap_or(0);
+            println!(
+                "  recheck       {n} pages read again after the pass ({} s): {changed} changed while we read{}",
+                a(&i.urn, "recheckSeconds").unwrap_or_default(),
+                a(&i.urn, "recheckChangedRanges").filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
+            );
+        }
         if let Some(k) = a(&i.urn, "kaslrOffset") {
             println!("  KASLR offset  {k}   phys_base {}", a(&i.urn, "physBase").unwrap_or_default());
         }
