@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """How much of a memory capture is the capturing tool's own output.
 
-    footprint.py OUTPUT IOMEM [--dump GUEST.elf] [--raw IMAGE.raw | --lime IMAGE.lime]
+    footprint.py OUTPUT IOMEM [--dump GUEST.elf] [--raw IMAGE.raw | --lime IMAGE.lime | --elf IMAGE.elf]
 
 OUTPUT is the file the tool wrote (an AFF4 volume, AVML's LiME); its 4 KiB blocks at 4 KiB
 offsets are what the page cache would hold. For every page of System RAM (IOMEM: the guest's
 /proc/iomem) the script counts the pages of the captured image (--raw: physical address = file
-offset; --lime: LiME ranges) and of QEMU's dump taken after the capture (--dump: an ELF core,
+offset; --lime: LiME ranges; --elf: an ELF core's PT_LOADs) and of QEMU's dump taken after the capture (--dump: an ELF core,
 PT_LOAD physical addresses) that equal one of those blocks. Pages of one repeated byte (zeros,
-fill) are left out on both sides: they match without being our output. Prints JSON.
+fill) are left out on both sides: they match without being our output. Prints JSON, or lines
+for a person with --text.
 """
 import argparse, hashlib, json, struct
 
@@ -110,18 +111,27 @@ def main():
     ap.add_argument("output")
     ap.add_argument("iomem")
     ap.add_argument("--dump")
+    ap.add_argument("--text", action="store_true")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--raw")
     g.add_argument("--lime")
+    g.add_argument("--elf")
     a = ap.parse_args()
     keys = output_blocks(a.output)
     ranges = ram_ranges(a.iomem)
     res = {"output_blocks": len(keys)}
-    if a.raw or a.lime:
-        res["image"] = count(Raw(a.raw) if a.raw else Lime(a.lime), ranges, keys)
+    if a.raw or a.lime or a.elf:
+        src = Raw(a.raw) if a.raw else Lime(a.lime) if a.lime else Elf(a.elf)
+        res["image"] = count(src, ranges, keys)
     if a.dump:
         res["dump"] = count(Elf(a.dump), ranges, keys)
-    print(json.dumps(res))
+    if not a.text:
+        print(json.dumps(res))
+        return
+    for k, what in (("image", "of the image"), ("dump", "of the guest's memory after the capture (QEMU dump)")):
+        if k in res:
+            r = res[k]
+            print(f"{r['ours']:>7} of {r['pages']} RAM pages ({r['percent']}%) {what} hold 4 KiB blocks of {a.output}")
 
 
 if __name__ == "__main__":

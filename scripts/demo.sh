@@ -2,7 +2,8 @@
 # The main job, end to end on a real kernel: build pmem as a static binary, boot a stock Debian
 # kernel in QEMU (../shared/vm), acquire the guest's physical memory from inside it as root,
 # take a QEMU-side dump of the same guest, and show the result: the volume's contents, every
-# hash verified, the kernel's code and rodata compared byte for byte with the QEMU dump, and
+# hash verified, the kernel's code and rodata compared byte for byte with the QEMU dump, how
+# many pages of the capture hold our own output (none should), and
 # Volatility 3 reading the ELF export (banners, and pslist with pmem's own symbol table). Output goes to ${1:-./demo-out}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ PMEM=$PWD/target/release/pmem
 STATIC=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
 
 echo "== acquiring a 1 GiB guest running Debian's kernel (pmem runs as root inside it)"
-"$SHARED/vm/run-in-vm.sh" --mem 1G --out "$OUT/vm" --host-dump "$OUT/qemu-dump.elf" -- "$STATIC" acquire -o /out/mem.aff4
+"$SHARED/vm/run-in-vm.sh" --mem 1G --out "$OUT/vm" --host-dump "$OUT/qemu-dump.elf" -- "$STATIC" acquire --recheck -o /out/mem.aff4
 cat "$OUT/vm/stderr.txt"
 VOL=$OUT/vm/out/mem.aff4
 
@@ -38,6 +39,9 @@ done < <(grep -E 'Kernel (code|rodata)' "$OUT/vm/iomem.txt" | sed -E 's/^ *([0-9
 
 echo; echo "== export as an ELF core for analysis tools"
 "$PMEM" export -D "$OUT/export" --format elf "$VOL"
+
+echo; echo "== our own output in the capture: RAM pages holding 4 KiB blocks of the volume (bench/footprint.py)"
+python3 bench/footprint.py --text "$VOL" "$OUT/vm/iomem.txt" --dump "$OUT/qemu-dump.elf" --elf "$OUT"/export/*.elf
 VOLENV=${XDG_CACHE_HOME:-$HOME/.cache}/vol3-venv
 if [[ -x $VOLENV/bin/vol ]]; then
     echo "== Volatility 3 banners.Banners on the export"

@@ -4,23 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../aff4/tests/mutants/mod.rs"]
+mod mutants;
 mod util;
+use mutants::Rng;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use util::*;
-
-/// A small deterministic generator (xorshift64*), so a failing round can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
 
 fn json_of(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let o = run(args);
@@ -80,12 +71,12 @@ fn killed_writers_are_recovered_with_what_reached_the_disk() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let feed = rng.below(data.len() as u64) as usize;
+        let feed = rng.below(data.len());
         let mut stdin = child.stdin.take().unwrap();
         for piece in data[..feed].chunks(1 << 20) {
             stdin.write_all(piece).unwrap();
         }
-        std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(300) as u64));
         child.kill().unwrap();
         child.wait().unwrap();
         drop(stdin);
@@ -117,7 +108,7 @@ fn a_cut_acquisition_is_recovered_at_every_point() {
     let mut rng = Rng(7);
     let cut = d.join("cut.aff4");
     let fixed = d.join("fixed.aff4");
-    let mut cuts: Vec<usize> = (0..12).map(|_| 1000 + rng.below(whole.len() as u64 - 2000) as usize).collect();
+    let mut cuts: Vec<usize> = (0..12).map(|_| 1000 + rng.below(whole.len() - 2000)).collect();
     // Inside the last member (information.turtle) and inside the directory.
     // (The name's last occurrence is in the directory; the one before it, the local header.)
     let names: Vec<usize> = whole.windows(18).enumerate().filter(|(_, w)| *w == b"information.turtle").map(|(i, _)| i).collect();

@@ -74,7 +74,7 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         match memacq::timeline::of_image(&c, &i.urn) {
             Some(Ok(t)) => {
                 println!(
-                    "  read times    {} window(s) of {} read over {:.2} s from {}{} ({} beside exports)",
+                    "  read times    {} window(s) of {} read over {:.2} s from {}{} (pmem export writes it beside the image as NAME.{})",
                     t.windows,
                     human(t.window),
                     t.span_s,
