@@ -115,6 +115,41 @@ impl Drop for Pooled {
     }
 }
 
+/// Chunk-sized buffers shared by the pipeline's thread and the compression threads: a chunk
+/// being filled, compressed payloads, chunks written; bounded, so that the pages holding image
+/// data in our own memory are few and always the same.
+#[derive(Clone)]
+struct ChunkPool {
+    free: Pool,
+    size: usize,
+    max: usize,
+}
+
+impl ChunkPool {
+    fn new(size: usize, max: usize) -> ChunkPool {
+        ChunkPool { free: Arc::new(std::sync::Mutex::new(Vec::new())), size, max }
+    }
+
+    /// An empty buffer with room for a chunk.
+    fn take(&self) -> Vec<u8> {
+        let mut b = self.free.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| Vec::with_capacity(self.size));
+        b.clear();
+        b
+    }
+
+    /// Gives a buffer back (dropped when the pool is full or it is too small to reuse).
+    fn put(&self, b: Vec<u8>) {
+        if b.capacity() < self.size {
+            return;
+        }
+        if let Ok(mut p) = self.free.lock() {
+            if p.len() < self.max {
+                p.push(b);
+            }
+        }
+    }
+}
+
 /// Input buffers that come back after the pipeline is done with them (see [`Imager::buffers`]).
 #[derive(Clone)]
 pub struct Buffers(Pool);
@@ -158,6 +193,8 @@ pub struct Imager {
     journaled_entries: usize,
     journaled_bevies: u64,
     journal_started: bool,
+    /// Chunk and payload buffers, reused (see [`ChunkPool`]).
+    chunk_pool: ChunkPool,
 }
 
 /// Whether `b` is all zero bytes (16 at a time; the pipeline's zero-page test, also used by
@@ -190,14 +227,17 @@ impl Imager {
         let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 4);
         let (res_tx, res_rx) = crossbeam_channel::unbounded::<(u64, EncodedChunk)>();
         let mut workers = Vec::new();
+        let chunk_pool = ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8);
         for _ in 0..threads {
-            let (rx, tx) = (job_rx.clone(), res_tx.clone());
+            let (rx, tx, chunks) = (job_rx.clone(), res_tx.clone(), chunk_pool.clone());
             let codec = opts.codec;
             let algos = opts.block_hashes.clone();
             workers.push(std::thread::spawn(move || {
                 let mut enc = crate::codec::ChunkEncoder::new(codec);
                 while let Ok((seq, chunk)) = rx.recv() {
-                    if tx.send((seq, encode_chunk(&mut enc, chunk, &algos))).is_err() {
+                    let (e, back) = encode_chunk(&mut enc, chunk, chunks.take(), &algos);
+                    chunks.put(back);
+                    if tx.send((seq, e)).is_err() {
                         break;
                     }
                 }
@@ -251,6 +291,7 @@ impl Imager {
             journaled_entries: 0,
             journaled_bevies: 0,
             journal_started: false,
+            chunk_pool,
         })
     }
 
@@ -400,7 +441,7 @@ impl Imager {
             self.stream_len += take as u64;
             p = &p[take..];
             if self.chunk.len() == cs {
-                let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(cs));
+                let full = std::mem::replace(&mut self.chunk, self.chunk_pool.take());
                 self.submit(vol, full)?;
             }
         }
@@ -427,6 +468,7 @@ impl Imager {
         while let Some(e) = self.pending.remove(&self.next_write) {
             self.stats.stored_bytes += e.payload.len() as u64;
             self.bevy.push(vol, &e)?;
+            self.chunk_pool.put(e.payload);
             self.next_write += 1;
             if self.bevy.bevies() > self.journaled_bevies {
                 self.journal(vol)?;

@@ -56,6 +56,8 @@ pub struct AcquireOptions {
     pub recheck: Vec<Range>,
     /// Keep the second copies of pages the recheck found changed (as a LiME file).
     pub recheck_keep: bool,
+    /// Also recheck the pages of the kernel's own page tables (x86-64, found through VMCOREINFO).
+    pub recheck_page_tables: bool,
 }
 
 impl Default for AcquireOptions {
@@ -70,6 +72,7 @@ impl Default for AcquireOptions {
             pagefiles: Vec::new(),
             recheck: Vec::new(),
             recheck_keep: false,
+            recheck_page_tables: false,
         }
     }
 }
@@ -373,7 +376,13 @@ pub fn acquire(
     const READ_AHEAD: usize = 3;
     let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>, Instant)> = std::collections::VecDeque::new();
     let mut timeline = crate::timeline::Timeline::start(started.clone());
-    let mut first_pass = crate::recheck::FirstPass::new(opts.recheck.clone());
+    let mut recheck_ranges = opts.recheck.clone();
+    let mut table_pages = None;
+    if opts.recheck_page_tables {
+        table_pages = vmcoreinfo.as_deref().and_then(|v| crate::recheck::kernel_page_tables(&*src, v));
+        recheck_ranges.extend(table_pages.iter().flatten().copied());
+    }
+    let mut first_pass = crate::recheck::FirstPass::new(recheck_ranges.clone());
     let mut next = 0usize;
     let mut current_range = usize::MAX;
     // The reading loop; its only errors are writes to the volume (a full disk), after which
@@ -476,9 +485,13 @@ pub fn acquire(
     // What changed while we read: the chosen pages read a second time (see crate::recheck).
     let mut recheck = None;
     let mut second_copies: Vec<(u64, Vec<u8>)> = Vec::new();
-    if !opts.recheck.is_empty() && !interrupted && write_error.is_none() {
+    if !recheck_ranges.is_empty() && !interrupted && write_error.is_none() {
         let t = Instant::now();
-        let mut rep = crate::recheck::RecheckReport { ranges: opts.recheck.clone(), ..Default::default() };
+        let mut rep = crate::recheck::RecheckReport {
+            ranges: opts.recheck.clone(),
+            table_pages: table_pages.as_ref().map(|v| v.iter().map(|r| r.len() / PAGE).sum()),
+            ..Default::default()
+        };
         for pg in first_pass.pages() {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -592,6 +605,9 @@ pub fn acquire(
         let list = |v: &[Range]| Node::string(v.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","));
         extra.push((a("recheckedRanges"), list(&r.ranges)));
         extra.push((a("recheckedPages"), Node::long(r.pages)));
+        if let Some(n) = r.table_pages {
+            extra.push((a("recheckedPageTablePages"), Node::long(n)));
+        }
         extra.push((a("recheckChangedPages"), Node::long(r.changed_pages)));
         extra.push((a("recheckChangedRanges"), list(&r.changed)));
         extra.push((a("recheckUnreadablePages"), Node::long(r.unreadable_pages)));

@@ -133,8 +133,9 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
     let turtle = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
     let num =
         |p: &str| turtle.lines().find(|l| l.contains(p)).and_then(|l| l.split('"').nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let (pages, changed) = (num("aff4:recheckedPages"), num("aff4:recheckChangedPages"));
-    eprintln!("recheck: {pages} kernel pages read again, {changed} changed");
+    let (pages, changed, tables) = (num("aff4:recheckedPages"), num("aff4:recheckChangedPages"), num("aff4:recheckedPageTablePages"));
+    eprintln!("recheck: {pages} kernel pages read again ({tables} of its page tables), {changed} changed");
+    assert!(tables > 0, "the kernel's page tables were found through VMCOREINFO and rechecked");
     assert!(pages > 2000 && changed > 0 && changed < pages, "recheck: {pages} pages, {changed} changed");
     assert!(names.iter().any(|n| n == "recheck-second-read.lime"), "{names:?}");
     // When each 64 MiB of the guest's 1 GiB was read.

@@ -15,14 +15,19 @@ pub struct EncodedChunk {
     pub digests: Vec<Vec<u8>>,
 }
 
-/// Encodes one full (padded) chunk with a thread's encoder.
-pub fn encode_chunk(enc: &mut ChunkEncoder, chunk: Vec<u8>, block_algos: &[HashAlgo]) -> EncodedChunk {
+/// Encodes one full (padded) chunk with a thread's encoder; a compressed payload goes into
+/// `spare` (a buffer to reuse, so that no chunk costs an allocation) and the chunk is handed
+/// back for reuse, else the chunk is the payload and `spare` comes back.
+pub fn encode_chunk(enc: &mut ChunkEncoder, chunk: Vec<u8>, mut spare: Vec<u8>, block_algos: &[HashAlgo]) -> (EncodedChunk, Vec<u8>) {
     let digests = block_algos.iter().map(|a| a.digest(&chunk)).collect();
-    let payload = match enc.encode(&chunk) {
-        Some(c) => c.to_vec(),
-        None => chunk,
-    };
-    EncodedChunk { payload, digests }
+    match enc.encode(&chunk) {
+        Some(c) => {
+            spare.clear();
+            spare.extend_from_slice(c);
+            (EncodedChunk { payload: spare, digests }, chunk)
+        }
+        None => (EncodedChunk { payload: chunk, digests }, spare),
+    }
 }
 
 /// Per block-hash algorithm, the SHA-512 of all its block-hash segments.

@@ -56,8 +56,9 @@ pub struct AcquireArgs {
     #[arg(short = 'p', long = "pagefile", value_name = "PATH", value_parser = parse_pagefile)]
     pub pagefiles: Vec<PagefileSpec>,
     /// After the main pass, read the kernel's own pages (code, rodata, data and bss in
-    /// /proc/iomem) a second time and record which changed while we read ("smear"): count and
-    /// ranges in the image's metadata, shown by `pmem info`.
+    /// /proc/iomem, and on x86-64 the pages of its page tables) a second time and record which
+    /// changed while we read ("smear"): count and ranges in the image's metadata, shown by
+    /// `pmem info`.
     #[arg(long)]
     pub recheck: bool,
     /// Read this physical range a second time after the main pass (START-END, hex; repeatable;
@@ -224,6 +225,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         pagefiles: a.pagefiles.clone(),
         recheck,
         recheck_keep: a.recheck_keep,
+        recheck_page_tables: a.recheck,
     };
     let quiet = a.store.quiet || a.store.json;
     if !quiet {
@@ -328,7 +330,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
                 })).collect::<Vec<_>>(),
                 "pagefile_errors": report.pagefile_errors.iter().map(|(f, e)| json!({"pagefile": f, "error": e})).collect::<Vec<_>>(),
                 "recheck": report.recheck.as_ref().map(|r| json!({
-                    "pages": r.pages, "changed_pages": r.changed_pages, "unreadable_pages": r.unreadable_pages, "seconds": r.seconds,
+                    "pages": r.pages, "page_table_pages": r.table_pages, "changed_pages": r.changed_pages, "unreadable_pages": r.unreadable_pages, "seconds": r.seconds,
                     "changed": r.changed.iter().map(|x| json!({"start": x.start, "end": x.end})).collect::<Vec<_>>(),
                 })),
             }))?
@@ -357,8 +359,9 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
         }
         if let Some(r) = &report.recheck {
             eprintln!(
-                "pmem: recheck: {} pages read again in {:.2} s after the main pass: {} changed while we read{}",
+                "pmem: recheck: {} pages{} read again in {:.2} s after the main pass: {} changed while we read{}",
                 r.pages,
+                r.table_pages.map(|n| format!(" (of them {n} of the kernel's page tables)")).unwrap_or_default(),
                 r.seconds,
                 r.changed_pages,
                 if r.unreadable_pages > 0 { format!(", {} unreadable the second time", r.unreadable_pages) } else { String::new() }

@@ -89,7 +89,8 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         if let Some(n) = g.aff4(&i.urn, "recheckedPages").and_then(Node::as_u64) {
             let changed = g.aff4(&i.urn, "recheckChangedPages").and_then(Node::as_u64).unwrap_or(0);
             println!(
-                "  recheck       {n} pages read again after the pass ({} s): {changed} changed while we read{}",
+                "  recheck       {n} pages read again after the pass{} ({} s): {changed} changed while we read{}",
+                a(&i.urn, "recheckedPageTablePages").map(|t| format!(", {t} of them page tables")).unwrap_or_default(),
                 a(&i.urn, "recheckSeconds").unwrap_or_default(),
                 a(&i.urn, "recheckChangedRanges").filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
             );
