@@ -66,8 +66,12 @@ fn acquire(f: &Fake, out: &Path, extra: &[&str]) {
 fn raw_export(vol: &Path, dir: &Path) -> Vec<u8> {
     let d = dir.join(format!("raw-{}", vol.file_name().unwrap().to_string_lossy()));
     ok(&["export", "-D", d.to_str().unwrap(), "--format", "raw", vol.to_str().unwrap()]);
-    let f = std::fs::read_dir(&d).unwrap().next().unwrap().unwrap().path();
-    std::fs::read(f).unwrap()
+    std::fs::read(exported(&d, "raw")).unwrap()
+}
+
+/// The file of format `ext` in export directory `d` (the read timeline is beside it).
+fn exported(d: &Path, ext: &str) -> std::path::PathBuf {
+    std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == ext)).unwrap()
 }
 
 #[test]
@@ -363,8 +367,7 @@ fn mount_serves_the_export_formats_read_only() {
     let dirs: Vec<_> = std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("memory.raw").exists()).collect();
     assert_eq!(dirs.len(), 1, "one memory image directory");
     for fmt in ["raw", "elf", "lime"] {
-        let exported =
-            std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == fmt)).unwrap();
+        let exported = exported(&ex, fmt);
         assert_eq!(sha256(&dirs[0].join(format!("memory.{fmt}"))), sha256(&exported), "memory.{fmt} differs from pmem export");
     }
     // Random access inside the raw view.
@@ -411,7 +414,7 @@ fn the_architecture_is_recorded_and_exported() {
     let mem_elf = |vol: &Path, name: &str| {
         let d = f.root.join(format!("elf-{name}"));
         ok(&["export", "-D", d.to_str().unwrap(), "--format", "elf", vol.to_str().unwrap()]);
-        std::fs::read(std::fs::read_dir(&d).unwrap().next().unwrap().unwrap().path()).unwrap()
+        std::fs::read(exported(&d, "elf")).unwrap()
     };
     let x86 = f.root.join("x86.aff4");
     acquire(&f, &x86, &["--source", "kcore"]);

@@ -241,6 +241,10 @@ fn export_memory(
         if let Some(t) = read_timeline(c, &i.urn) {
             let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
             name.set_extension(memacq::timeline::NAME);
+            // Exports of the same image in several formats share it.
+            if std::fs::read(dir.join(&name)).is_ok_and(|old| old == bytes) {
+                continue;
+            }
             let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
             out.write_all(&bytes)
                 .and_then(|_| out.finish())
