@@ -539,25 +539,7 @@ impl Imager {
         }
         let kept = chunks * self.opts.chunk_size as u64;
         let unknown = vocab::UNKNOWN_DATA;
-        let mut map = MapBuilder::new();
-        let old_targets: Vec<String> = self.map.targets().to_vec();
-        let mut lost_from: Option<u64> = None;
-        for e in self.map.entries() {
-            let t = &old_targets[e.target_id as usize];
-            if e.target_id != self.stream_id || e.target_offset + e.length <= kept {
-                let id = map.target(t);
-                map.push(e.mapped, e.length, id, e.target_offset);
-                continue;
-            }
-            let keep = kept.saturating_sub(e.target_offset).min(e.length);
-            if keep > 0 {
-                let id = map.target(t);
-                map.push(e.mapped, keep, id, e.target_offset);
-            }
-            let id = map.target(unknown);
-            map.push(e.mapped + keep, e.length - keep, id, e.mapped + keep);
-            lost_from.get_or_insert(e.mapped + keep);
-        }
+        let (mut map, lost_from) = crate::map::write::clip_to_stored(self.map.entries(), self.map.targets(), &self.stream_urn, kept);
         let end = self.pos.max(map.end());
         if size > end {
             let id = map.target(unknown);

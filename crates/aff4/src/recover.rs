@@ -7,7 +7,6 @@
 
 use crate::error::{Error, Result};
 use crate::image_stream::bevy_urn;
-use crate::map::write::MapBuilder;
 use crate::map::{MapEntry, MapReader, ENTRY_SIZE};
 use crate::rdf::{Graph, Node};
 use crate::stream::ReadAt;
@@ -333,29 +332,9 @@ pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
         skip.insert(map_m.clone());
         skip.insert(idx_m.clone());
         let kept = chunks.saturating_mul(p.rec.chunk_size as u64);
-        let stream_id = targets.iter().position(|t| t == stream);
-        let mut b = MapBuilder::new();
-        let mut lost_from: Option<u64> = None;
-        let mut data_bytes = 0u64;
-        for e in &entries {
-            let Some(t) = targets.get(e.target_id as usize) else { continue };
-            if Some(e.target_id as usize) != stream_id {
-                let id = b.target(t);
-                b.push(e.mapped, e.length, id, e.target_offset);
-                continue;
-            }
-            let keep = kept.saturating_sub(e.target_offset).min(e.length);
-            if keep > 0 {
-                let id = b.target(t);
-                b.push(e.mapped, keep, id, e.target_offset);
-                data_bytes += keep;
-            }
-            if keep < e.length {
-                let id = b.target(vocab::UNKNOWN_DATA);
-                b.push(e.mapped + keep, e.length - keep, id, e.mapped + keep);
-                lost_from.get_or_insert(e.mapped + keep);
-            }
-        }
+        let (mut b, mut lost_from) = crate::map::write::clip_to_stored(&entries, &targets, stream, kept);
+        let data_bytes: u64 =
+            b.entries().iter().filter(|e| b.targets().get(e.target_id as usize).is_some_and(|t| t == stream)).map(|e| e.length).sum();
         let end = b.end();
         let size = p.rec.size.unwrap_or(end).max(end);
         if size > end {

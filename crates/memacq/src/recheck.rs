@@ -144,11 +144,7 @@ pub fn lime_of(pages: &[(u64, Vec<u8>)]) -> Vec<u8> {
     }
     let mut out = Vec::new();
     for (s, buf) in runs {
-        out.extend_from_slice(&0x4C69_4D45u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes());
-        out.extend_from_slice(&s.to_le_bytes());
-        out.extend_from_slice(&(s + buf.len() as u64 - 1).to_le_bytes());
-        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&crate::lime::header(&Range { start: s, end: s + buf.len() as u64 }));
         out.extend_from_slice(&buf);
     }
     out

@@ -103,9 +103,14 @@ pub fn summarise(bytes: &[u8], ctx: &str) -> Result<Summary, String> {
     })
 }
 
+/// The URN of the read timeline linked from memory image `image` (`aff4:readTimeline`).
+pub fn urn_of(c: &aff4::Container, image: &str) -> Option<String> {
+    c.graph().aff4(image, "readTimeline")?.as_iri().map(String::from)
+}
+
 /// The read timeline of memory image `image` in `c`, if the acquisition recorded one.
 pub fn of_image(c: &aff4::Container, image: &str) -> Option<Result<Summary, String>> {
-    let urn = c.graph().aff4(image, "readTimeline")?.as_iri()?.to_string();
+    let urn = urn_of(c, image)?;
     Some(c.open_stream(&urn).and_then(|s| s.read_all(64 << 20)).map_err(|e| format!("{urn}: {e}")).and_then(|b| summarise(&b, &urn)))
 }
 

@@ -75,3 +75,28 @@ impl MapBuilder {
         out.into_bytes()
     }
 }
+
+/// A copy of the map made of `entries` over `targets` in which the bytes of target `stream`
+/// from `kept` on (data that never reached the disk) are aff4:UnknownData; also where the
+/// first such byte is. Other targets' entries are kept as they are.
+pub fn clip_to_stored(entries: &[MapEntry], targets: &[String], stream: &str, kept: u64) -> (MapBuilder, Option<u64>) {
+    let mut b = MapBuilder::new();
+    let mut lost_from = None;
+    for e in entries {
+        let Some(t) = targets.get(e.target_id as usize) else { continue };
+        if t != stream || e.target_offset.saturating_add(e.length) <= kept {
+            let id = b.target(t);
+            b.push(e.mapped, e.length, id, e.target_offset);
+            continue;
+        }
+        let keep = kept.saturating_sub(e.target_offset).min(e.length);
+        if keep > 0 {
+            let id = b.target(t);
+            b.push(e.mapped, keep, id, e.target_offset);
+        }
+        let id = b.target(crate::vocab::UNKNOWN_DATA);
+        b.push(e.mapped + keep, e.length - keep, id, e.mapped + keep);
+        lost_from.get_or_insert(e.mapped + keep);
+    }
+    (b, lost_from)
+}

@@ -165,7 +165,7 @@ pub fn run(
         n += 1;
     }
     // Read timelines go beside their memory image (see export_memory).
-    let timelines: HashSet<String> = c.images().iter().filter(|i| i.memory).filter_map(|i| read_timeline(&c, &i.urn)).collect();
+    let timelines: HashSet<String> = c.images().iter().filter(|i| i.memory).filter_map(|i| memacq::timeline::urn_of(&c, &i.urn)).collect();
     for i in c.images() {
         if i.data_streams.is_empty() || i.memory || timelines.contains(&i.urn) {
             continue;
@@ -238,7 +238,7 @@ fn export_memory(
         out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
         // When each part was read, beside the image as `NAME.read-timeline.json`.
-        if let Some(t) = read_timeline(c, &i.urn) {
+        if let Some(t) = memacq::timeline::urn_of(c, &i.urn) {
             let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
             name.set_extension(memacq::timeline::NAME);
             // Exports of the same image in several formats share it.
@@ -254,11 +254,6 @@ fn export_memory(
         }
     }
     Ok(0)
-}
-
-/// The read timeline linked from memory image `image`.
-fn read_timeline(c: &aff4::Container, image: &str) -> Option<String> {
-    c.graph().aff4(image, "readTimeline").and_then(|n| n.as_iri()).map(String::from)
 }
 
 #[cfg(test)]
