@@ -163,8 +163,8 @@ impl Buffers {
     }
 }
 
-/// A running imaging pipeline for one image.
-pub struct Imager {
+/// A running imaging pipeline for one image (driven through [`ImageWriter`]).
+pub(crate) struct Imager {
     opts: ImagerOptions,
     stream_urn: String,
     map_urn: String,
@@ -335,11 +335,6 @@ impl Imager {
     /// Statistics so far.
     pub fn stats(&self) -> &ImagerStats {
         &self.stats
-    }
-
-    /// The map URN this run will write.
-    pub fn map_urn(&self) -> &str {
-        &self.map_urn
     }
 
     /// Ends the linear hashes at the current position: what is written or filled later is not
@@ -629,9 +624,201 @@ impl Imager {
     }
 }
 
+/// How the reading of an image ended, as the caller saw it (see [`ImageWriter::finish`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every byte of the source was read or recorded as unreadable.
+    Complete,
+    /// Stopped on request (a signal) before the end.
+    Interrupted,
+    /// The source stopped giving data (it ended early, or a stream failed): why.
+    ReadStopped(String),
+    /// Writing the volume failed (a full disk): the error.
+    WriteFailed(String),
+}
+
+/// An image's completion state, written once as `aff4:acquisitionCompletionState` (its text
+/// is what [`crate::evidence::image_state`] reads back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Every byte was read.
+    Complete,
+    /// Every byte was tried; some could not be read (aff4:UnreadableData).
+    ReadErrors,
+    /// Stopped on request at byte `at`; the rest is aff4:UnknownData.
+    Interrupted {
+        /// The first byte not acquired.
+        at: u64,
+    },
+    /// The source stopped at byte `at`; the rest is aff4:UnreadableData.
+    Stopped {
+        /// The first byte not acquired.
+        at: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Writing the volume failed; what was stored before byte `at` is kept.
+    WriteFailed {
+        /// The first byte whose data was lost.
+        at: u64,
+        /// The write error.
+        error: String,
+    },
+}
+
+impl Completion {
+    /// Whether every byte was acquired (possibly with unreadable ranges).
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Completion::Complete | Completion::ReadErrors)
+    }
+}
+
+impl std::fmt::Display for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Completion::Complete => f.write_str("Completed Normally"),
+            Completion::ReadErrors => f.write_str("Completed with read errors"),
+            Completion::Interrupted { at } => write!(f, "Interrupted: incomplete: stopped at byte {at}"),
+            Completion::Stopped { at, reason } => write!(f, "Incomplete: stopped at byte {at}: {reason}"),
+            Completion::WriteFailed { at, error } => write!(f, "Incomplete: stopped at byte {at}: writing the volume failed: {error}"),
+        }
+    }
+}
+
+/// An image being written into a volume: the [`Imager`] pipeline, the volume it writes to, and
+/// what the Image will be; [`ImageWriter::finish`] ends the data and describes the Image with
+/// its provenance (times, completion state, tool) in one place for every kind of capture.
+pub struct ImageWriter<'v> {
+    vol: &'v mut VolumeWriter,
+    im: Imager,
+    urn: String,
+    types: Vec<String>,
+    started: String,
+}
+
+/// What [`ImageWriter::finish`] recorded.
+#[derive(Debug, Clone)]
+pub struct FinishedImage {
+    /// The Image URN.
+    pub urn: String,
+    /// Its completion state.
+    pub completion: Completion,
+    /// The pipeline's result (map, hashes, counts).
+    pub result: ImagerResult,
+}
+
+impl VolumeWriter {
+    /// Starts an image of these `types` in this volume; `expected` is its size when known
+    /// (recorded in the recovery journal, so that a crash leaves the rest marked unknown).
+    ///
+    /// # Errors
+    /// Invalid options.
+    pub fn image(&mut self, opts: &ImagerOptions, types: &[&str], expected: Option<u64>) -> Result<ImageWriter<'_>> {
+        let mut im = Imager::new(opts.clone())?;
+        im.announce(expected, types);
+        Ok(ImageWriter { vol: self, im, urn: new_urn(), types: types.iter().map(|t| t.to_string()).collect(), started: crate::rdf::now() })
+    }
+}
+
+impl ImageWriter<'_> {
+    /// The Image URN it will describe.
+    pub fn urn(&self) -> &str {
+        &self.urn
+    }
+
+    /// The virtual offset reached so far.
+    pub fn position(&self) -> u64 {
+        self.im.position()
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &ImagerStats {
+        self.im.stats()
+    }
+
+    /// Whether the volume is a stream (stdout, an upload), which cannot be cut back after a
+    /// failed write.
+    pub fn is_streamed(&self) -> bool {
+        self.vol.is_streamed()
+    }
+
+    /// A buffer of `len` bytes for the next write (reused from earlier writes when possible: its content is whatever was there, fill it completely).
+    pub fn buffer(&self, len: usize) -> Vec<u8> {
+        self.im.buffer(len)
+    }
+
+    /// Adds the bytes at virtual `offset` (at or after everything written so far; a gap before it is recorded as zeros).
+    ///
+    /// # Errors
+    /// Offsets going backwards, or I/O writing the volume.
+    pub fn write(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+        self.im.write(self.vol, offset, data)
+    }
+
+    /// Records `[offset, offset+len)` as a symbolic stream (zeros, unreadable data).
+    ///
+    /// # Errors
+    /// Offsets going backwards.
+    pub fn fill(&mut self, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
+        self.im.fill(offset, len, sym)
+    }
+
+    /// Ends the image at `size` as `ending` says (the unread rest aff4:UnknownData after an
+    /// interruption, aff4:UnreadableData after the source stopped, kept bevies only after a
+    /// failed write), then describes the Image: its types, data, hashes, `properties`, and the
+    /// provenance every capture records (start and end times, completion state, unreadable
+    /// bytes, the tool).
+    ///
+    /// # Errors
+    /// Writing the volume fails (after a failed write: writing the map or metadata fails too).
+    pub fn finish(mut self, size: u64, ending: Ending, properties: Vec<(String, Node)>) -> Result<FinishedImage> {
+        let at = self.im.position();
+        let size = size.max(at);
+        let result = match &ending {
+            Ending::WriteFailed(_) => self.im.abandon(self.vol, size)?,
+            Ending::Interrupted => {
+                // Hashing the unread rest (often most of an address space) would delay the
+                // exit by minutes: the linear hashes cover what was read (aff4:prefixHash).
+                if size > at {
+                    self.im.stop_hashing();
+                    self.im.fill(at, size - at, Symbolic::Unknown)?;
+                }
+                self.im.finish(self.vol, size)?
+            }
+            Ending::ReadStopped(_) => {
+                self.im.fill(at, size - at, Symbolic::Unreadable)?;
+                self.im.finish(self.vol, size)?
+            }
+            Ending::Complete => self.im.finish(self.vol, size)?,
+        };
+        let completion = match ending {
+            Ending::Complete if result.stats.unreadable_bytes > 0 => Completion::ReadErrors,
+            Ending::Complete => Completion::Complete,
+            Ending::Interrupted => Completion::Interrupted { at },
+            Ending::ReadStopped(reason) => Completion::Stopped { at, reason },
+            Ending::WriteFailed(error) => Completion::WriteFailed { at: result.lost_from.unwrap_or(at), error },
+        };
+        let dt = format!("{}dateTime", vocab::XSD);
+        let a = |l: &str| format!("{}{l}", vocab::AFF4);
+        let mut props = vec![
+            (a("acquisitionStartTime"), Node::typed(&self.started, &dt)),
+            (a("acquisitionEndTime"), Node::typed(crate::rdf::now(), &dt)),
+            (a("acquisitionCompletionState"), Node::string(completion.to_string())),
+            (a("tool"), Node::string(self.vol.tool().to_string())),
+        ];
+        if result.stats.unreadable_bytes > 0 {
+            props.push((a("unreadableBytes"), Node::long(result.stats.unreadable_bytes)));
+        }
+        props.extend(properties);
+        let types: Vec<&str> = self.types.iter().map(String::as_str).collect();
+        describe_image(self.vol, &self.urn, &result, &types, props);
+        Ok(FinishedImage { urn: self.urn, completion, result })
+    }
+}
+
 /// Describes an Image object whose data is `r`'s map: types, size, linear hashes and the
 /// Block-Map hash; `extra` adds further properties.
-pub fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, types: &[&str], extra: Vec<(String, Node)>) {
+fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, types: &[&str], extra: Vec<(String, Node)>) {
     let g = vol.graph_mut();
     for t in types {
         g.add(image, RDF_TYPE, Node::iri(*t));

@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod codec;
 pub mod container;
 mod crypto;
@@ -46,5 +47,15 @@ pub use error::{Error, Result};
 pub use hash::HashAlgo;
 pub use stream::{Stream, StreamReader};
 
-/// Name and version written into `version.txt` and metadata.
-pub const TOOL: &str = concat!("pmem ", env!("CARGO_PKG_VERSION"));
+static TOOL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the program writing volumes (`version.txt`, `aff4:tool`), once, before the first
+/// volume is written; without it volumes name this library.
+pub fn set_tool(name: impl Into<String>) {
+    let _ = TOOL.set(name.into());
+}
+
+/// The name written into `version.txt` and metadata (see [`set_tool`]).
+pub fn tool() -> &'static str {
+    TOOL.get().map(String::as_str).unwrap_or(concat!("aff4-rs ", env!("CARGO_PKG_VERSION")))
+}

@@ -396,7 +396,7 @@ pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
     if !graph.has_type(&vol_urn, vocab::ZIP_VOLUME) {
         graph.add(&vol_urn, RDF_TYPE, Node::iri(vocab::ZIP_VOLUME));
     }
-    graph.add(&vol_urn, &format!("{}tool", vocab::AFF4), Node::string(crate::TOOL));
+    graph.add(&vol_urn, &format!("{}tool", vocab::AFF4), Node::string(crate::tool()));
     graph.set(&vol_urn, &format!("{}recoveredAt", vocab::AFF4), Node::typed(crate::rdf::now(), format!("{XSD}dateTime")));
 
     report.members = scan.members.len();

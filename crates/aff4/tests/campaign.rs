@@ -7,7 +7,7 @@
 
 mod common;
 mod mutants;
-use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::imager::{Ending, ImagerOptions};
 use aff4::volume::write::{Mode, VolumeWriter};
 use aff4::volume::Volume;
 use aff4::{vocab, Codec, Container, HashAlgo, OpenOptions};
@@ -41,10 +41,9 @@ fn written(codec: Codec, linear: bool, block: bool) -> Vec<u8> {
         block_hashes: if block { vec![HashAlgo::Sha256] } else { vec![] },
         zero_page: 4096,
     };
-    let mut im = Imager::new(opts).unwrap();
-    im.write(&mut vol, 0, data).unwrap();
-    let r = im.finish(&mut vol, 700_000).unwrap();
-    describe_image(&mut vol, &aff4::urn::new_urn(), &r, &[vocab::IMAGE, vocab::DISK_IMAGE], vec![]);
+    let mut w = vol.image(&opts, &[vocab::IMAGE, vocab::DISK_IMAGE], Some(700_000)).unwrap();
+    w.write(0, data).unwrap();
+    w.finish(700_000, Ending::Complete, vec![]).unwrap();
     vol.finish().unwrap();
     std::fs::read(&p).unwrap()
 }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::imager::{Ending, ImagerOptions};
 use aff4::volume::write::{Mode, VolumeWriter};
 use aff4::{vocab, Codec, Container, HashAlgo};
 use proptest::prelude::*;
@@ -41,16 +41,13 @@ fn write_image(vol: &mut VolumeWriter, data: &[u8], codec: Codec, chunk: u32, cp
         block_hashes: vec![HashAlgo::Md5],
         zero_page: page,
     };
-    let mut im = Imager::new(opts).unwrap();
+    let mut w = vol.image(&opts, &[vocab::IMAGE, vocab::DISK_IMAGE], Some(data.len() as u64)).unwrap();
     let mut off = 0;
     for piece in data.chunks(split.max(1)) {
-        im.write(vol, off as u64, piece.to_vec()).unwrap();
+        w.write(off as u64, piece.to_vec()).unwrap();
         off += piece.len();
     }
-    let r = im.finish(vol, data.len() as u64).unwrap();
-    let img = aff4::urn::new_urn();
-    describe_image(vol, &img, &r, &[vocab::IMAGE, vocab::DISK_IMAGE], vec![]);
-    img
+    w.finish(data.len() as u64, Ending::Complete, vec![]).unwrap().urn
 }
 
 proptest! {
@@ -94,16 +91,14 @@ fn a_hash_stopped_part_way_is_a_verifiable_prefix_hash() {
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
     let opts =
         ImagerOptions { codec: Codec::Stored, threads: 2, hashes: vec![HashAlgo::Sha256, HashAlgo::Md5], ..ImagerOptions::default() };
-    let mut im = Imager::new(opts).unwrap();
-    im.write(&mut vol, 0, data[..100_000].to_vec()).unwrap();
-    im.stop_hashing();
-    im.write(&mut vol, 100_000, data[100_000..150_000].to_vec()).unwrap();
-    im.fill(150_000, 1 << 30, aff4::symbolic::Symbolic::Unknown).unwrap();
-    let r = im.finish(&mut vol, 150_000 + (1 << 30)).unwrap();
+    let mut w = vol.image(&opts, &[vocab::IMAGE], None).unwrap();
+    w.write(0, data[..100_000].to_vec()).unwrap();
+    // Interrupted: the rest (a gigabyte) is recorded as unknown and not hashed.
+    let f = w.finish(100_000 + (1 << 30), Ending::Interrupted, vec![]).unwrap();
+    let (img, r) = (f.urn, f.result);
+    assert_eq!(f.completion.to_string(), "Interrupted: incomplete: stopped at byte 100000");
     assert_eq!(r.hashed, 100_000);
     assert_eq!(r.hashes[0].1, HashAlgo::Sha256.digest(&data[..100_000]));
-    let img = aff4::urn::new_urn();
-    describe_image(&mut vol, &img, &r, &[vocab::IMAGE], vec![]);
     vol.finish().unwrap();
 
     let c = Container::open(&[&p]).unwrap();

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use aff4::imager::{Imager, ImagerOptions};
+use aff4::imager::{Ending, ImagerOptions};
 use aff4::map::write::MapBuilder;
 use aff4::rdf::Node;
 use aff4::volume::write::{Mode, VolumeWriter};
@@ -14,10 +14,10 @@ fn exabyte_sparse_map_reads_by_region() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("sparse.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
-    let mut im = Imager::new(ImagerOptions { hashes: vec![], ..ImagerOptions::default() }).unwrap();
+    let mut w = vol.image(&ImagerOptions { hashes: vec![], ..ImagerOptions::default() }, &[vocab::IMAGE], Some(65536)).unwrap();
     let data: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 + 1).collect();
-    im.write(&mut vol, 0, data.clone()).unwrap();
-    let r = im.finish(&mut vol, 65536).unwrap();
+    w.write(0, data.clone()).unwrap();
+    let r = w.finish(65536, Ending::Complete, vec![]).unwrap().result;
 
     const SIZE: u64 = 0x7fff_ffff_ffff_fe00;
     const FAR: u64 = 1 << 62;

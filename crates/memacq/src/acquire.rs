@@ -7,11 +7,11 @@ use crate::elf::{core_layout, Note};
 use crate::error::Result;
 use crate::iomem::Range;
 use crate::source::PhysicalSource;
-use aff4::imager::{describe_image, Imager, ImagerOptions, ImagerResult};
+use aff4::capture::{Block, Capture, Input, Observer, Plan, Read as CaptureRead, RetryPolicy};
+use aff4::imager::{Ending, ImagerOptions, ImagerResult};
 use aff4::logical::{add_file, FileTimes};
 use aff4::rdf::Node;
-use aff4::symbolic::Symbolic;
-use aff4::vocab::{self, AFF4, XSD};
+use aff4::vocab::{self, AFF4};
 use aff4::volume::write::VolumeWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -119,85 +119,6 @@ pub struct AcquireReport {
     pub recheck: Option<crate::recheck::RecheckReport>,
 }
 
-/// Outcome of one read.
-enum Read {
-    Ok(Vec<u8>),
-    Failed,
-    TimedOut,
-}
-
-type Job = (u64, Vec<u8>, std::sync::mpsc::Sender<(Vec<u8>, std::io::Result<()>)>);
-
-/// Runs reads on a helper thread so that one that hangs (a stuck device, a page that never
-/// returns) can be abandoned: the helper is left behind and a new one takes over.
-struct TimedReader {
-    src: Arc<dyn PhysicalSource>,
-    timeout: Option<std::time::Duration>,
-    tx: Option<std::sync::mpsc::Sender<Job>>,
-}
-
-impl TimedReader {
-    fn new(src: Arc<dyn PhysicalSource>, timeout: Option<std::time::Duration>) -> Self {
-        TimedReader { src, timeout, tx: None }
-    }
-    fn worker(&mut self) -> &std::sync::mpsc::Sender<Job> {
-        let src = self.src.clone();
-        self.tx.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Job>();
-            std::thread::spawn(move || {
-                while let Ok((phys, mut buf, reply)) = rx.recv() {
-                    let r = src.read_at(phys, &mut buf);
-                    if reply.send((buf, r)).is_err() {
-                        break;
-                    }
-                }
-            });
-            tx
-        })
-    }
-    /// Queues a read of `buf.len()` bytes at `phys` (from the imager's pool) on the helper.
-    fn submit(&mut self, phys: u64, buf: Vec<u8>) -> Pending {
-        let (rtx, rrx) = std::sync::mpsc::channel();
-        if self.timeout.is_none() {
-            // No helper: read now.
-            let mut buf = buf;
-            let r = self.src.read_at(phys, &mut buf);
-            let _ = rtx.send((buf, r));
-        } else if self.worker().send((phys, buf, rtx)).is_err() {
-            self.tx = None;
-        }
-        Pending { phys, rx: rrx }
-    }
-
-    /// Waits for a queued read; a timeout abandons the helper (later reads start a new one).
-    fn wait(&mut self, p: Pending) -> Read {
-        let r = match self.timeout {
-            Some(t) => p.rx.recv_timeout(t).map_err(|e| matches!(e, std::sync::mpsc::RecvTimeoutError::Timeout)),
-            None => p.rx.recv().map_err(|_| false),
-        };
-        match r {
-            Ok((b, Ok(()))) => Read::Ok(b),
-            Ok((_, Err(_))) | Err(false) => Read::Failed,
-            Err(true) => {
-                self.tx = None;
-                Read::TimedOut
-            }
-        }
-    }
-
-    /// Reads synchronously.
-    fn read(&mut self, phys: u64, buf: Vec<u8>) -> Read {
-        let p = self.submit(phys, buf);
-        self.wait(p)
-    }
-}
-
-/// A read queued on the helper thread.
-struct Pending {
-    phys: u64,
-    rx: std::sync::mpsc::Receiver<(Vec<u8>, std::io::Result<()>)>,
-}
-
 /// Facts about the running system (live sources only).
 #[derive(Debug, Clone, Default)]
 pub struct SystemInfo {
@@ -243,41 +164,6 @@ pub fn default_extras(release: Option<&str>) -> Vec<String> {
     v
 }
 
-struct Placer<'a> {
-    im: Imager,
-    vol: &'a mut VolumeWriter,
-    format: Format,
-    offsets: Vec<u64>,
-    ranges: Vec<Range>,
-}
-
-impl Placer<'_> {
-    /// Where physical `phys` of range `i` lands in the image.
-    fn at(&self, i: usize, phys: u64) -> u64 {
-        match self.format {
-            Format::Elf => self.offsets[i] + (phys - self.ranges[i].start),
-            _ => phys,
-        }
-    }
-    fn data(&mut self, i: usize, phys: u64, buf: Vec<u8>) -> Result<()> {
-        let at = self.at(i, phys);
-        Ok(self.im.write(self.vol, at, buf)?)
-    }
-    fn fill(&mut self, i: usize, phys: u64, len: u64, s: Symbolic) -> Result<()> {
-        let at = self.at(i, phys);
-        Ok(self.im.fill(at, len, s)?)
-    }
-    /// Raw format stores holes as real zeros.
-    fn pad_to(&mut self, target: u64) -> Result<()> {
-        while self.im.position() < target {
-            let n = (target - self.im.position()).min(4 << 20);
-            let at = self.im.position();
-            self.im.write(self.vol, at, vec![0u8; n as usize])?;
-        }
-        Ok(())
-    }
-}
-
 /// What [`acquire`] reports as it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress<'a> {
@@ -307,6 +193,64 @@ fn add_range(ranges: &mut Vec<Range>, start: u64, len: u64) {
     }
 }
 
+/// A physical-memory source as the capture engine's input.
+struct Physical(Arc<dyn PhysicalSource>);
+
+impl aff4::stream::ReadAt for Physical {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read_at(offset, buf).map(|()| buf.len())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.0.ranges().last().map(|r| r.end).unwrap_or(0))
+    }
+}
+
+/// The blocks of a memory acquisition: each range in blocks of `opts.block` ending on page
+/// boundaries, placed at its physical address (or its ELF segment's offset). RAM the source
+/// says it cannot map is one block that is not read: however large, it costs nothing.
+fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions, elf_offsets: &[u64]) -> Vec<Block> {
+    let unmapped = src.unmapped();
+    let mut plan = Vec::new();
+    for (i, r) in ranges.iter().enumerate() {
+        let at = |phys: u64| match opts.format {
+            Format::Elf => elf_offsets[i] + (phys - r.start),
+            _ => phys,
+        };
+        let mut pieces: Vec<(Range, bool)> =
+            crate::iomem::subtract(std::slice::from_ref(r), &unmapped).into_iter().map(|m| (m, true)).collect();
+        pieces.extend(unmapped.iter().filter_map(|u| r.intersect(u)).map(|u| (u, false)));
+        pieces.sort_by_key(|(x, _)| x.start);
+        for (piece, mapped) in pieces {
+            if mapped {
+                plan.extend(aff4::capture::blocks(piece.start, piece.end, at(piece.start), opts.block as u64, PAGE));
+            } else {
+                plan.push(Block { src: piece.start, len: piece.len(), at: at(piece.start), readable: false });
+            }
+        }
+    }
+    plan
+}
+
+/// What a memory acquisition records as it reads: when (the read timeline), what the recheck
+/// compares against, and progress.
+struct MemoryObserver<'p> {
+    timeline: crate::timeline::Timeline,
+    first_pass: crate::recheck::FirstPass,
+    progress: &'p mut dyn for<'x> FnMut(Progress<'x>),
+}
+
+impl Observer for MemoryObserver<'_> {
+    fn data(&mut self, src: u64, data: &[u8]) {
+        self.first_pass.note(src, data);
+    }
+    fn block(&mut self, src: u64, len: u64, submitted: Instant, done: Instant) {
+        self.timeline.record(src, len, submitted, done);
+    }
+    fn progress(&mut self, done: u64, unreadable_pages: u64) {
+        (self.progress)(Progress::Memory { done, unreadable_pages });
+    }
+}
+
 /// Acquires `src` into `vol`. `progress` is called as blocks of memory, then of each
 /// pagefile, complete; setting `stop` ends the acquisition early with what was read (the rest
 /// recorded as `aff4:UnknownData`).
@@ -329,163 +273,45 @@ pub fn acquire(
     if opts.format == Format::Raw {
         iopts.zero_page = 0;
     }
-    let im = Imager::new(iopts)?;
     let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
     let arch = src.architecture();
     let layout = core_layout(&ranges, &notes, arch.and_then(crate::elf::machine_of).unwrap_or(crate::elf::EM_X86_64));
-    let mut p = Placer { im, vol, format: opts.format, offsets: layout.offsets.clone(), ranges: ranges.clone() };
     let planned = match opts.format {
         Format::Elf => layout.size,
         _ => ranges.last().map(|r| r.end).unwrap_or(0),
     };
-    p.im.announce(Some(planned), &MEMORY_TYPES);
+    let plan = Plan::Blocks(memory_plan(&*src, &ranges, opts, &layout.offsets));
+    let mut w = vol.image(&iopts, &MEMORY_TYPES, Some(planned))?;
     if opts.format == Format::Elf {
         let h = layout.header.clone();
-        p.im.write(p.vol, 0, h)?;
+        w.write(0, h)?;
     }
-    let mut done = 0u64;
-    let mut unreadable: Vec<Range> = Vec::new();
-    let mut unreadable_pages = 0u64;
-    let mut interrupted = false;
-    let mut timed_out_reads = 0u64;
-    let mut reader = TimedReader::new(src.clone(), opts.read_timeout);
-    let block = (opts.block as u64).max(PAGE) / PAGE * PAGE;
-    // Blocks end on page boundaries so that retries are page-aligned. RAM the source says it
-    // cannot map is one block that is not read (`false`): however large, it costs nothing.
-    let unmapped = src.unmapped();
-    let mut blocks: Vec<(usize, u64, u64, bool)> = Vec::new();
-    for (i, r) in ranges.iter().enumerate() {
-        let mut pieces: Vec<(Range, bool)> =
-            crate::iomem::subtract(std::slice::from_ref(r), &unmapped).into_iter().map(|m| (m, true)).collect();
-        pieces.extend(unmapped.iter().filter_map(|u| r.intersect(u)).map(|u| (u, false)));
-        pieces.sort_by_key(|(x, _)| x.start);
-        for (piece, mapped) in pieces {
-            if !mapped {
-                blocks.push((i, piece.start, piece.len(), false));
-                continue;
-            }
-            let mut off = piece.start;
-            while off < piece.end {
-                let n = (block - (off % PAGE)).min(piece.end - off);
-                blocks.push((i, off, n, true));
-                off += n;
-            }
-        }
-    }
-    // Reads run ahead of the pipeline by READ_AHEAD blocks.
-    const READ_AHEAD: usize = 3;
-    let mut queue: std::collections::VecDeque<(usize, u64, u64, Option<Pending>, Instant)> = std::collections::VecDeque::new();
-    let mut timeline = crate::timeline::Timeline::start(started.clone());
     let mut recheck_ranges = opts.recheck.clone();
     let mut table_pages = None;
     if opts.recheck_page_tables {
         table_pages = vmcoreinfo.as_deref().and_then(|v| crate::recheck::kernel_page_tables(&*src, v));
         recheck_ranges.extend(table_pages.iter().flatten().copied());
     }
-    let mut first_pass = crate::recheck::FirstPass::new(recheck_ranges.clone());
-    let mut next = 0usize;
-    let mut current_range = usize::MAX;
-    // The reading loop; its only errors are writes to the volume (a full disk), after which
-    // the image is closed with what was stored.
-    let mut read_all = || -> Result<()> {
-        loop {
-            while queue.len() < READ_AHEAD && next < blocks.len() && !stop.load(Ordering::Relaxed) {
-                let (i, off, n, mapped) = blocks[next];
-                let pend = mapped.then(|| reader.submit(off, p.im.buffer(n as usize)));
-                queue.push_back((i, off, n, pend, Instant::now()));
-                next += 1;
-            }
-            let Some((i, off, n, pend, submitted)) = queue.pop_front() else { break };
-            if stop.load(Ordering::Relaxed) {
-                interrupted = true;
-                break;
-            }
-            if i != current_range {
-                if opts.format == Format::Raw {
-                    p.pad_to(ranges[i].start)?;
-                }
-                current_range = i;
-            }
-            let Some(pend) = pend else {
-                // Not mapped by the source: unreadable, without trying.
-                p.fill(i, off, n, Symbolic::Unreadable)?;
-                unreadable_pages += n.div_ceil(PAGE);
-                add_range(&mut unreadable, off, n);
-                done += n;
-                progress(Progress::Memory { done, unreadable_pages });
-                continue;
-            };
-            debug_assert_eq!(pend.phys, off);
-            let first = reader.wait(pend);
-            if matches!(first, Read::TimedOut) {
-                // The helper was abandoned with the queued reads: queue them again on a new one.
-                let rest: Vec<_> = queue.drain(..).collect();
-                for (ri, roff, rn, was, _) in rest {
-                    let pend = was.map(|_| reader.submit(roff, p.im.buffer(rn as usize)));
-                    queue.push_back((ri, roff, rn, pend, Instant::now()));
-                }
-            }
-            {
-                if let Read::Ok(buf) = first {
-                    first_pass.note(off, &buf);
-                    p.data(i, off, buf)?;
-                } else {
-                    // Retry page by page (each page twice); after a timeout, pages that time out
-                    // again are not retried, and two timeouts in a row give up on the block.
-                    let mut consecutive_timeouts = u32::from(matches!(first, Read::TimedOut));
-                    timed_out_reads += u64::from(matches!(first, Read::TimedOut));
-                    let mut q = off;
-                    while q < off + n {
-                        let m = (PAGE - q % PAGE).min(off + n - q);
-                        let mut got = None;
-                        if consecutive_timeouts < 2 {
-                            for _ in 0..2 {
-                                match reader.read(q, vec![0u8; m as usize]) {
-                                    Read::Ok(b) => {
-                                        got = Some(b);
-                                        consecutive_timeouts = 0;
-                                        break;
-                                    }
-                                    Read::Failed => {}
-                                    Read::TimedOut => {
-                                        timed_out_reads += 1;
-                                        consecutive_timeouts += 1;
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        if let Some(pg) = got {
-                            first_pass.note(q, &pg);
-                            p.data(i, q, pg)?;
-                        } else {
-                            p.fill(i, q, m, Symbolic::Unreadable)?;
-                            unreadable_pages += 1;
-                            add_range(&mut unreadable, q, m);
-                        }
-                        q += m;
-                    }
-                }
-                timeline.record(off, n, submitted, Instant::now());
-                done += n;
-                progress(Progress::Memory { done, unreadable_pages });
-            }
-        }
-        Ok(())
+    let mut obs = MemoryObserver {
+        timeline: crate::timeline::Timeline::start(started.clone()),
+        first_pass: crate::recheck::FirstPass::new(recheck_ranges.clone()),
+        progress,
     };
-    let write_error = match read_all() {
-        Ok(()) => None,
-        // A stream (stdout, an upload) cannot be cut back: the error is final.
-        Err(e) if p.vol.is_streamed() => return Err(e),
-        Err(e) => Some(e.to_string()),
+    let input = Input::Shared(Arc::new(Physical(src.clone())));
+    let mut cap = Capture::new(input, RetryPolicy::pages(opts.read_timeout), stop).pad_holes(opts.format == Format::Raw);
+    let outcome = cap.run(&mut w, &plan, &mut obs)?;
+    let MemoryObserver { timeline, first_pass, progress } = obs;
+    let unreadable: Vec<Range> = outcome.unreadable.iter().map(|&(start, end)| Range { start, end }).collect();
+    let unreadable_pages = outcome.unreadable_units;
+    let mut interrupted = outcome.ending == Ending::Interrupted;
+    let write_error = match &outcome.ending {
+        Ending::WriteFailed(e) => Some(e.clone()),
+        _ => None,
     };
-    if write_error.is_none() && (next < blocks.len() || !queue.is_empty()) {
-        interrupted = true;
-    }
     // What changed while we read: the chosen pages read a second time (see crate::recheck).
     let mut recheck = None;
     let mut second_copies: Vec<(u64, Vec<u8>)> = Vec::new();
-    if !recheck_ranges.is_empty() && !interrupted && write_error.is_none() {
+    if !recheck_ranges.is_empty() && outcome.ending == Ending::Complete {
         let t = Instant::now();
         let mut rep = crate::recheck::RecheckReport {
             ranges: opts.recheck.clone(),
@@ -497,8 +323,8 @@ pub fn acquire(
                 break;
             }
             rep.pages += 1;
-            match reader.read(pg, vec![0u8; PAGE as usize]) {
-                Read::Ok(b) => {
+            match cap.read(pg, PAGE as usize) {
+                CaptureRead::Got(b, n) if n as u64 == PAGE => {
                     if first_pass.changed(pg, &b) {
                         rep.changed_pages += 1;
                         add_range(&mut rep.changed, pg, PAGE);
@@ -507,39 +333,17 @@ pub fn acquire(
                         }
                     }
                 }
-                Read::Failed | Read::TimedOut => rep.unreadable_pages += 1,
+                _ => rep.unreadable_pages += 1,
             }
         }
         rep.seconds = t.elapsed().as_secs_f64();
         recheck = Some(rep);
     }
-    let size = planned;
-    if write_error.is_some() {
-        // Closed by Imager::abandon below.
-    } else if interrupted {
-        // What was not read is recorded as unknown, not as zeros. It is not hashed (hashing
-        // the unread rest of a large machine would delay the exit by minutes): the linear
-        // hashes cover what was read and are recorded as aff4:prefixHash.
-        let pos = p.im.position();
-        if pos < size {
-            p.im.stop_hashing();
-            p.im.fill(pos, size - pos, Symbolic::Unknown)?;
-        }
-    } else if opts.format == Format::Raw {
-        p.pad_to(size)?;
-    }
-    let Placer { im, vol, .. } = p;
-    let result = match &write_error {
-        None => im.finish(vol, size)?,
-        Some(_) => im.abandon(vol, size)?,
-    };
     let ended = aff4::rdf::now();
 
     // The memory Image and its metadata.
-    let image = aff4::urn::new_urn();
     let release = sys.release.clone().or_else(|| vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "OSRELEASE")));
     let a = |l: &str| format!("{AFF4}{l}");
-    let dt = format!("{XSD}dateTime");
     let mut extra = vec![
         (a("category"), Node::iri(vocab::MEMORY_PHYSICAL)),
         (a("pageSize"), Node::long(PAGE)),
@@ -548,30 +352,9 @@ pub fn acquire(
         (a("memoryRanges"), Node::string(ranges.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","))),
         (a("memoryImageFormat"), Node::string(format!("{:?}", opts.format).to_lowercase())),
         (a("acquisitionSource"), Node::string(format!("{} ({})", src.name(), src.kind()))),
-        (a("acquisitionStartTime"), Node::typed(&started, &dt)),
-        (a("acquisitionEndTime"), Node::typed(&ended, &dt)),
-        (
-            a("acquisitionCompletionState"),
-            Node::string(if let Some(e) = &write_error {
-                format!("Incomplete: stopped at byte {}: writing the volume failed: {e}", result.lost_from.unwrap_or(0))
-            } else if interrupted {
-                "Interrupted: incomplete".to_string()
-            } else if unreadable_pages > 0 {
-                "Completed with unreadable pages".to_string()
-            } else {
-                "Completed Normally".to_string()
-            }),
-        ),
         (a("unreadablePages"), Node::long(unreadable_pages)),
-        (a("timedOutReads"), Node::long(timed_out_reads)),
-        (a("tool"), Node::string(aff4::TOOL)),
+        (a("timedOutReads"), Node::long(outcome.timed_out_reads)),
     ];
-    if !unreadable.is_empty() {
-        extra.push((
-            a("unreadableRanges"),
-            Node::string(unreadable.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")),
-        ));
-    }
     let kaslr = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "KERNELOFFSET"));
     // VMCOREINFO gives phys_base in decimal.
     let phys_base = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "NUMBER(phys_base)")).map(|d| match d.parse::<i64>() {
@@ -616,11 +399,12 @@ pub fn acquire(
     if opts.format == Format::Elf {
         extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
-    describe_image(vol, &image, &result, &MEMORY_TYPES, extra);
+    let finished = w.finish(planned, outcome.ending.clone(), extra)?;
+    let (image, result) = (finished.urn, finished.result);
     vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(vocab::MEMORY_PHYSICAL));
 
     // information.yaml, as the pmem tools write it beside the memory stream.
-    let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", aff4::TOOL, src.name(), opts.format);
+    let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", vol.tool(), src.name(), opts.format);
     for (_, k, v) in &facts {
         if let Some(v) = v {
             y.push_str(&format!("{k}: \"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
@@ -724,7 +508,7 @@ pub fn acquire(
         missing,
         kernel_release: release,
         interrupted,
-        timed_out_reads,
+        timed_out_reads: outcome.timed_out_reads,
         pagefiles,
         pagefile_errors,
         write_error,

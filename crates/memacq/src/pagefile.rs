@@ -7,25 +7,23 @@
 //! partitions are read directly. Clusters that cannot be read become `aff4:UnreadableData`.
 
 use crate::error::{Error, Result};
-use aff4::imager::{describe_image, Imager, ImagerOptions, ImagerResult};
+use aff4::capture::{Capture, Input, OnProgress, Plan, RetryPolicy};
+use aff4::imager::{Completion, FinishedImage, ImagerOptions, ImagerResult};
 use aff4::rdf::Node;
-use aff4::symbolic::Symbolic;
 use aff4::vocab::{self, AFF4, XSD};
 use aff4::volume::write::VolumeWriter;
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::{Ntfs, NtfsReadSeek};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// `memory:pagefile`, the category winpmem gives pagefile streams.
 pub const MEMORY_PAGEFILE: &str = "http://aff4.org/Schema#memory/pagefile";
 /// `memory:pagefile_number`, the pagefile's index.
 pub const PAGEFILE_NUMBER: &str = "http://aff4.org/Schema#memory/pagefile_number";
 
-/// Unit of retries and of unreadable accounting (a typical NTFS cluster).
-const RETRY: usize = 4096;
 /// Read size when all goes well.
-const BLOCK: usize = 1 << 20;
+const BLOCK: u64 = 1 << 20;
 
 /// Where a pagefile is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,9 +182,11 @@ impl<R: Read + Seek> Seek for Aligned<R> {
     }
 }
 
-/// Receives a file's data in order: `Ok(bytes)`, or `Err(length)` for a piece that could not
-/// be read.
-pub type Sink<'a> = dyn FnMut(u64, std::result::Result<&[u8], u64>) -> Result<()> + 'a;
+/// Positional reads of a file's data: fills what it can of the buffer, 0 at the end.
+pub type DataReader<'a> = dyn FnMut(u64, &mut [u8]) -> io::Result<usize> + 'a;
+
+/// Receives a file found in a filesystem (its size and times) with the reader of its data.
+pub type Copy<'a> = dyn FnMut(&NtfsFileInfo, &mut DataReader<'_>) -> Result<()> + 'a;
 
 /// Times and size of a file found in NTFS.
 #[derive(Debug, Clone, Default)]
@@ -213,14 +213,14 @@ fn nt_time(t: ntfs::NtfsTime) -> Option<String> {
 ///
 /// # Errors
 /// The filesystem or the path cannot be parsed or read, or `sink` fails.
-pub fn read_ntfs_file<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, sink: &mut Sink<'_>) -> Result<()> {
-    let run = std::panic::AssertUnwindSafe(|| read_ntfs_inner(fs, name, path, info, sink));
+pub fn read_ntfs_file<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, copy: &mut Copy<'_>) -> Result<()> {
+    let run = std::panic::AssertUnwindSafe(|| read_ntfs_inner(fs, name, path, info, copy));
     std::panic::catch_unwind(run).unwrap_or_else(|_| {
         Err(Error::Io { context: format!("{name}: {path}"), error: io::Error::other("malformed NTFS metadata (the NTFS parser gave up)") })
     })
 }
 
-fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, sink: &mut Sink<'_>) -> Result<()> {
+fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, copy: &mut Copy<'_>) -> Result<()> {
     let bad = |what: String| Error::Io { context: format!("{name}: {path}"), error: io::Error::other(what) };
     let mut ntfs = Ntfs::new(fs).map_err(|e| bad(format!("not an NTFS volume: {e}")))?;
     ntfs.read_upcase_table(fs).map_err(|e| bad(format!("$UpCase: {e}")))?;
@@ -257,24 +257,24 @@ fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mu
     }
     // Where the value's reader stands, so that sequential reads do not seek through the runs.
     let mut at: Option<u64> = None;
-    let mut read = |off: u64, buf: &mut [u8]| -> io::Result<()> {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<()> {
+    let mut read = |off: u64, buf: &mut [u8]| -> io::Result<usize> {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> io::Result<usize> {
             if at != Some(off) {
                 value.seek(fs, SeekFrom::Start(off)).map_err(io::Error::other)?;
             }
             let mut n = 0;
             while n < buf.len() {
                 match value.read(fs, &mut buf[n..]).map_err(io::Error::other)? {
-                    0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "data ends early")),
+                    0 => break,
                     k => n += k,
                 }
             }
-            Ok(())
+            Ok(n)
         }));
         match r {
-            Ok(Ok(())) => {
-                at = Some(off + buf.len() as u64);
-                Ok(())
+            Ok(Ok(n)) => {
+                at = Some(off + n as u64);
+                Ok(n)
             }
             Ok(Err(e)) => {
                 at = None;
@@ -286,38 +286,7 @@ fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mu
             }
         }
     };
-    copy_blocks(&format!("{name}: {path}"), info.size, &mut read, sink)
-}
-
-/// Hands `size` bytes read by `read` to `sink` block by block; a block that fails is retried
-/// 4 KiB at a time and what still fails is reported as `Err(length)`. Data that ends before
-/// `size` (a lying size, a file that shrank) stops the copy with an error naming `name`.
-fn copy_blocks(name: &str, size: u64, read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<()>, sink: &mut Sink<'_>) -> Result<()> {
-    let mut buf = vec![0u8; BLOCK];
-    let mut off = 0u64;
-    while off < size {
-        let n = (size - off).min(BLOCK as u64) as usize;
-        if read(off, &mut buf[..n]).is_ok() {
-            sink(off, Ok(&buf[..n]))?;
-        } else {
-            let mut sub = 0;
-            while sub < n {
-                let k = (n - sub).min(RETRY);
-                let at = off + sub as u64;
-                match read(at, &mut buf[..k]) {
-                    Ok(()) => sink(at, Ok(&buf[..k]))?,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        let error = io::Error::new(e.kind(), format!("the data ends at byte {at} of {size}"));
-                        return Err(Error::Io { context: name.to_string(), error });
-                    }
-                    Err(_) => sink(at, Err(k as u64))?,
-                }
-                sub += k;
-            }
-        }
-        off += n as u64;
-    }
-    Ok(())
+    copy(info, &mut read)
 }
 
 /// What capturing one pagefile did.
@@ -378,103 +347,72 @@ pub fn capture(
     progress: &mut dyn FnMut(u64),
     stop: &AtomicBool,
 ) -> Result<PagefileReport> {
-    let started = aff4::rdf::now();
-    let mut im = Imager::new(opts.clone())?;
-    let mut unreadable = 0u64;
-    let mut sink = |off: u64, data: std::result::Result<&[u8], u64>| -> Result<()> {
-        match data {
-            Ok(b) => {
-                let mut v = im.buffer(b.len());
-                v.copy_from_slice(b);
-                im.write(vol, off, v)?;
-            }
-            Err(len) => {
-                unreadable += len;
-                im.fill(off, len, Symbolic::Unreadable)?;
-            }
+    let name = spec.name();
+    let method = match spec {
+        PagefileSpec::Ntfs { .. } => "ntfs",
+        PagefileSpec::Direct(_) => "direct",
+    };
+    let volume = match spec {
+        PagefileSpec::Ntfs { volume, .. } => Some(volume.clone()),
+        PagefileSpec::Direct(_) => None,
+    };
+    let mut done: Option<(FinishedImage, u64)> = None;
+    // The image is started only once the file is found and its size known: a pagefile that
+    // cannot be opened leaves nothing in the volume.
+    let mut copy = |info: &NtfsFileInfo, input: Input<'_>| -> Result<()> {
+        let mut w = vol.image(opts, &[vocab::IMAGE, vocab::CONTIGUOUS_IMAGE], Some(info.size))?;
+        let plan = Plan::Blocks(aff4::capture::blocks(0, info.size, 0, BLOCK, RetryPolicy::sectors().unit));
+        let outcome = Capture::new(input, RetryPolicy::sectors(), stop).run(&mut w, &plan, &mut OnProgress(|d, _| progress(d)))?;
+        let a = |l: &str| format!("{AFF4}{l}");
+        let dt = format!("{XSD}dateTime");
+        let mut extra = vec![
+            (a("category"), Node::iri(MEMORY_PAGEFILE)),
+            (PAGEFILE_NUMBER.to_string(), Node::long(number)),
+            (a("originalFileName"), Node::string(name.clone())),
+            (a("pagefileReadMethod"), Node::string(method)),
+        ];
+        if let Some(v) = &volume {
+            extra.push((a("pagefileVolume"), Node::string(v.clone())));
         }
+        for (k, v) in &info.times {
+            extra.push((a(k), Node::typed(v.clone(), &dt)));
+        }
+        let f = w.finish(info.size, outcome.ending, extra)?;
+        vol.graph_mut().add(&f.result.map_urn, &a("category"), Node::iri(MEMORY_PAGEFILE));
+        done = Some((f, info.size));
         Ok(())
     };
-    let mut done = 0u64;
-    let mut info = NtfsFileInfo::default();
-    let mut counted = |off: u64, d: std::result::Result<&[u8], u64>| {
-        if stop.load(Ordering::SeqCst) {
-            return Err(Error::Interrupted);
-        }
-        let end = off + d.map_or_else(|n| n, |b| b.len() as u64);
-        sink(off, d)?;
-        done = end;
-        progress(done);
-        Ok(())
-    };
-    let (read, method, volume) = match spec {
+    match spec {
         PagefileSpec::Ntfs { volume, path } => {
             let f = open_volume(volume).map_err(|e| io_err(format!("{volume}: cannot open the volume to read {path}"), e))?;
             // 4 KiB: a multiple of both 512-byte and 4Kn sectors.
             let mut fs = Aligned::new(f, 4096);
-            (read_ntfs_file(&mut fs, volume, path, &mut info, &mut counted), "ntfs", Some(volume.clone()))
+            read_ntfs_file(&mut fs, volume, path, &mut NtfsFileInfo::default(), &mut |info, read| copy(info, Input::Local(read)))?;
         }
         PagefileSpec::Direct(path) => {
             let mut f = open_volume(path).map_err(|e| io_err(format!("{path}: cannot open"), e))?;
-            info.size = f.seek(SeekFrom::End(0)).map_err(|e| io_err(format!("{path}: size"), e))?;
+            let mut info =
+                NtfsFileInfo { size: f.seek(SeekFrom::End(0)).map_err(|e| io_err(format!("{path}: size"), e))?, times: Vec::new() };
             if let Ok(t) = f.metadata().and_then(|m| m.modified()) {
                 if let Ok(s) = time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339) {
                     info.times.push(("lastWritten", s));
                 }
             }
-            let mut read = |off: u64, buf: &mut [u8]| aff4::stream::read_exact_at(&f, off, buf);
-            (copy_blocks(path, info.size, &mut read, &mut counted), "direct", None)
+            copy(&info, Input::Shared(std::sync::Arc::new(f)))?;
         }
-    };
-    let interrupted = matches!(read, Err(Error::Interrupted));
-    let failure = match read {
-        Ok(()) => None,
-        // Nothing is in the volume yet, or the volume itself failed: the caller reports it.
-        Err(e) if done == 0 || matches!(e, Error::Aff4(_)) => return Err(e),
-        // Part of the data is in the volume: keep it, and say where and why it stopped.
-        Err(e) => Some(e.to_string()),
-    };
-    if done < info.size && interrupted {
-        // Stop promptly: the linear hashes cover what was read (aff4:prefixHash), not the rest.
-        im.stop_hashing();
-        im.fill(done, info.size - done, Symbolic::Unknown)?;
-    } else if done < info.size {
-        unreadable += info.size - done;
-        im.fill(done, info.size - done, Symbolic::Unreadable)?;
     }
-    let result = im.finish(vol, info.size)?;
-    let image = aff4::urn::new_urn();
-    let a = |l: &str| format!("{AFF4}{l}");
-    let dt = format!("{XSD}dateTime");
-    let name = spec.name();
-    let mut extra = vec![
-        (a("category"), Node::iri(MEMORY_PAGEFILE)),
-        (PAGEFILE_NUMBER.to_string(), Node::long(number)),
-        (a("originalFileName"), Node::string(name.clone())),
-        (a("pagefileReadMethod"), Node::string(method)),
-        (a("acquisitionStartTime"), Node::typed(started, &dt)),
-        (a("acquisitionEndTime"), Node::typed(aff4::rdf::now(), &dt)),
-        (
-            a("acquisitionCompletionState"),
-            Node::string(match &failure {
-                Some(e) => format!("Incomplete: stopped at byte {done}: {e}"),
-                None if unreadable > 0 => "Completed with read errors".to_string(),
-                None => "Completed Normally".to_string(),
-            }),
-        ),
-    ];
-    if let Some(v) = volume {
-        extra.push((a("pagefileVolume"), Node::string(v)));
-    }
-    if unreadable > 0 {
-        extra.push((a("unreadableBytes"), Node::long(unreadable)));
-    }
-    for (k, v) in &info.times {
-        extra.push((a(k), Node::typed(v.clone(), &dt)));
-    }
-    describe_image(vol, &image, &result, &[vocab::IMAGE, vocab::CONTIGUOUS_IMAGE], extra);
-    vol.graph_mut().add(&result.map_urn, &a("category"), Node::iri(MEMORY_PAGEFILE));
-    Ok(PagefileReport { name, image, size: info.size, unreadable_bytes: unreadable, method, incomplete: failure, interrupted, result })
+    let (f, size) = done.ok_or_else(|| Error::Io { context: name.clone(), error: io::Error::other("no data was read") })?;
+    let FinishedImage { urn, completion, result } = f;
+    Ok(PagefileReport {
+        name,
+        image: urn,
+        size,
+        unreadable_bytes: result.stats.unreadable_bytes,
+        method,
+        incomplete: (!completion.is_complete()).then(|| completion.to_string()),
+        interrupted: matches!(completion, Completion::Interrupted { .. }),
+        result,
+    })
 }
 
 #[cfg(test)]
@@ -533,28 +471,14 @@ mod tests {
     }
 
     #[test]
-    fn data_that_ends_before_its_size_stops_the_copy() {
-        let data = vec![7u8; 5000];
-        let mut read = |off: u64, buf: &mut [u8]| aff4::stream::read_exact_at(&data, off, buf);
-        let mut got = Vec::new();
-        let mut sink = |off: u64, d: std::result::Result<&[u8], u64>| {
-            got.push((off, d.map(<[u8]>::len).map_err(|n| n as usize)));
-            Ok(())
-        };
-        let e = copy_blocks("lying", u64::MAX, &mut read, &mut sink).unwrap_err().to_string();
-        assert!(e.contains("lying") && e.contains("ends at byte 4096"), "{e}");
-        assert_eq!(got, vec![(0, Ok(4096))]);
-    }
-
-    #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let mut sink = |_: u64, _: std::result::Result<&[u8], u64>| Ok(());
+        let mut copy = |_: &NtfsFileInfo, _: &mut DataReader<'_>| Ok(());
         for data in
             [vec![0u8; 4096], vec![0xffu8; 1 << 16], b"\xebR\x90NTFS    ".iter().copied().chain(std::iter::repeat_n(0, 8192)).collect()]
         {
             for len in [data.len(), 0, 512, 700] {
                 let mut c = Aligned::new(std::io::Cursor::new(&data[..len]), 512);
-                assert!(read_ntfs_file(&mut c, "mem", r"\pagefile.sys", &mut NtfsFileInfo::default(), &mut sink).is_err());
+                assert!(read_ntfs_file(&mut c, "mem", r"\pagefile.sys", &mut NtfsFileInfo::default(), &mut copy).is_err());
             }
         }
     }

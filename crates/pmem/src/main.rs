@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod platform;
 mod progress;
 mod signals;
 
@@ -66,6 +67,7 @@ impl<T, E: Into<anyhow::Error>> WithCode<T> for Result<T, E> {
 
 fn main() -> ExitCode {
     let cli = cli::parse();
+    aff4::set_tool(concat!("pmem ", env!("CARGO_PKG_VERSION")));
     // Before any thread starts.
     cli.apply_s3_flags();
     // Commands that only show what a volume holds end quietly when their reader goes away

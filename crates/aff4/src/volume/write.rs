@@ -439,7 +439,7 @@ fn start_zip(target: Target, rename: Option<(PathBuf, PathBuf)>, name: String) -
     let file = matches!(target, Target::File(_));
     let mut zip = ZipWriter::new(out(target), 0, 0, name);
     zip.add_member("container.description", urn.as_bytes())?;
-    zip.add_member("version.txt", VERSION_TXT.as_bytes())?;
+    zip.add_member("version.txt", version_txt().as_bytes())?;
     Ok((urn, Box::new(ZipSink::new(zip, 0, rename, None, file)?)))
 }
 
@@ -448,7 +448,10 @@ pub fn split_part_path(base: &Path, n: u32) -> PathBuf {
     base.with_extension(format!("A{n:02}"))
 }
 
-const VERSION_TXT: &str = concat!("major=1\nminor=0\ntool=pmem ", env!("CARGO_PKG_VERSION"), "\n");
+/// `version.txt`: the AFF4 Standard's version and the writing tool.
+fn version_txt() -> String {
+    format!("major=1\nminor=0\ntool={}\n", crate::tool())
+}
 
 impl VolumeWriter {
     /// Opens `path` for writing: `-` streams a ZIP64 volume to stdout; a directory (or a path
@@ -535,7 +538,7 @@ impl VolumeWriter {
         let u = self.urn.clone();
         self.graph.add(&u, RDF_TYPE, Node::iri(ty));
         self.graph.add(&u, vocab::CREATION_TIME, Node::typed(now, format!("{XSD}dateTime")));
-        self.graph.add(&u, &format!("{}tool", vocab::AFF4), Node::string(crate::TOOL));
+        self.graph.add(&u, &format!("{}tool", vocab::AFF4), Node::string(crate::tool()));
     }
 
     fn append_zip(path: &Path) -> Result<VolumeWriter> {
@@ -606,7 +609,7 @@ impl VolumeWriter {
         let mut w = VolumeWriter::with(sink, urn.clone(), Graph::new(), path, false);
         w.created = true;
         w.add_member_raw("container.description", urn.as_bytes())?;
-        w.add_member_raw("version.txt", VERSION_TXT.as_bytes())?;
+        w.add_member_raw("version.txt", version_txt().as_bytes())?;
         w.describe_volume(&format!("{}DirectoryVolume", vocab::AFF4));
         Ok(w)
     }
@@ -619,6 +622,11 @@ impl VolumeWriter {
     /// The output path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The tool name it records (see [`crate::set_tool`]).
+    pub fn tool(&self) -> &'static str {
+        crate::tool()
     }
 
     /// True when written to a stream (stdout, an upload) that can never be cut back or reread.

@@ -102,24 +102,6 @@ fn parse_pagefile(s: &str) -> Result<PagefileSpec, String> {
     PagefileSpec::parse(s)
 }
 
-#[cfg(not(unix))]
-fn free_space(_: &std::path::Path) -> Option<u64> {
-    None
-}
-
-#[cfg(unix)]
-fn free_space(p: &std::path::Path) -> Option<u64> {
-    let dir = if p.is_dir() {
-        p.to_path_buf()
-    } else {
-        p.parent().filter(|d| !d.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
-    };
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and s a valid out-pointer.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut s) } == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
-}
-
 /// `pmem driver load|unload` (`-L`/`-U`).
 pub fn driver(action: &crate::cli::DriverAction) -> Result<u8, Failure> {
     match action {
@@ -236,7 +218,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
             human(ram),
             ranges.len(),
             a.store.output.display(),
-            free_space(&a.store.output).map(human).unwrap_or_else(|| "?".into()),
+            crate::platform::free_space(&a.store.output).map(human).unwrap_or_else(|| "?".into()),
             human(ram / 2 + (1 << 20))
         );
         for n in src.notes() {

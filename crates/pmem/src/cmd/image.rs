@@ -3,17 +3,18 @@
 
 use super::{human, threads};
 use crate::{exit, progress, Failure, WithCode};
-use aff4::imager::{describe_image, Imager, ImagerOptions};
+use aff4::capture::{blocks, Capture, Input, OnProgress, Plan, RetryPolicy, Sequential};
+use aff4::imager::{Ending, ImagerOptions};
 use aff4::logical::{add_file, FileTimes};
 use aff4::rdf::Node;
-use aff4::symbolic::Symbolic;
+use aff4::stream::ReadAt;
 use aff4::volume::write::{Mode, VolumeWriter};
 use aff4::{vocab, Codec, HashAlgo};
 use anyhow::{anyhow, Context};
 use serde_json::json;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The Image types of an imaged file or device.
 const DISK_TYPES: [&str; 3] = [vocab::IMAGE, vocab::DISK_IMAGE, vocab::CONTIGUOUS_IMAGE];
@@ -204,111 +205,22 @@ pub fn expand(pat: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The size of a Windows disk or volume (`\\.\PhysicalDrive0`, `\\.\C:`), which seeking cannot tell.
-#[cfg(windows)]
-fn device_size(f: &File) -> Option<u64> {
-    use std::os::windows::io::AsRawHandle;
-    use windows_sys::Win32::System::Ioctl::{GET_LENGTH_INFORMATION, IOCTL_DISK_GET_LENGTH_INFO};
-    let mut info = GET_LENGTH_INFORMATION { Length: 0 };
-    let mut returned = 0u32;
-    // SAFETY: the output buffer is a GET_LENGTH_INFORMATION; the call is synchronous.
-    let ok = unsafe {
-        windows_sys::Win32::System::IO::DeviceIoControl(
-            f.as_raw_handle(),
-            IOCTL_DISK_GET_LENGTH_INFO,
-            std::ptr::null(),
-            0,
-            (&mut info as *mut GET_LENGTH_INFORMATION).cast(),
-            std::mem::size_of::<GET_LENGTH_INFORMATION>() as u32,
-            &mut returned,
-            std::ptr::null_mut(),
-        )
-    };
-    (ok != 0 && info.Length > 0).then_some(info.Length as u64)
-}
-
-#[cfg(not(windows))]
-fn device_size(_: &File) -> Option<u64> {
-    None
-}
-
-fn input_size(f: &File) -> Option<u64> {
-    use std::io::{Seek, SeekFrom};
-    let meta = f.metadata().ok()?;
-    if meta.is_file() {
-        return Some(meta.len());
+/// Where an input's bytes come from and how they are read: a file or device of known size is
+/// read by offset (a bad sector retried alone); stdin, pipes and files that do not know their
+/// size (procfs) as a stream.
+fn open_input(input: &str) -> Result<(Arc<dyn ReadAt>, Plan, Option<u64>, Option<std::fs::Metadata>), Failure> {
+    if input == "-" {
+        return Ok((Arc::new(crate::platform::Stdin), Plan::Stream { block: BLOCK as usize }, None, None));
     }
-    if let Some(n) = device_size(f) {
-        return Some(n);
-    }
-    let mut g = f.try_clone().ok()?;
-    let end = g.seek(SeekFrom::End(0)).ok()?;
-    g.seek(SeekFrom::Start(0)).ok()?;
-    (end > 0).then_some(end)
+    let f = File::open(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
+    let meta = f.metadata().ok();
+    Ok(match crate::platform::input_size(&f) {
+        Some(size) => (Arc::new(f), Plan::Blocks(blocks(0, size, 0, BLOCK, RetryPolicy::sectors().unit)), Some(size), meta),
+        None => (Arc::new(Sequential(std::sync::Mutex::new(f))), Plan::Stream { block: BLOCK as usize }, None, meta),
+    })
 }
 
-const BLOCK: usize = 4 << 20;
-const SECTOR: usize = 4096;
-
-/// What the reader thread hands to the pipeline, in order.
-enum Piece {
-    /// Bytes at an offset.
-    Data(u64, Vec<u8>),
-    /// A range that stayed unreadable after sector-by-sector retries.
-    Unreadable(u64, u64),
-    /// Reading cannot go on.
-    Failed(u64, std::io::Error),
-}
-
-/// Reads `input` in blocks on its own thread (so that the kernel's copy overlaps hashing and
-/// compression); a bad region of a device is retried sector by sector and what stays
-/// unreadable is reported as such.
-fn reader(input: String, r: Box<dyn Read + Send>, size: Option<u64>, bufs: aff4::imager::Buffers, tx: std::sync::mpsc::SyncSender<Piece>) {
-    let mut off = 0u64;
-    if let Err(e) = read_pieces(&input, r, size, &bufs, &tx, &mut off) {
-        let _ = tx.send(Piece::Failed(off, e));
-    }
-}
-
-/// Sends `input`'s pieces in order until its end (or until nobody listens); an error is a
-/// failure at `*off` that sector retries could not get past.
-fn read_pieces(
-    input: &str,
-    mut r: Box<dyn Read + Send>,
-    size: Option<u64>,
-    bufs: &aff4::imager::Buffers,
-    tx: &std::sync::mpsc::SyncSender<Piece>,
-    off: &mut u64,
-) -> std::io::Result<()> {
-    // stdin: a block is passed on early when the pipe goes quiet, so that what came before a
-    // Ctrl-C is kept even if the pipe then stays silent (a block would wait to be full).
-    let whole = input != "-";
-    loop {
-        let mut buf = bufs.get(BLOCK);
-        let n = match (read_full(&mut r, &mut buf, whole), size) {
-            (Ok(n), _) => n,
-            (Err(_), Some(size)) => {
-                let end = size.min(*off + BLOCK as u64);
-                if end <= *off {
-                    return Ok(());
-                }
-                salvage(input, *off, end, tx)?;
-                *off = end;
-                r = reopen_at(input, *off)?;
-                continue;
-            }
-            (Err(e), None) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        buf.truncate(n);
-        if tx.send(Piece::Data(*off, buf)).is_err() {
-            return Ok(());
-        }
-        *off += n as u64;
-    }
-}
+const BLOCK: u64 = 4 << 20;
 
 /// Images one input (path or `-`) into `vol`; returns a JSON summary.
 fn image_one(
@@ -318,115 +230,32 @@ fn image_one(
     quiet: bool,
     jl: &mut Option<progress::JsonLines>,
 ) -> Result<serde_json::Value, Failure> {
-    let started = aff4::rdf::now();
-    let (reader_input, size, meta): (Box<dyn Read + Send>, Option<u64>, Option<std::fs::Metadata>) = if input == "-" {
-        (Box::new(std::io::stdin()), None, None)
-    } else {
-        let f = File::open(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
-        let size = input_size(&f);
-        let meta = f.metadata().ok();
-        (Box::new(f), size, meta)
-    };
-    let mut im = Imager::new(opts.clone()).code(exit::USAGE)?;
-    im.announce(size, &DISK_TYPES);
+    let (src, plan, size, meta) = open_input(input)?;
+    let path = vol.path().display().to_string();
+    let mut w = vol.image(opts, &DISK_TYPES, size).code(exit::USAGE)?;
     let pb = progress::bytes(size.unwrap_or(0), input, quiet);
-    let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    let (name, bufs) = (input.to_string(), im.buffers());
-    let thread = std::thread::spawn(move || reader(name, reader_input, size, bufs, tx));
-    let mut off = 0u64;
-    let mut unreadable = 0u64;
-    let mut interrupted = false;
-    // A write to the volume failed (a full disk): the image is closed with what was stored.
-    let mut write_error: Option<String> = None;
-    loop {
-        let piece = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
-            Ok(p) => Some(p),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        // Ctrl-C is noticed after each piece, and every 200 ms while the input is silent.
-        if let Some(piece) = piece {
-            let stored = match piece {
-                Piece::Data(at, buf) => {
-                    off = at + buf.len() as u64;
-                    im.write(vol, at, buf)
-                }
-                Piece::Unreadable(at, len) => {
-                    off = at + len;
-                    unreadable += len;
-                    im.fill(at, len, Symbolic::Unreadable)
-                }
-                Piece::Failed(at, e) => return Err(anyhow!("reading {input} at offset {at}: {e}")).code(exit::INPUT),
-            };
-            if let Err(e) = stored {
-                // A stream (stdout, an upload) cannot be cut back: the error is final.
-                if vol.is_streamed() {
-                    return Err(e).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT);
-                }
-                write_error = Some(e.to_string());
-                break;
-            }
-            pb.set_position(off);
-            if let Some(j) = jl.as_mut() {
-                j.tick(json!({"phase": "image", "input": input, "done": off, "total": size}), false);
-            }
+    let mut on_progress = OnProgress(|done, _| {
+        pb.set_position(done);
+        if let Some(j) = jl.as_mut() {
+            j.tick(json!({"phase": "image", "input": input, "done": done, "total": size}), false);
         }
-        if crate::signals::stopped() {
-            interrupted = true;
-            break;
-        }
-    }
-    let mut end = off;
-    if write_error.is_some() {
-        drop(rx);
-        end = size.unwrap_or(off).max(off);
-    } else if interrupted {
-        // The reader may be blocked in a read: it is left behind (it ends when its next send fails).
-        drop(rx);
-        // A known size: the rest is unknown, not zeros, and is not hashed (aff4:prefixHash).
-        if let Some(size) = size.filter(|s| *s > off) {
-            im.stop_hashing();
-            im.fill(off, size - off, Symbolic::Unknown).with_context(|| format!("writing {}", vol.path().display())).code(exit::OUTPUT)?;
-            end = size;
-        }
-    } else {
-        let _ = thread.join();
-    }
+    });
+    let outcome = Capture::new(Input::Shared(src), RetryPolicy::sectors(), &crate::signals::STOP)
+        .run(&mut w, &plan, &mut on_progress)
+        .with_context(|| format!("writing {path}"))
+        .code(exit::OUTPUT)?;
+    let off = w.position();
     pb.finish_and_clear();
+    let interrupted = outcome.ending == Ending::Interrupted;
     if let Some(j) = jl.as_mut() {
         j.tick(json!({"phase": "image", "input": input, "done": off, "total": size, "interrupted": interrupted}), true);
     }
-    let r = match &write_error {
-        None => im.finish(vol, end),
-        Some(_) => im.abandon(vol, end),
-    }
-    .with_context(|| format!("writing {}", vol.path().display()))
-    .code(exit::OUTPUT)?;
-    let image = aff4::urn::new_urn();
-    let mut extra = vec![
-        (
-            format!("{}diskDeviceName", vocab::AFF4),
-            Node::string(if input == "-" {
-                "(stdin)".to_string()
-            } else {
-                std::path::absolute(input).map(|p| p.display().to_string()).unwrap_or(input.to_string())
-            }),
-        ),
-        (format!("{}acquisitionStartTime", vocab::AFF4), Node::typed(started, format!("{}dateTime", vocab::XSD))),
-        (format!("{}acquisitionEndTime", vocab::AFF4), Node::typed(aff4::rdf::now(), format!("{}dateTime", vocab::XSD))),
-        (
-            format!("{}acquisitionCompletionState", vocab::AFF4),
-            Node::string(if let Some(e) = &write_error {
-                format!("Incomplete: stopped at byte {}: writing the volume failed: {e}", r.lost_from.unwrap_or(off))
-            } else if interrupted {
-                format!("Interrupted: incomplete: stopped at byte {off}")
-            } else if unreadable > 0 {
-                "Completed with read errors".to_string()
-            } else {
-                "Completed Normally".to_string()
-            }),
-        ),
-    ];
+    let name = if input == "-" {
+        "(stdin)".to_string()
+    } else {
+        std::path::absolute(input).map(|p| p.display().to_string()).unwrap_or(input.to_string())
+    };
+    let mut extra = vec![(format!("{}diskDeviceName", vocab::AFF4), Node::string(name))];
     if let Some(m) = &meta {
         let t = file_times(m);
         for (p, v) in [("lastWritten", t.modified), ("lastAccessed", t.accessed), ("recordChanged", t.changed)] {
@@ -435,74 +264,21 @@ fn image_one(
             }
         }
     }
-    if unreadable > 0 {
-        extra.push((format!("{}unreadableBytes", vocab::AFF4), Node::long(unreadable)));
-    }
-    describe_image(vol, &image, &r, &DISK_TYPES, extra);
+    let f = w.finish(size.unwrap_or(off), outcome.ending.clone(), extra).with_context(|| format!("writing {path}")).code(exit::OUTPUT)?;
+    let r = &f.result;
+    let (write_error, read_error) = match &outcome.ending {
+        Ending::WriteFailed(e) => (Some(e.clone()), None),
+        Ending::ReadStopped(e) => (None, Some(format!("reading {input} stopped at byte {off}: {e}"))),
+        _ => (None, None),
+    };
     Ok(json!({
-        "input": input, "image": image, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
+        "input": input, "image": f.urn, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
-        "interrupted": interrupted, "hashed_bytes": r.hashed, "write_error": write_error,
+        "interrupted": interrupted, "hashed_bytes": r.hashed, "write_error": write_error, "read_error": read_error,
+        "completion": f.completion.to_string(),
         "kept_bytes": if write_error.is_some() { r.lost_from.unwrap_or(0) } else { r.size },
         "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
     }))
-}
-
-/// Reads until `buf` is full or the input ends; with `whole` false (stdin), also returns what
-/// it has once stdin has had nothing more for a moment.
-fn read_full(r: &mut dyn Read, buf: &mut [u8], whole: bool) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        if !whole && n > 0 && !stdin_ready() {
-            break;
-        }
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// Whether stdin has bytes (or its end) to read within 100 ms.
-#[cfg(unix)]
-fn stdin_ready() -> bool {
-    let mut p = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, 100) != 0 }
-}
-
-/// Whether stdin has bytes to read (not known here: wait for a full block).
-#[cfg(not(unix))]
-fn stdin_ready() -> bool {
-    true
-}
-
-fn reopen_at(input: &str, off: u64) -> std::io::Result<Box<dyn Read + Send>> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = File::open(input)?;
-    f.seek(SeekFrom::Start(off))?;
-    Ok(Box::new(f))
-}
-
-fn salvage(input: &str, start: u64, end: u64, tx: &std::sync::mpsc::SyncSender<Piece>) -> std::io::Result<()> {
-    let f = File::open(input)?;
-    let mut off = start;
-    while off < end {
-        let n = ((end - off) as usize).min(SECTOR);
-        let mut b = vec![0u8; n];
-        let piece = match aff4::stream::read_exact_at(&f, off, &mut b) {
-            Ok(()) => Piece::Data(off, b),
-            Err(_) => Piece::Unreadable(off, n as u64),
-        };
-        if tx.send(piece).is_err() {
-            break;
-        }
-        off += n as u64;
-    }
-    Ok(())
 }
 
 pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u8, Failure> {
@@ -577,6 +353,10 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
             "{e}\n{path} was closed with what had been stored; the rest is recorded as unknown (`pmem verify {path}` says what it holds)"
         ))
         .code(exit::OUTPUT);
+    }
+    if let Some(e) = summary.iter().find_map(|s| s["read_error"].as_str()) {
+        return Err(anyhow!("{e}\n{path} was closed with what was read; the rest of that image is recorded as unreadable"))
+            .code(exit::INPUT);
     }
     Ok(if interrupted { exit::INTERRUPTED } else { exit::OK })
 }

@@ -1,0 +1,652 @@
+//! The capture engine every acquisition runs through (memory, disks and files, stdin,
+//! pagefiles): a [`Plan`] of blocks is read from a source on a helper thread a few blocks
+//! ahead of the imaging pipeline; a block that fails is retried unit by unit as the
+//! [`RetryPolicy`] says, and what stays unreadable is recorded as `aff4:UnreadableData`
+//! (acquisition never aborts on a bad page or sector); a read that hangs is abandoned after the
+//! policy's timeout; a stop request ends the run with what was read. The result is an
+//! [`Ending`] for [`ImageWriter::finish`], which records the completion state.
+
+use crate::error::Result;
+use crate::imager::{Ending, ImageWriter};
+use crate::stream::ReadAt;
+use crate::symbolic::Symbolic;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How failed reads are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// After a block fails, it is read again in pieces of this size, aligned to it (a page, a
+    /// sector); what still fails is recorded as unreadable in these units.
+    pub unit: u64,
+    /// Tries per unit.
+    pub attempts: u32,
+    /// A read that takes longer is abandoned (its helper thread left behind) and counts as
+    /// failed; after a timeout a unit is not tried again, and two in a row give up the block.
+    pub timeout: Option<Duration>,
+    /// Blocks read ahead of the pipeline.
+    pub read_ahead: usize,
+}
+
+impl RetryPolicy {
+    /// Physical memory: 4 KiB pages, each tried twice; reads that hang are abandoned.
+    pub fn pages(timeout: Option<Duration>) -> RetryPolicy {
+        RetryPolicy { unit: 4096, attempts: 2, timeout, read_ahead: 3 }
+    }
+
+    /// Disks, files and pagefiles: 4 KiB (a multiple of 512-byte and 4Kn sectors, and a
+    /// typical NTFS cluster), each tried once.
+    pub fn sectors() -> RetryPolicy {
+        RetryPolicy { unit: 4096, attempts: 1, timeout: None, read_ahead: 4 }
+    }
+}
+
+/// One read of the plan: `len` bytes at source offset `src`, placed at image offset `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Source offset (a physical address, a byte of a file).
+    pub src: u64,
+    /// Length.
+    pub len: u64,
+    /// Where it goes in the image.
+    pub at: u64,
+    /// False for ranges the source cannot read at all (recorded as unreadable without trying).
+    pub readable: bool,
+}
+
+/// Splits source `[start, end)` into readable blocks of at most `block` bytes that end on
+/// `unit` boundaries (so that retries stay aligned), placed from image offset `at`.
+pub fn blocks(start: u64, end: u64, at: u64, block: u64, unit: u64) -> Vec<Block> {
+    let unit = unit.max(1);
+    let block = (block.max(unit) / unit) * unit;
+    let mut v = Vec::new();
+    let mut off = start;
+    while off < end {
+        let n = (block - (off % unit)).min(end - off);
+        v.push(Block { src: off, len: n, at: at + (off - start), readable: true });
+        off += n;
+    }
+    v
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// These blocks, in ascending image order.
+    Blocks(Vec<Block>),
+    /// A stream of unknown length (stdin, a pipe): reads of up to `block` bytes until one
+    /// returns nothing; no retries (what a stream gave once is gone).
+    Stream {
+        /// Read size.
+        block: usize,
+    },
+}
+
+/// Hooks into a run, for what a front end records beside the image.
+pub trait Observer {
+    /// Bytes read at source offset `src` (before they go into the image).
+    fn data(&mut self, _src: u64, _data: &[u8]) {}
+    /// A readable block is done: submitted at `submitted`, finished (retries included) at `done`.
+    fn block(&mut self, _src: u64, _len: u64, _submitted: Instant, _done: Instant) {}
+    /// Progress: bytes of the plan done, units found unreadable.
+    fn progress(&mut self, _done: u64, _unreadable_units: u64) {}
+}
+
+/// No hooks.
+impl Observer for () {}
+
+/// Progress only, from a closure `(done, unreadable_units)`.
+pub struct OnProgress<F: FnMut(u64, u64)>(pub F);
+
+impl<F: FnMut(u64, u64)> Observer for OnProgress<F> {
+    fn progress(&mut self, done: u64, unreadable_units: u64) {
+        (self.0)(done, unreadable_units)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How it ended (give it to [`ImageWriter::finish`]).
+    pub ending: Ending,
+    /// Bytes of the plan done (read, or recorded as unreadable).
+    pub done: u64,
+    /// Source ranges recorded as unreadable, `[start, end)`, merged where they touch.
+    pub unreadable: Vec<(u64, u64)>,
+    /// Units recorded as unreadable.
+    pub unreadable_units: u64,
+    /// Reads abandoned after the timeout.
+    pub timed_out_reads: u64,
+}
+
+/// The result of one read.
+#[derive(Debug)]
+pub enum Read {
+    /// `n` bytes arrived at the start of the buffer (fewer than asked: the source ends there).
+    Got(Vec<u8>, usize),
+    /// The read failed.
+    Failed(io::Error),
+    /// The read took longer than the policy's timeout.
+    TimedOut,
+    /// The stop flag was set while waiting.
+    Stopped,
+}
+
+type Reply = (Vec<u8>, io::Result<usize>);
+/// A read for the helper: offset, buffer, whether to fill it whole (blocks) or take one read (streams), reply.
+type Job = (u64, Vec<u8>, bool, mpsc::Sender<Reply>);
+
+/// A read submitted, not yet waited for.
+enum Pending {
+    Threaded(mpsc::Receiver<Reply>),
+    Deferred(u64, Vec<u8>),
+}
+
+/// Where the bytes come from.
+pub enum Input<'a> {
+    /// A source shared with helper threads: reads overlap the pipeline and can time out.
+    Shared(Arc<dyn ReadAt>),
+    /// A source only this thread can use (e.g. a file inside a filesystem being parsed):
+    /// read in turn, without timeouts.
+    Local(&'a mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>),
+}
+
+/// Reads `buf` at `off` from `r` until it is full or `r` ends; returns the bytes read.
+fn fill_from(r: &dyn ReadAt, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read_at(off + n as u64, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The engine: a source, its retry policy and the stop flag (see the module documentation).
+pub struct Capture<'a, 'i> {
+    input: Input<'i>,
+    policy: RetryPolicy,
+    stop: &'a AtomicBool,
+    tx: Option<mpsc::Sender<Job>>,
+    pad_holes: bool,
+}
+
+/// How often a wait looks at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+
+impl<'a, 'i> Capture<'a, 'i> {
+    /// An engine reading `input` as `policy` says; setting `stop` ends a run early.
+    pub fn new(input: Input<'i>, policy: RetryPolicy, stop: &'a AtomicBool) -> Capture<'a, 'i> {
+        Capture { input, policy, stop, tx: None, pad_holes: false }
+    }
+
+    /// Stores gaps between blocks as real zero bytes (a raw layout), not as a zero map entry.
+    pub fn pad_holes(mut self, on: bool) -> Self {
+        self.pad_holes = on;
+        self
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn submit(&mut self, off: u64, buf: Vec<u8>) -> Pending {
+        self.submit_as(off, buf, true)
+    }
+
+    fn submit_as(&mut self, off: u64, buf: Vec<u8>, whole: bool) -> Pending {
+        let src = match &self.input {
+            Input::Shared(s) => s.clone(),
+            Input::Local(_) => return Pending::Deferred(off, buf),
+        };
+        let tx = self.tx.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::spawn(move || {
+                while let Ok((off, mut buf, whole, reply)) = rx.recv() {
+                    let r = if whole { fill_from(&*src, off, &mut buf) } else { src.read_at(off, &mut buf) };
+                    if reply.send((buf, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+            tx
+        });
+        let (rtx, rrx) = mpsc::channel();
+        if tx.send((off, buf, whole, rtx)).is_err() {
+            self.tx = None;
+        }
+        Pending::Threaded(rrx)
+    }
+
+    fn wait(&mut self, p: Pending) -> Read {
+        let rx = match p {
+            Pending::Deferred(off, mut buf) => {
+                let Input::Local(f) = &mut self.input else { return Read::Failed(io::Error::other("internal: deferred read")) };
+                let mut n = 0;
+                while n < buf.len() {
+                    match f(off + n as u64, &mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Read::Failed(e),
+                    }
+                }
+                return Read::Got(buf, n);
+            }
+            Pending::Threaded(rx) => rx,
+        };
+        let started = Instant::now();
+        loop {
+            let slice = match self.policy.timeout {
+                Some(t) => match t.checked_sub(started.elapsed()) {
+                    Some(left) => left.min(POLL),
+                    None => {
+                        // The helper is left behind with its read; later reads start a new one.
+                        self.tx = None;
+                        return Read::TimedOut;
+                    }
+                },
+                None => POLL,
+            };
+            match rx.recv_timeout(slice) {
+                Ok((buf, Ok(n))) => return Read::Got(buf, n),
+                Ok((_, Err(e))) => return Read::Failed(e),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.tx = None;
+                    return Read::Failed(io::Error::other("the reading thread ended"));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if self.stopped() => {
+                    self.tx = None;
+                    return Read::Stopped;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Reads `len` bytes at `off` now (e.g. a page read a second time after the run).
+    pub fn read(&mut self, off: u64, len: usize) -> Read {
+        let p = self.submit(off, vec![0u8; len]);
+        self.wait(p)
+    }
+
+    /// Reads `plan` into `w`; returns how it ended, for [`ImageWriter::finish`].
+    ///
+    /// # Errors
+    /// Only a failed write to a streamed volume (stdout, an upload), which cannot be cut back;
+    /// any other failed write ends the run with [`Ending::WriteFailed`], and read failures
+    /// become unreadable ranges.
+    pub fn run(&mut self, w: &mut ImageWriter<'_>, plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
+        let mut st = Run { done: 0, unreadable: Vec::new(), units: 0, timed_out: 0, ending: None };
+        let r = match plan {
+            Plan::Blocks(b) => self.run_blocks(w, b, obs, &mut st),
+            Plan::Stream { block } => self.run_stream(w, *block, obs, &mut st),
+        };
+        if let Err(e) = r {
+            if w.is_streamed() {
+                return Err(e);
+            }
+            st.ending = Some(Ending::WriteFailed(e.to_string()));
+        }
+        Ok(Outcome {
+            ending: st.ending.unwrap_or(Ending::Complete),
+            done: st.done,
+            unreadable: st.unreadable,
+            unreadable_units: st.units,
+            timed_out_reads: st.timed_out,
+        })
+    }
+
+    fn run_blocks(&mut self, w: &mut ImageWriter<'_>, blocks: &[Block], obs: &mut dyn Observer, st: &mut Run) -> Result<()> {
+        let end = blocks.last().map(|b| b.src + b.len).unwrap_or(0);
+        let mut queue: VecDeque<(Block, Option<Pending>, Instant)> = VecDeque::new();
+        let mut next = 0usize;
+        loop {
+            while queue.len() < self.policy.read_ahead.max(1) && next < blocks.len() && !self.stopped() {
+                let b = blocks[next];
+                let pend = b.readable.then(|| self.submit(b.src, w.buffer(b.len as usize)));
+                queue.push_back((b, pend, Instant::now()));
+                next += 1;
+            }
+            let Some((b, pend, submitted)) = queue.pop_front() else { break };
+            if self.stopped() {
+                st.ending = Some(Ending::Interrupted);
+                return Ok(());
+            }
+            if self.pad_holes {
+                pad_to(w, b.at)?;
+            }
+            let Some(pend) = pend else {
+                w.fill(b.at, b.len, Symbolic::Unreadable)?;
+                st.bad(b.src, b.len, b.len.div_ceil(self.policy.unit));
+                st.done += b.len;
+                obs.progress(st.done, st.units);
+                continue;
+            };
+            let first = self.wait(pend);
+            if matches!(first, Read::TimedOut) {
+                // The helper was abandoned with the reads queued on it: queue them again.
+                for q in queue.iter_mut() {
+                    if q.1.is_some() {
+                        q.1 = Some(self.submit(q.0.src, w.buffer(q.0.len as usize)));
+                    }
+                }
+            }
+            match first {
+                Read::Got(buf, n) if n as u64 == b.len => {
+                    obs.data(b.src, &buf);
+                    w.write(b.at, buf)?;
+                }
+                Read::Got(mut buf, n) => {
+                    buf.truncate(n);
+                    obs.data(b.src, &buf);
+                    w.write(b.at, buf)?;
+                    st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", b.src + n as u64)));
+                    return Ok(());
+                }
+                Read::Stopped => {
+                    st.ending = Some(Ending::Interrupted);
+                    return Ok(());
+                }
+                first => {
+                    if !self.retry(w, b, first, obs, st, end)? {
+                        return Ok(());
+                    }
+                }
+            }
+            obs.block(b.src, b.len, submitted, Instant::now());
+            st.done += b.len;
+            obs.progress(st.done, st.units);
+        }
+        if next < blocks.len() {
+            st.ending = Some(Ending::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Reads failed block `b` again unit by unit; false when the run must end (its ending set).
+    fn retry(&mut self, w: &mut ImageWriter<'_>, b: Block, first: Read, obs: &mut dyn Observer, st: &mut Run, end: u64) -> Result<bool> {
+        let unit = self.policy.unit.max(1);
+        let mut consecutive_timeouts = u32::from(matches!(first, Read::TimedOut));
+        st.timed_out += u64::from(matches!(first, Read::TimedOut));
+        let mut q = b.src;
+        while q < b.src + b.len {
+            let m = (unit - q % unit).min(b.src + b.len - q);
+            let at = b.at + (q - b.src);
+            let mut got = None;
+            if consecutive_timeouts < 2 {
+                for _ in 0..self.policy.attempts.max(1) {
+                    match self.read(q, m as usize) {
+                        Read::Got(buf, n) if n as u64 == m => {
+                            got = Some(buf);
+                            consecutive_timeouts = 0;
+                            break;
+                        }
+                        Read::Got(mut buf, n) => {
+                            buf.truncate(n);
+                            obs.data(q, &buf);
+                            w.write(at, buf)?;
+                            st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", q + n as u64)));
+                            return Ok(false);
+                        }
+                        Read::Failed(_) => {}
+                        Read::TimedOut => {
+                            st.timed_out += 1;
+                            consecutive_timeouts += 1;
+                            break;
+                        }
+                        Read::Stopped => {
+                            st.ending = Some(Ending::Interrupted);
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            match got {
+                Some(pg) => {
+                    obs.data(q, &pg);
+                    w.write(at, pg)?;
+                }
+                None => {
+                    w.fill(at, m, Symbolic::Unreadable)?;
+                    st.bad(q, m, 1);
+                }
+            }
+            q += m;
+        }
+        Ok(true)
+    }
+
+    fn run_stream(&mut self, w: &mut ImageWriter<'_>, block: usize, obs: &mut dyn Observer, st: &mut Run) -> Result<()> {
+        let block = block.max(1);
+        let mut queue: VecDeque<Pending> = VecDeque::new();
+        let mut pos = w.position();
+        // A stream's reads are sequential: the offsets given to the source only count blocks.
+        let mut asked = pos;
+        loop {
+            while queue.len() < self.policy.read_ahead.max(1) && !self.stopped() {
+                queue.push_back(self.submit_as(asked, w.buffer(block), false));
+                asked += block as u64;
+            }
+            let Some(p) = queue.pop_front() else {
+                st.ending = Some(Ending::Interrupted);
+                return Ok(());
+            };
+            match self.wait(p) {
+                Read::Got(_, 0) => return Ok(()),
+                Read::Got(mut buf, n) => {
+                    buf.truncate(n);
+                    obs.data(pos, &buf);
+                    w.write(pos, buf)?;
+                    pos += n as u64;
+                    st.done = pos;
+                    obs.progress(st.done, st.units);
+                }
+                Read::Failed(e) => {
+                    st.ending = Some(Ending::ReadStopped(format!("reading failed: {e}")));
+                    return Ok(());
+                }
+                Read::TimedOut => {
+                    st.ending = Some(Ending::ReadStopped("a read took longer than the timeout".into()));
+                    return Ok(());
+                }
+                Read::Stopped => {
+                    st.ending = Some(Ending::Interrupted);
+                    return Ok(());
+                }
+            }
+            if self.stopped() {
+                st.ending = Some(Ending::Interrupted);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes zero bytes up to image offset `target` (a raw layout's holes).
+fn pad_to(w: &mut ImageWriter<'_>, target: u64) -> Result<()> {
+    while w.position() < target {
+        let n = (target - w.position()).min(4 << 20) as usize;
+        let mut b = w.buffer(n);
+        b.fill(0);
+        w.write(w.position(), b)?;
+    }
+    Ok(())
+}
+
+/// The counts of a run in progress.
+struct Run {
+    done: u64,
+    unreadable: Vec<(u64, u64)>,
+    units: u64,
+    timed_out: u64,
+    ending: Option<Ending>,
+}
+
+impl Run {
+    /// Records source `[start, start+len)` as unreadable (`units` of the policy).
+    fn bad(&mut self, start: u64, len: u64, units: u64) {
+        self.units += units;
+        match self.unreadable.last_mut() {
+            Some(l) if l.1 == start => l.1 = start + len,
+            _ => self.unreadable.push((start, start + len)),
+        }
+    }
+}
+
+/// A sequential reader (a pipe, a character device) as a source for [`Plan::Stream`]: each
+/// read fills the buffer until it is full or the reader ends; offsets are ignored.
+pub struct Sequential<R: io::Read + Send>(pub std::sync::Mutex<R>);
+
+impl<R: io::Read + Send> ReadAt for Sequential<R> {
+    fn read_at(&self, _offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut r = self.0.lock().map_err(|_| io::Error::other("reader poisoned"))?;
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // What came before the error is passed on; the next read reports it.
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imager::ImagerOptions;
+    use crate::volume::write::{Mode, VolumeWriter};
+
+    /// A source of `len` bytes whose pages in `bad` fail, and whose page `hang` never returns.
+    struct Flaky {
+        len: u64,
+        bad: std::ops::Range<u64>,
+        hang: Option<u64>,
+        calls: std::sync::atomic::AtomicU64,
+    }
+
+    impl ReadAt for Flaky {
+        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let end = (off + buf.len() as u64).min(self.len);
+            if self.hang.is_some_and(|h| off / 4096 <= h && h < end.div_ceil(4096)) {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
+                return Err(io::Error::other("bad page"));
+            }
+            let n = end.saturating_sub(off) as usize;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = ((off + i as u64) % 251) as u8 + 1;
+            }
+            Ok(n)
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.len)
+        }
+    }
+
+    fn run(src: Flaky, plan_len: u64, policy: RetryPolicy, stop: &AtomicBool) -> (Outcome, crate::imager::FinishedImage, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("t.aff4");
+        let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+        let opts = ImagerOptions { threads: 2, ..ImagerOptions::default() };
+        let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(plan_len)).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::Blocks(blocks(0, plan_len, 0, 64 << 10, 4096));
+        let mut cap = Capture::new(Input::Shared(Arc::new(src)), policy, stop);
+        let out = cap.run(&mut w, &plan, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+        let f = w.finish(plan_len, out.ending.clone(), vec![]).unwrap_or_else(|e| panic!("{e}"));
+        vol.finish().unwrap_or_else(|e| panic!("{e}"));
+        let c = crate::Container::open(&[&p]).unwrap_or_else(|e| panic!("{e}"));
+        let s = c.open_stream(&f.urn).unwrap_or_else(|e| panic!("{e}"));
+        let mut got = vec![0u8; s.size() as usize];
+        s.read_exact_at(0, &mut got).unwrap_or_else(|e| panic!("{e}"));
+        (out, f, got)
+    }
+
+    fn byte(i: u64) -> u8 {
+        (i % 251) as u8 + 1
+    }
+
+    #[test]
+    fn bad_pages_are_retried_alone_and_recorded() {
+        let stop = AtomicBool::new(false);
+        let src = Flaky { len: 1 << 20, bad: 40..42, hang: None, calls: Default::default() };
+        let (out, f, got) = run(src, 1 << 20, RetryPolicy::pages(None), &stop);
+        assert_eq!(out.ending, Ending::Complete);
+        assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
+        assert_eq!(out.unreadable_units, 2);
+        assert_eq!(f.completion, crate::imager::Completion::ReadErrors);
+        for (i, b) in got.iter().enumerate() {
+            let i = i as u64;
+            if !(40 * 4096..42 * 4096).contains(&i) {
+                assert_eq!(*b, byte(i), "byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn data_that_ends_early_stops_the_run() {
+        let stop = AtomicBool::new(false);
+        let src = Flaky { len: 5000, bad: 0..0, hang: None, calls: Default::default() };
+        let (out, f, got) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
+        assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
+        assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
+        assert!(got[..5000].iter().enumerate().all(|(i, b)| *b == byte(i as u64)));
+        assert_eq!(f.result.stats.unreadable_bytes, (1 << 20) - 5000, "the rest is unreadable");
+    }
+
+    #[test]
+    fn a_read_that_hangs_is_abandoned() {
+        let stop = AtomicBool::new(false);
+        let src = Flaky { len: 256 << 10, bad: 0..0, hang: Some(20), calls: Default::default() };
+        let policy = RetryPolicy { timeout: Some(Duration::from_millis(200)), ..RetryPolicy::pages(None) };
+        let (out, _, got) = run(src, 256 << 10, policy, &stop);
+        assert_eq!(out.ending, Ending::Complete);
+        assert!(out.timed_out_reads >= 2 && out.unreadable.iter().any(|r| r.0 <= 20 * 4096 && r.1 > 20 * 4096), "{out:?}");
+        assert!(got[..16 * 4096].iter().enumerate().all(|(i, b)| *b == byte(i as u64)), "what came before is kept");
+        let tail = 128 << 10;
+        assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "later blocks are read again");
+    }
+
+    #[test]
+    fn stop_ends_the_run_with_what_was_read() {
+        let stop = AtomicBool::new(true);
+        let src = Flaky { len: 1 << 20, bad: 0..0, hang: None, calls: Default::default() };
+        let (out, f, _) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
+        assert_eq!(out.ending, Ending::Interrupted);
+        assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
+        assert_eq!(f.result.hashed, 0);
+    }
+
+    #[test]
+    fn a_stream_is_read_to_its_end() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
+        let src = Sequential(std::sync::Mutex::new(std::io::Cursor::new(data.clone())));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = dir.path().join("s.aff4");
+        let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+        let mut w = vol.image(&ImagerOptions::default(), &[crate::vocab::IMAGE], None).unwrap_or_else(|e| panic!("{e}"));
+        let stop = AtomicBool::new(false);
+        let mut cap = Capture::new(Input::Shared(Arc::new(src)), RetryPolicy::sectors(), &stop);
+        let out = cap.run(&mut w, &Plan::Stream { block: 65536 }, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((out.ending.clone(), out.done), (Ending::Complete, data.len() as u64));
+        let f = w.finish(out.done, out.ending, vec![]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.result.hashes[0].1, crate::HashAlgo::Sha256.digest(&data));
+    }
+}
