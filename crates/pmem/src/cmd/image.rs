@@ -208,16 +208,30 @@ pub fn expand(pat: &str) -> Vec<PathBuf> {
 /// Where an input's bytes come from and how they are read: a file or device of known size is
 /// read by offset (a bad sector retried alone); stdin, pipes and files that do not know their
 /// size (procfs) as a stream.
-fn open_input(input: &str) -> Result<(Arc<dyn ReadAt>, Plan, Option<u64>, Option<std::fs::Metadata>), Failure> {
+fn open_input(input: &str) -> Result<Opened, Failure> {
     if input == "-" {
-        return Ok((Arc::new(crate::platform::Stdin), Plan::Stream { block: BLOCK as usize }, None, None));
+        return Ok(Opened { src: Arc::new(crate::platform::Stdin), plan: Plan::Stream { block: BLOCK as usize }, size: None, meta: None });
     }
     let f = File::open(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;
     let meta = f.metadata().ok();
     Ok(match crate::platform::input_size(&f) {
-        Some(size) => (Arc::new(f), Plan::Blocks(blocks(0, size, 0, BLOCK, RetryPolicy::sectors().unit)), Some(size), meta),
-        None => (Arc::new(Sequential(std::sync::Mutex::new(f))), Plan::Stream { block: BLOCK as usize }, None, meta),
+        Some(size) => {
+            Opened { src: Arc::new(f), plan: Plan::Blocks(blocks(0, size, 0, BLOCK, RetryPolicy::sectors().unit)), size: Some(size), meta }
+        }
+        None => {
+            Opened { src: Arc::new(Sequential(std::sync::Mutex::new(f))), plan: Plan::Stream { block: BLOCK as usize }, size: None, meta }
+        }
     })
+}
+
+/// An input ready to be read.
+struct Opened {
+    src: Arc<dyn ReadAt>,
+    plan: Plan,
+    /// Its size, when known.
+    size: Option<u64>,
+    /// Its file metadata (times), when it is a file.
+    meta: Option<std::fs::Metadata>,
 }
 
 const BLOCK: u64 = 4 << 20;
@@ -230,7 +244,7 @@ fn image_one(
     quiet: bool,
     jl: &mut Option<progress::JsonLines>,
 ) -> Result<serde_json::Value, Failure> {
-    let (src, plan, size, meta) = open_input(input)?;
+    let Opened { src, plan, size, meta } = open_input(input)?;
     let path = vol.path().display().to_string();
     let mut w = vol.image(opts, &DISK_TYPES, size).code(exit::USAGE)?;
     let pb = progress::bytes(size.unwrap_or(0), input, quiet);
