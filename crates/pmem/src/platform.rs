@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The size of a Windows disk or volume (`\\.\PhysicalDrive0`, `\\.\C:`), which seeking cannot tell.
 #[cfg(windows)]
@@ -56,7 +56,7 @@ pub fn free_space(p: &Path) -> Option<u64> {
     let dir = if p.is_dir() {
         p.to_path_buf()
     } else {
-        p.parent().filter(|d| !d.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+        p.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into())
     };
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: statvfs is plain old data; zeroed is a valid value for it.

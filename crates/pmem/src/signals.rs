@@ -18,8 +18,3 @@ pub fn install() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
 }
-
-/// Whether a stop was asked for.
-pub fn stopped() -> bool {
-    STOP.load(Ordering::SeqCst)
-}

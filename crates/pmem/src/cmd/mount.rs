@@ -183,7 +183,7 @@ pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u
         mountpoint.display(),
         mountpoint.display()
     );
-    while !crate::signals::stopped() && !session.guard.is_finished() {
+    while !crate::signals::STOP.load(std::sync::atomic::Ordering::SeqCst) && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
     if session.guard.is_finished() {
