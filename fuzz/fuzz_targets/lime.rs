@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = memacq::lime::parse(&data.to_vec(), "fuzz");
+    let _ = memformat::lime::parse(&data.to_vec(), "fuzz");
 });

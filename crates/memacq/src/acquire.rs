@@ -3,9 +3,7 @@
 //! AFF4 imaging pipeline. Then it records the memory Image with its metadata, the
 //! information.yaml pmem tools write, and the files analysts need (kallsyms, BTF, System.map…).
 
-use crate::elf::{core_layout, Note};
 use crate::error::Result;
-use crate::iomem::Range;
 use crate::source::PhysicalSource;
 use aff4::capture::{Block, Capture, Input, Observer, Plan, Read as CaptureRead, RetryPolicy};
 use aff4::imager::{Ending, ImagerOptions, ImagerResult};
@@ -13,6 +11,9 @@ use aff4::logical::{add_file, FileTimes};
 use aff4::rdf::Node;
 use aff4::vocab::{self, AFF4};
 use aff4::volume::write::VolumeWriter;
+use memformat::elf::{core_layout, Note};
+use memformat::meta::{self, prop, MemoryImageMeta};
+use memformat::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,15 +25,7 @@ const MEMORY_TYPES: [&str; 3] = [vocab::IMAGE, vocab::MEMORY_IMAGE, vocab::DISCO
 pub const PAGE: u64 = 4096;
 
 /// How the memory is laid out in the volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// A Map over physical addresses (holes and zero pages cost nothing).
-    Map,
-    /// An ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note) as the image's bytes.
-    Elf,
-    /// The padded physical address space stored in full.
-    Raw,
-}
+pub use memformat::meta::Layout as Format;
 
 /// Acquisition settings.
 #[derive(Debug, Clone)]
@@ -217,7 +210,7 @@ fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions
             _ => phys,
         };
         let mut pieces: Vec<(Range, bool)> =
-            crate::iomem::subtract(std::slice::from_ref(r), &unmapped).into_iter().map(|m| (m, true)).collect();
+            memformat::ranges::subtract(std::slice::from_ref(r), &unmapped).into_iter().map(|m| (m, true)).collect();
         pieces.extend(unmapped.iter().filter_map(|u| r.intersect(u)).map(|u| (u, false)));
         pieces.sort_by_key(|(x, _)| x.start);
         for (piece, mapped) in pieces {
@@ -234,7 +227,7 @@ fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions
 /// What a memory acquisition records as it reads: when (the read timeline), what the recheck
 /// compares against, and progress.
 struct MemoryObserver<'p> {
-    timeline: crate::timeline::Timeline,
+    timeline: memformat::timeline::Timeline,
     first_pass: crate::recheck::FirstPass,
     progress: &'p mut dyn for<'x> FnMut(Progress<'x>),
 }
@@ -275,7 +268,7 @@ pub fn acquire(
     }
     let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
     let arch = src.architecture();
-    let layout = core_layout(&ranges, &notes, arch.and_then(crate::elf::machine_of).unwrap_or(crate::elf::EM_X86_64));
+    let layout = core_layout(&ranges, &notes, arch.and_then(memformat::elf::machine_of).unwrap_or(memformat::elf::EM_X86_64));
     let planned = match opts.format {
         Format::Elf => layout.size,
         _ => ranges.last().map(|r| r.end).unwrap_or(0),
@@ -293,7 +286,7 @@ pub fn acquire(
         recheck_ranges.extend(table_pages.iter().flatten().copied());
     }
     let mut obs = MemoryObserver {
-        timeline: crate::timeline::Timeline::start(started.clone()),
+        timeline: memformat::timeline::Timeline::start(started.clone()),
         first_pass: crate::recheck::FirstPass::new(recheck_ranges.clone()),
         progress,
     };
@@ -344,17 +337,6 @@ pub fn acquire(
     // The memory Image and its metadata.
     let release = sys.release.clone().or_else(|| vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "OSRELEASE")));
     let a = |l: &str| format!("{AFF4}{l}");
-    let mut extra = vec![
-        (a("category"), Node::iri(vocab::MEMORY_PHYSICAL)),
-        (a("pageSize"), Node::long(PAGE)),
-        (a("memoryInstalledSize"), Node::long(ram_bytes)),
-        (a("memoryAddressableSize"), Node::long(ranges.last().map(|r| r.end).unwrap_or(0))),
-        (a("memoryRanges"), Node::string(ranges.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","))),
-        (a("memoryImageFormat"), Node::string(format!("{:?}", opts.format).to_lowercase())),
-        (a("acquisitionSource"), Node::string(format!("{} ({})", src.name(), src.kind()))),
-        (a("unreadablePages"), Node::long(unreadable_pages)),
-        (a("timedOutReads"), Node::long(outcome.timed_out_reads)),
-    ];
     let kaslr = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "KERNELOFFSET"));
     // VMCOREINFO gives phys_base in decimal.
     let phys_base = vmcoreinfo.as_deref().and_then(|v| vmcoreinfo_value(v, "NUMBER(phys_base)")).map(|d| match d.parse::<i64>() {
@@ -362,42 +344,32 @@ pub fn acquire(
         Ok(n) => format!("{n:#x}"),
         Err(_) => d,
     });
-    // The optional facts, each under its Turtle and its information.yaml name.
-    let facts: [(&str, &str, Option<String>); 7] = [
-        ("architecture", "Architecture", arch.map(String::from)),
-        ("kernelRelease", "KernelRelease", release.clone()),
-        ("kernelVersion", "KernelVersion", sys.banner.clone()),
-        ("hostname", "Hostname", sys.hostname.clone()),
-        ("bootId", "BootId", sys.boot_id.clone()),
-        ("kaslrOffset", "KASLROffset", kaslr.map(|k| format!("0x{}", k.trim_start_matches("0x")))),
-        ("physBase", "PhysBase", phys_base),
-    ];
-    for (k, _, v) in &facts {
-        if let Some(v) = v {
-            extra.push((a(k), Node::string(v.clone())));
-        }
-    }
+    let notes = src.notes();
+    let meta = MemoryImageMeta {
+        page_size: Some(PAGE),
+        installed: Some(ram_bytes),
+        addressable: Some(ranges.last().map(|r| r.end).unwrap_or(0)),
+        ranges: Some(ranges.clone()),
+        layout: Some(opts.format),
+        source: Some(format!("{} ({})", src.name(), src.kind())),
+        unreadable_pages: Some(unreadable_pages),
+        unreadable_ranges: unreadable.clone(),
+        timed_out_reads: Some(outcome.timed_out_reads),
+        notes: notes.clone(),
+        elf_segment_offsets: if opts.format == Format::Elf { layout.offsets.clone() } else { Vec::new() },
+        architecture: arch.map(String::from),
+        kernel_release: release.clone(),
+        kernel_version: sys.banner.clone(),
+        hostname: sys.hostname.clone(),
+        boot_id: sys.boot_id.clone(),
+        kaslr_offset: kaslr.map(|k| format!("0x{}", k.trim_start_matches("0x"))),
+        phys_base,
+        recheck: recheck.clone(),
+    };
+    let mut extra = vec![(a("category"), Node::iri(vocab::MEMORY_PHYSICAL))];
+    extra.extend(meta.properties());
     for (k, v) in src.metadata() {
         extra.push((a(&k), Node::string(v)));
-    }
-    let notes = src.notes();
-    for n in &notes {
-        extra.push((a("acquisitionNote"), Node::string(n.clone())));
-    }
-    if let Some(r) = &recheck {
-        let list = |v: &[Range]| Node::string(v.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(","));
-        extra.push((a("recheckedRanges"), list(&r.ranges)));
-        extra.push((a("recheckedPages"), Node::long(r.pages)));
-        if let Some(n) = r.table_pages {
-            extra.push((a("recheckedPageTablePages"), Node::long(n)));
-        }
-        extra.push((a("recheckChangedPages"), Node::long(r.changed_pages)));
-        extra.push((a("recheckChangedRanges"), list(&r.changed)));
-        extra.push((a("recheckUnreadablePages"), Node::long(r.unreadable_pages)));
-        extra.push((a("recheckSeconds"), Node::string(format!("{:.3}", r.seconds))));
-    }
-    if opts.format == Format::Elf {
-        extra.push((a("elfSegmentOffsets"), Node::string(layout.offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>().join(","))));
     }
     let finished = w.finish(planned, outcome.ending.clone(), extra)?;
     let (image, result) = (finished.urn, finished.result);
@@ -405,7 +377,7 @@ pub fn acquire(
 
     // information.yaml, as the pmem tools write it beside the memory stream.
     let mut y = format!("Imager: \"{}\"\nSource: \"{}\"\nFormat: {:?}\n", vol.tool(), src.name(), opts.format);
-    for (_, k, v) in &facts {
+    for (_, k, v) in meta.facts() {
         if let Some(v) = v {
             y.push_str(&format!("{k}: \"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
         }
@@ -422,18 +394,18 @@ pub fn acquire(
     let hashes = opts.imager.hashes.clone();
     if let Some(v) = &vmcoreinfo {
         let (urn, n) = add_file(vol, "VMCOREINFO", &mut v.as_bytes(), &FileTimes::default(), &hashes)?;
-        vol.graph_mut().add(&image, &a("vmcoreinfo"), Node::iri(urn));
+        vol.graph_mut().add(&image, &meta::iri(prop::VMCOREINFO), Node::iri(urn));
         extras.push(("VMCOREINFO".to_string(), n));
     }
     if !second_copies.is_empty() {
         let lime = crate::recheck::lime_of(&second_copies);
         let (urn, _) = add_file(vol, "recheck-second-read.lime", &mut lime.as_slice(), &FileTimes::default(), &hashes)?;
-        vol.graph_mut().add(&image, &a("recheckSecondRead"), Node::iri(urn));
+        vol.graph_mut().add(&image, &meta::iri(prop::RECHECK_SECOND_READ), Node::iri(urn));
     }
     // When each part was read (see crate::timeline); after a failed write there is no room.
     if write_error.is_none() {
-        let (urn, _) = add_file(vol, crate::timeline::NAME, &mut timeline.to_json().as_bytes(), &FileTimes::default(), &hashes)?;
-        vol.graph_mut().add(&image, &a("readTimeline"), Node::iri(urn));
+        let (urn, _) = add_file(vol, memformat::timeline::NAME, &mut timeline.to_json().as_bytes(), &FileTimes::default(), &hashes)?;
+        vol.graph_mut().add(&image, &meta::iri(prop::READ_TIMELINE), Node::iri(urn));
     }
     let mut files =
         if opts.extras && matches!(src.kind(), "kcore" | "crash" | "devmem") { default_extras(release.as_deref()) } else { Vec::new() };
@@ -483,14 +455,14 @@ pub fn acquire(
     if !pagefile_errors.is_empty() {
         vol.graph_mut().add(
             &image,
-            &a("pagefilesMissing"),
+            &meta::iri(prop::PAGEFILES_MISSING),
             Node::string(pagefile_errors.iter().map(|(f, e)| format!("{f}: {e}")).collect::<Vec<_>>().join("; ")),
         );
     }
     if !missing.is_empty() {
         vol.graph_mut().add(
             &image,
-            &a("extrasMissing"),
+            &meta::iri(prop::EXTRAS_MISSING),
             Node::string(missing.iter().map(|(f, e)| format!("{f}: {e}")).collect::<Vec<_>>().join("; ")),
         );
     }

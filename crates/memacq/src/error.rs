@@ -47,6 +47,9 @@ pub enum Error {
     /// Writing the volume failed.
     #[error(transparent)]
     Aff4(#[from] aff4::Error),
+    /// A memory file (ELF core, LiME) is malformed or unreadable.
+    #[error(transparent)]
+    Format(#[from] memformat::Error),
     /// Malformed input file (ELF, LiME, iomem).
     #[error("{context}: at offset {offset}: {what}")]
     Corrupt {

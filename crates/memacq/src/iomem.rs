@@ -2,31 +2,7 @@
 //! end, nested by two spaces per level; this module converts to half-open ranges.
 
 use crate::error::{Error, Result};
-
-/// A half-open physical range `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Range {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-impl Range {
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-    /// The overlap of two ranges, if any.
-    pub fn intersect(&self, o: &Range) -> Option<Range> {
-        let r = Range { start: self.start.max(o.start), end: self.end.min(o.end) };
-        (!r.is_empty()).then_some(r)
-    }
-}
+use memformat::Range;
 
 /// One line of /proc/iomem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +55,7 @@ pub fn system_ram(text: &str) -> Result<Vec<Range>> {
         return Err(Error::corrupt("/proc/iomem", 0, "all addresses are zero: /proc/iomem must be read as root"));
     }
     let rams: Vec<Range> = entries.iter().filter(|e| is_ram(&e.name)).map(|e| e.range).collect();
-    Ok(merge(rams))
+    Ok(memformat::ranges::merge(rams))
 }
 
 /// The ranges of entries named exactly `name` (e.g. `Kernel code`).
@@ -87,55 +63,10 @@ pub fn named(text: &str, name: &str) -> Vec<Range> {
     parse(text).map(|v| v.into_iter().filter(|e| e.name == name).map(|e| e.range).collect()).unwrap_or_default()
 }
 
-/// The whole pages of each range (a partial page at either end is dropped): what page-frame
-/// based sources such as /proc/kcore can map.
-pub fn whole_pages(v: &[Range], page: u64) -> Vec<Range> {
-    v.iter()
-        .filter_map(|r| {
-            let start = r.start.checked_add(page - 1)? / page * page;
-            let end = r.end / page * page;
-            (start < end).then_some(Range { start, end })
-        })
-        .collect()
-}
-
-/// The parts of `a` that no range of `b` covers (both sorted and disjoint, as [`merge`] gives).
-pub fn subtract(a: &[Range], b: &[Range]) -> Vec<Range> {
-    let mut out = Vec::new();
-    for r in a {
-        let mut at = r.start;
-        for c in b.iter().filter(|c| c.end > r.start && c.start < r.end) {
-            if c.start > at {
-                out.push(Range { start: at, end: c.start });
-            }
-            at = at.max(c.end);
-        }
-        if at < r.end {
-            out.push(Range { start: at, end: r.end });
-        }
-    }
-    out
-}
-
-/// Sorts and merges overlapping or touching ranges.
-pub fn merge(mut v: Vec<Range>) -> Vec<Range> {
-    v.sort();
-    let mut out: Vec<Range> = Vec::with_capacity(v.len());
-    for r in v {
-        if r.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
-            _ => out.push(r),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memformat::ranges::{merge, subtract, whole_pages};
     const RIG: &str = "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n0009fc00-0009ffff : Reserved\n00100000-3ffd6fff : System RAM\n  32400000-33201ef1 : Kernel code\n  33400000-33c26fff : Kernel rodata\n3ffd7000-3fffffff : Reserved\n100000000-13fffffff : System RAM\n  120000000-12fffffff : System RAM (virtio_mem)\n140000000-14fffffff : dax0.0\n  140000000-14fffffff : System RAM (kmem)\n";
     #[test]
     fn whole_pages_and_subtraction() {

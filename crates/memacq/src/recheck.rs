@@ -4,8 +4,8 @@
 //! second copies can be kept in the volume as a LiME file, so an analyst knows which parts of
 //! the image are "smeared" and has both versions.
 
-use crate::iomem::Range;
 use aff4::HashAlgo;
+use memformat::Range;
 use std::collections::HashMap;
 
 const PAGE: u64 = crate::acquire::PAGE;
@@ -15,7 +15,7 @@ pub fn kernel_ranges(iomem: &str) -> Vec<Range> {
     let mut v: Vec<Range> =
         ["Kernel code", "Kernel rodata", "Kernel data", "Kernel bss"].iter().flat_map(|n| crate::iomem::named(iomem, n)).collect();
     v.sort_by_key(|r| r.start);
-    crate::iomem::whole_pages(&v, PAGE)
+    memformat::ranges::whole_pages(&v, PAGE)
 }
 
 /// Most page-table pages [`kernel_page_tables`] collects (a bound on a damaged or hostile table).
@@ -114,24 +114,8 @@ impl FirstPass {
     }
 }
 
-/// What the recheck found.
-#[derive(Debug, Clone, Default)]
-pub struct RecheckReport {
-    /// The ranges rechecked (besides the page tables).
-    pub ranges: Vec<Range>,
-    /// Pages of the kernel's page tables rechecked too, when they were looked for and found.
-    pub table_pages: Option<u64>,
-    /// Pages read a second time.
-    pub pages: u64,
-    /// Pages whose second read differed.
-    pub changed_pages: u64,
-    /// Where they are.
-    pub changed: Vec<Range>,
-    /// Pages that could not be read the second time.
-    pub unreadable_pages: u64,
-    /// How long the second reads took.
-    pub seconds: f64,
-}
+/// What the recheck after the main pass found.
+pub type RecheckReport = memformat::meta::Recheck;
 
 /// The second copies of changed pages as a LiME file (one range per run of changed pages).
 pub fn lime_of(pages: &[(u64, Vec<u8>)]) -> Vec<u8> {
@@ -144,7 +128,7 @@ pub fn lime_of(pages: &[(u64, Vec<u8>)]) -> Vec<u8> {
     }
     let mut out = Vec::new();
     for (s, buf) in runs {
-        out.extend_from_slice(&crate::lime::header(&Range { start: s, end: s + buf.len() as u64 }));
+        out.extend_from_slice(&memformat::lime::header(&Range { start: s, end: s + buf.len() as u64 }));
         out.extend_from_slice(&buf);
     }
     out

@@ -7,8 +7,8 @@
 use aff4::volume::write::{Mode, VolumeWriter};
 use aff4::Container;
 use memacq::acquire::{acquire, AcquireOptions, SystemInfo, PAGE};
-use memacq::iomem::Range;
 use memacq::source::PhysicalSource;
+use memformat::Range;
 use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,12 +102,12 @@ fn failing_pages_become_unreadable_data_and_the_rest_is_intact() {
     let got = c.open_stream(&rep.image).unwrap().read_all(1 << 30).unwrap();
     assert!(got == expected(&ranges, &bad, 0x500000), "content differs");
     // What `pmem mount` serves as memory.raw and memory.elf: the same bytes, the pattern in unreadable pages.
-    let tree = memacq::mount::Tree::build(&c);
+    let tree = memview::mount::Tree::build(&c);
     let file = |name: &str| match &tree.find(name).unwrap_or_else(|| panic!("{name} missing")).kind {
-        memacq::mount::NodeKind::File(s) => s.clone(),
-        memacq::mount::NodeKind::Dir(_) => panic!("{name} is a directory"),
+        memview::mount::NodeKind::File(s) => s.clone(),
+        memview::mount::NodeKind::Dir(_) => panic!("{name} is a directory"),
     };
-    let dir = tree.nodes().iter().find(|n| n.name != "information.turtle" && n.ino != memacq::mount::ROOT).unwrap().name.clone();
+    let dir = tree.nodes().iter().find(|n| n.name != "information.turtle" && n.ino != memview::mount::ROOT).unwrap().name.clone();
     let raw = file(&format!("{dir}/memory.raw")).read_all(1 << 30).unwrap();
     assert!(raw == got, "mounted memory.raw differs");
     let mut page = vec![0u8; 14];

@@ -129,8 +129,8 @@ fn upload_read_by_range_and_verify() {
     // acquire: a LiME file converted straight into the bucket, the endpoint given by flag.
     let lime = dir.path().join("m.lime");
     let mem = corpus(3 << 20, 8);
-    let r = memacq::iomem::Range { start: 0x100000, end: 0x100000 + mem.len() as u64 };
-    let mut l = memacq::lime::header(&r).to_vec();
+    let r = memformat::Range { start: 0x100000, end: 0x100000 + mem.len() as u64 };
+    let mut l = memformat::lime::header(&r).to_vec();
     l.extend_from_slice(&mem);
     std::fs::write(&lime, &l).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", w.port);

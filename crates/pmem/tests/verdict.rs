@@ -281,7 +281,7 @@ fn a_full_disk_closes_the_volume_with_what_was_stored() {
     let got = ok(&["cat", "--length", &at.to_string(), vol.to_str().unwrap()]).stdout;
     assert!(got == data[..at as usize], "the kept bytes are the input's");
     assert_eq!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(8));
-    let free = memacq::outdir::OutDir::create(&disk.0).unwrap().free_bytes().unwrap();
+    let free = memview::outdir::OutDir::create(&disk.0).unwrap().free_bytes().unwrap();
     assert!(free >= 1 << 20, "room was kept for closing: {free} bytes free");
 
     // An append on the full disk: the old image stays as it was, the new one is closed as above.

@@ -51,7 +51,7 @@ fn iomem_range(iomem: &str, name: &str) -> (u64, u64) {
 /// Bytes of physical [start, start+len) from our volume and from the QEMU dump.
 fn compare_with_dump(vol: &Path, dump: &Path, iomem: &str, names: &[&str]) {
     let c = aff4::Container::open(&[vol]).unwrap();
-    let view = memacq::export::MemoryView::open(&c, &memacq::export::MemoryView::find(&c).unwrap()).unwrap();
+    let view = memview::export::MemoryView::open(&c, &memview::export::MemoryView::find(&c).unwrap()).unwrap();
     let host = memacq::source::open_file(dump).unwrap();
     for name in names {
         let (start, len) = iomem_range(iomem, name);
@@ -276,11 +276,11 @@ fn driver_ko() -> Option<PathBuf> {
 fn agreement_on_unchanged_pages(driver: &Path, kcore: &Path, dump: &Path) -> (u64, u64) {
     let ca = aff4::Container::open(&[driver]).unwrap();
     let cb = aff4::Container::open(&[kcore]).unwrap();
-    let va = memacq::export::MemoryView::open(&ca, &memacq::export::MemoryView::find(&ca).unwrap()).unwrap();
-    let vb = memacq::export::MemoryView::open(&cb, &memacq::export::MemoryView::find(&cb).unwrap()).unwrap();
+    let va = memview::export::MemoryView::open(&ca, &memview::export::MemoryView::find(&ca).unwrap()).unwrap();
+    let vb = memview::export::MemoryView::open(&cb, &memview::export::MemoryView::find(&cb).unwrap()).unwrap();
     let host = memacq::source::open_file(dump).unwrap();
     // iomem (the driver's ranges) may end a range mid-page where kcore stops at the page before.
-    let covered = |r: &memacq::iomem::Range| va.ranges.iter().any(|q| q.start <= r.start && r.end <= q.end);
+    let covered = |r: &memformat::Range| va.ranges.iter().any(|q| q.start <= r.start && r.end <= q.end);
     assert!(vb.ranges.iter().all(covered), "driver ranges {:?} do not cover kcore's {:?}", va.ranges, vb.ranges);
     let (mut agree, mut unchanged) = (0, 0);
     let mut bufs = [vec![0u8; 1 << 20], vec![0u8; 1 << 20], vec![0u8; 1 << 20]];
@@ -361,7 +361,7 @@ fn driver_acquisition_matches_qemu_dump_and_kcore() {
 fn compare_volumes(a: &Path, b: &Path, iomem: &str, names: &[&str]) {
     let open = |p: &Path| {
         let c = aff4::Container::open(&[p]).unwrap();
-        memacq::export::MemoryView::open(&c, &memacq::export::MemoryView::find(&c).unwrap()).unwrap()
+        memview::export::MemoryView::open(&c, &memview::export::MemoryView::find(&c).unwrap()).unwrap()
     };
     let (va, vb) = (open(a), open(b));
     for name in names {

@@ -1,9 +1,11 @@
 //! /dev/mem and /dev/crash: the file offset is the physical address. STRICT_DEVMEM kernels
 //! refuse RAM above the first MiB; that is detected and reported.
 
-use super::{open_error, pread_exact, PhysicalSource};
+use super::{open_error, PhysicalSource};
 use crate::error::{SourceError, SourceErrorKind};
-use crate::iomem::{self, Range};
+use crate::iomem;
+use memformat::segments::pread_exact;
+use memformat::Range;
 use std::fs::File;
 
 /// /dev/mem or /dev/crash.

@@ -4,7 +4,7 @@
 
 use super::{lockdown_state, DevMemSource, PhysicalSource};
 use crate::error::{SourceError, SourceErrorKind};
-use crate::iomem::Range;
+use memformat::Range;
 use std::ffi::CString;
 use std::io;
 use std::path::Path;

@@ -1,9 +1,10 @@
 //! Files made by other tools: ELF cores (QEMU dump-guest-memory, kcore copies, our own
 //! exports) and LiME images, converted through the same pipeline as live memory.
 
-use super::{Segment, SegmentTable, SegmentedSource};
+use super::SegmentedSource;
 use crate::error::{Error, Result};
-use crate::{elf, lime};
+use memformat::segments::{Segment, SegmentTable};
+use memformat::{elf, lime};
 use std::fs::File;
 
 /// An ELF core file: physical ranges from PT_LOAD p_paddr.

@@ -2,10 +2,11 @@
 //! physical address in p_paddr for the direct map (and kernel text); they are intersected with
 //! the System RAM ranges of /proc/iomem. Headers are read with pread; the file is never mapped.
 
-use super::{open_error, Segment, SegmentTable, SegmentedSource};
-use crate::elf;
+use super::{open_error, SegmentedSource};
 use crate::error::{SourceError, SourceErrorKind};
 use crate::iomem;
+use memformat::elf;
+use memformat::segments::{Segment, SegmentTable};
 use std::fs::File;
 
 /// Opens kcore at `path` with the iomem text `iomem`.
@@ -24,14 +25,15 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
         .collect();
     let table = SegmentTable::new(segs);
     // kcore maps whole page frames of System RAM.
-    let ram = iomem::merge(iomem::whole_pages(&iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?, 4096));
+    let ram =
+        memformat::ranges::merge(memformat::ranges::whole_pages(&iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?, 4096));
     let cover = table.coverage();
     if !ram.iter().any(|r| cover.iter().any(|c| r.intersect(c).is_some())) {
         return Err(invalid("no kcore segment covers System RAM (is kcore restricted, or iomem unreadable?)".into()));
     }
     // RAM that kcore does not map is still acquired: its reads fail and it is recorded as
     // unreadable, never left out as if it were not there.
-    let missing = iomem::subtract(&ram, &cover);
+    let missing = memformat::ranges::subtract(&ram, &cover);
     let mut notes = Vec::new();
     if !missing.is_empty() {
         let bytes: u64 = missing.iter().map(|r| r.len()).sum();

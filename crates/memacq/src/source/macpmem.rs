@@ -5,7 +5,7 @@
 
 use super::PhysicalSource;
 use crate::error::{SourceError, SourceErrorKind};
-use crate::iomem::{self, Range};
+use memformat::Range;
 use std::fs::File;
 use std::io;
 
@@ -90,7 +90,7 @@ pub fn parse_meta(b: &[u8]) -> Result<Meta, SourceError> {
         at = at.checked_add(len as usize).ok_or_else(|| bad("record offsets overflow".into()))?;
     }
     ranges.sort_by_key(|r| r.start);
-    let ranges = iomem::merge(ranges);
+    let ranges = memformat::ranges::merge(ranges);
     if ranges.is_empty() {
         return Err(bad("no RAM in the EFI memory map".into()));
     }
@@ -166,7 +166,7 @@ impl PhysicalSource for MacPmemSource {
         self.meta.ranges.clone()
     }
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {
-        super::pread_exact(&self.file, phys, buf)
+        memformat::segments::pread_exact(&self.file, phys, buf)
     }
     fn metadata(&self) -> Vec<(String, String)> {
         vec![

@@ -17,7 +17,7 @@ pub use file::{open_elf, open_lime};
 pub use kcore::open_kcore;
 
 use crate::error::{Error, SourceError, SourceErrorKind};
-use crate::iomem::Range;
+use memformat::Range;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -65,24 +65,13 @@ pub trait PhysicalSource: Send + Sync {
     }
 }
 
-/// A piece of a file holding physical `[phys, phys+len)` at `file_off`.
-#[derive(Debug, Clone, Copy)]
-pub struct Segment {
-    /// Physical start.
-    pub phys: u64,
-    /// Length.
-    pub len: u64,
-    /// File offset.
-    pub file_off: u64,
-}
-
 /// A file whose physical memory is found through a [`SegmentTable`]: kcore, ELF cores, LiME.
 /// Made by [`open_kcore`], [`open_elf`] and [`open_lime`].
 pub struct SegmentedSource {
     pub(crate) name: String,
     pub(crate) kind: &'static str,
     pub(crate) file: File,
-    pub(crate) table: SegmentTable,
+    pub(crate) table: memformat::segments::SegmentTable,
     pub(crate) ranges: Vec<Range>,
     pub(crate) vmcoreinfo: Option<String>,
     pub(crate) arch: Option<&'static str>,
@@ -115,53 +104,6 @@ impl PhysicalSource for SegmentedSource {
     fn unmapped(&self) -> Vec<Range> {
         self.unmapped.clone()
     }
-}
-
-/// Physical address -> file offset through segments (larger segments preferred).
-#[derive(Debug, Clone, Default)]
-pub struct SegmentTable {
-    segs: Vec<Segment>,
-}
-
-impl SegmentTable {
-    /// A table from segments (overlaps allowed: the largest covering one is used).
-    pub fn new(mut segs: Vec<Segment>) -> Self {
-        segs.retain(|s| s.len > 0 && s.phys.checked_add(s.len).is_some() && s.file_off.checked_add(s.len).is_some());
-        segs.sort_by_key(|s| std::cmp::Reverse(s.len));
-        SegmentTable { segs }
-    }
-    /// The merged physical coverage.
-    pub fn coverage(&self) -> Vec<Range> {
-        crate::iomem::merge(self.segs.iter().map(|s| Range { start: s.phys, end: s.phys + s.len }).collect())
-    }
-    /// (file offset, bytes available contiguously) for `phys`.
-    pub fn lookup(&self, phys: u64) -> Option<(u64, u64)> {
-        self.segs.iter().find(|s| phys >= s.phys && phys < s.phys + s.len).map(|s| (s.file_off + (phys - s.phys), s.phys + s.len - phys))
-    }
-    /// Reads `buf` at `phys` from `f`, crossing segments as needed.
-    ///
-    /// # Errors
-    /// Uncovered addresses or read errors.
-    pub fn read(&self, f: &File, mut phys: u64, mut buf: &mut [u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            let (off, avail) = self
-                .lookup(phys)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("physical address {phys:#x} is not in the source")))?;
-            let n = (buf.len() as u64).min(avail) as usize;
-            pread_exact(f, off, &mut buf[..n])?;
-            phys += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
-    }
-}
-
-/// Reads exactly `buf.len()` bytes at `off`.
-///
-/// # Errors
-/// Errors from the OS, or EOF (as UnexpectedEof).
-pub fn pread_exact(f: &File, off: u64, buf: &mut [u8]) -> io::Result<()> {
-    aff4::stream::read_exact_at(f, off, buf)
 }
 
 /// The kernel lockdown state from securityfs (`none`, `integrity`, `confidentiality`).
@@ -346,10 +288,10 @@ pub fn open_file(p: &Path) -> Result<Box<dyn PhysicalSource>, Error> {
     let name = p.display().to_string();
     let f = File::open(p).map_err(|e| Error::io(&name, e))?;
     let mut magic = [0u8; 4];
-    pread_exact(&f, 0, &mut magic).map_err(|e| Error::io(&name, e))?;
+    memformat::segments::pread_exact(&f, 0, &mut magic).map_err(|e| Error::io(&name, e))?;
     if &magic == b"\x7fELF" {
         Ok(Box::new(open_elf(f, &name)?))
-    } else if u32::from_le_bytes(magic) == crate::lime::MAGIC {
+    } else if u32::from_le_bytes(magic) == memformat::lime::MAGIC {
         Ok(Box::new(open_lime(f, &name)?))
     } else {
         Err(Error::corrupt(name, 0, "neither an ELF core nor a LiME file"))

@@ -234,7 +234,7 @@ impl super::PhysicalSource for LoadedWinPmem {
     fn kind(&self) -> &'static str {
         "winpmem"
     }
-    fn ranges(&self) -> Vec<crate::iomem::Range> {
+    fn ranges(&self) -> Vec<memformat::Range> {
         self.source.as_ref().map(|s| s.ranges()).unwrap_or_default()
     }
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {

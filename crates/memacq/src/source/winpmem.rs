@@ -7,7 +7,7 @@
 
 use super::PhysicalSource;
 use crate::error::{SourceError, SourceErrorKind};
-use crate::iomem::Range;
+use memformat::Range;
 use std::io;
 
 /// `CTL_CODE(0x22, 0x101, METHOD_BUFFERED, FILE_ANY_ACCESS)`: set the acquisition mode (u32).

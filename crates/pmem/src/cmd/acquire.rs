@@ -64,7 +64,7 @@ pub struct AcquireArgs {
     /// Read this physical range a second time after the main pass (START-END, hex; repeatable;
     /// alone or with --recheck).
     #[arg(long = "recheck-range", value_name = "START-END", value_parser = parse_range)]
-    pub recheck_ranges: Vec<memacq::iomem::Range>,
+    pub recheck_ranges: Vec<memformat::Range>,
     /// Keep the second copies of pages that changed, as recheck-second-read.lime in the volume.
     #[arg(long)]
     pub recheck_keep: bool,
@@ -88,10 +88,10 @@ pub struct AcquireArgs {
     pub crash_path: String,
 }
 
-fn parse_range(s: &str) -> Result<memacq::iomem::Range, String> {
+fn parse_range(s: &str) -> Result<memformat::Range, String> {
     let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: a range is START-END"))?;
     let hex = |x: &str| u64::from_str_radix(x.trim_start_matches("0x"), 16).map_err(|e| format!("{x}: {e}"));
-    let r = memacq::iomem::Range { start: hex(a)?, end: hex(b)? };
+    let r = memformat::Range { start: hex(a)?, end: hex(b)? };
     if r.end <= r.start {
         return Err(format!("{s}: the end must be after the start"));
     }

@@ -5,8 +5,8 @@ use super::{open, threads};
 use crate::cli::{ExportFormat, Input};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
-use memacq::outdir::OutDir;
-use memacq::sparse::{HoleWrite, SparseFile};
+use memview::outdir::OutDir;
+use memview::sparse::{HoleWrite, SparseFile};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
@@ -21,11 +21,11 @@ pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
 /// mostly zeros; the bytes read back are the same), put in place by [`ImageOutput::finish`].
 pub struct ImageOutput {
     w: std::io::BufWriter<SparseFile>,
-    commit: Option<memacq::outdir::Commit>,
+    commit: Option<memview::outdir::Commit>,
 }
 
 impl ImageOutput {
-    fn new(file: File, commit: Option<memacq::outdir::Commit>) -> ImageOutput {
+    fn new(file: File, commit: Option<memview::outdir::Commit>) -> ImageOutput {
         ImageOutput { w: std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file)), commit }
     }
 
@@ -41,7 +41,7 @@ impl ImageOutput {
     /// under a temporary name and renamed into place by [`ImageOutput::finish`].
     ///
     /// # Errors
-    /// As [`memacq::outdir::OutDir::create_file`].
+    /// As [`memview::outdir::OutDir::create_file`].
     pub fn under(dir: &OutDir, rel: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
         let (file, commit) = dir.create_file(rel, truncate)?.into_parts();
         Ok(ImageOutput::new(file, Some(commit)))
@@ -165,7 +165,8 @@ pub fn run(
         n += 1;
     }
     // Read timelines go beside their memory image (see export_memory).
-    let timelines: HashSet<String> = c.images().iter().filter(|i| i.memory).filter_map(|i| memacq::timeline::urn_of(&c, &i.urn)).collect();
+    let timelines: HashSet<String> =
+        c.images().iter().filter(|i| i.memory).filter_map(|i| memformat::timeline::urn_of(&c, &i.urn)).collect();
     for i in c.images() {
         if i.data_streams.is_empty() || i.memory || timelines.contains(&i.urn) {
             continue;
@@ -190,10 +191,10 @@ pub fn run(
         }
         let path = dir.join(&rel);
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
-        let zero = memacq::export::zero_ranges(&c, &urn);
-        check_space(&out_dir, memacq::export::data_bytes(&zero, s.size()), &urn)?;
+        let zero = memview::export::zero_ranges(&c, &urn);
+        check_space(&out_dir, memview::export::data_bytes(&zero, s.size()), &urn)?;
         let mut f = ImageOutput::under(&out_dir, &rel, truncate).code(exit::OUTPUT)?;
-        memacq::export::write_stream(&*s, &zero, &mut f, threads(t)).with_context(|| format!("exporting {urn}")).code(exit::INPUT)?;
+        memview::export::write_stream(&*s, &zero, &mut f, threads(t)).with_context(|| format!("exporting {urn}")).code(exit::INPUT)?;
         f.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
         n += 1;
@@ -221,26 +222,26 @@ fn export_memory(
     let out_dir = OutDir::create(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     for i in images {
         let view = std::sync::Arc::new(
-            memacq::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?,
+            memview::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?,
         );
         let (ext, f) = match format {
-            ExportFormat::Elf => ("elf", memacq::export::ExportFormat::Elf),
-            ExportFormat::Lime => ("lime", memacq::export::ExportFormat::Lime),
-            ExportFormat::Raw => ("raw", memacq::export::ExportFormat::Raw),
+            ExportFormat::Elf => ("elf", memview::export::ExportFormat::Elf),
+            ExportFormat::Lime => ("lime", memview::export::ExportFormat::Lime),
+            ExportFormat::Raw => ("raw", memview::export::ExportFormat::Raw),
         };
         let mut name = safe_relative(&i.urn);
         name.set_extension(ext);
         let path = dir.join(&name);
-        let file = memacq::export::FormattedMemory::new(view.clone(), f);
+        let file = memview::export::FormattedMemory::new(view.clone(), f);
         check_space(&out_dir, file.data_bytes(), &i.urn)?;
         let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
-        let n = memacq::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
+        let n = memview::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
         out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
         eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
         // When each part was read, beside the image as `NAME.read-timeline.json`.
-        if let Some(t) = memacq::timeline::urn_of(c, &i.urn) {
+        if let Some(t) = memformat::timeline::urn_of(c, &i.urn) {
             let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
-            name.set_extension(memacq::timeline::NAME);
+            name.set_extension(memformat::timeline::NAME);
             // Exports of the same image in several formats share it.
             if std::fs::read(dir.join(&name)).is_ok_and(|old| old == bytes) {
                 continue;

@@ -4,7 +4,7 @@
 use super::{human, open};
 use crate::cli::Input;
 use crate::Failure;
-use aff4::rdf::Node;
+use memformat::meta::{format_ranges, MemoryImageMeta};
 
 pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
     let c = open(input)?;
@@ -18,20 +18,21 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
     for i in images.iter().filter(|i| !i.logical) {
         println!();
         println!("{} image {}", if i.memory { "memory" } else { "disk/file" }, i.urn);
+        let m = MemoryImageMeta::parse(g, &i.urn);
         if let Some(n) = &i.name {
             println!("  source        {n}");
         }
-        if let Some(s) = a(&i.urn, "acquisitionSource") {
+        if let Some(s) = &m.source {
             println!("  source        {s}");
         }
-        if let Some(r) = a(&i.urn, "kernelRelease") {
+        if let Some(r) = &m.kernel_release {
             println!("  kernel        {r}");
         }
-        if let Some(r) = a(&i.urn, "architecture") {
+        if let Some(r) = &m.architecture {
             println!("  architecture  {r}");
         }
-        if let Some(h) = a(&i.urn, "hostname") {
-            println!("  hostname      {h}   boot id {}", a(&i.urn, "bootId").unwrap_or_default());
+        if let Some(h) = &m.hostname {
+            println!("  hostname      {h}   boot id {}", m.boot_id.as_deref().unwrap_or_default());
         }
         if let (Some(s), Some(e)) = (a(&i.urn, "acquisitionStartTime"), a(&i.urn, "acquisitionEndTime")) {
             println!("  acquired      {s} .. {e}");
@@ -44,10 +45,9 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         for f in state.findings() {
             println!("  {:<13} {}", f.cause.name(), f.message);
         }
-        if let Some(r) = a(&i.urn, "memoryRanges") {
-            let n = r.split(',').count();
-            let installed = g.aff4(&i.urn, "memoryInstalledSize").and_then(Node::as_u64).unwrap_or(0);
-            println!("  RAM           {} in {n} ranges: {}", human(installed), r.replace(',', " "));
+        if let Some(r) = &m.ranges {
+            let list = r.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(" ");
+            println!("  RAM           {} in {} ranges: {list}", human(m.installed.unwrap_or(0)), r.len());
         }
         if let Some(sz) = i.size {
             println!("  size          {} ({sz} bytes)", human(sz));
@@ -65,13 +65,14 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
         if stored > 0 {
             println!("  stored        {} compressed", human(stored));
         }
-        if let Some(u) = g.aff4(&i.urn, "unreadablePages").and_then(Node::as_u64) {
-            println!("  unreadable    {u} pages{}", a(&i.urn, "unreadableRanges").map(|r| format!(": {r}")).unwrap_or_default());
+        if let Some(u) = m.unreadable_pages {
+            let list = if m.unreadable_ranges.is_empty() { String::new() } else { format!(": {}", format_ranges(&m.unreadable_ranges)) };
+            println!("  unreadable    {u} pages{list}");
         }
-        for n in g.values(&i.urn, &format!("{}acquisitionNote", aff4::vocab::AFF4)) {
-            println!("  note          {}", n.value());
+        for n in &m.notes {
+            println!("  note          {n}");
         }
-        match memacq::timeline::of_image(&c, &i.urn) {
+        match memformat::timeline::of_image(&c, &i.urn) {
             Some(Ok(t)) => {
                 println!(
                     "  read times    {} window(s) of {} read over {:.2} s from {}{} (pmem export writes it beside the image as NAME.{})",
@@ -80,23 +81,24 @@ pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
                     t.span_s,
                     t.started,
                     t.longest.map(|(w, d)| format!("; the longest, at {w:#x}, over {d:.2} s")).unwrap_or_default(),
-                    memacq::timeline::NAME
+                    memformat::timeline::NAME
                 );
             }
             Some(Err(e)) => println!("  read times    unreadable: {e}"),
             None => {}
         }
-        if let Some(n) = g.aff4(&i.urn, "recheckedPages").and_then(Node::as_u64) {
-            let changed = g.aff4(&i.urn, "recheckChangedPages").and_then(Node::as_u64).unwrap_or(0);
+        if let Some(r) = &m.recheck {
             println!(
-                "  recheck       {n} pages read again after the pass{} ({} s): {changed} changed while we read{}",
-                a(&i.urn, "recheckedPageTablePages").map(|t| format!(", {t} of them page tables")).unwrap_or_default(),
-                a(&i.urn, "recheckSeconds").unwrap_or_default(),
-                a(&i.urn, "recheckChangedRanges").filter(|r| !r.is_empty()).map(|r| format!(": {r}")).unwrap_or_default()
+                "  recheck       {} pages read again after the pass{} ({:.3} s): {} changed while we read{}",
+                r.pages,
+                r.table_pages.map(|t| format!(", {t} of them page tables")).unwrap_or_default(),
+                r.seconds,
+                r.changed_pages,
+                if r.changed.is_empty() { String::new() } else { format!(": {}", format_ranges(&r.changed)) }
             );
         }
-        if let Some(k) = a(&i.urn, "kaslrOffset") {
-            println!("  KASLR offset  {k}   phys_base {}", a(&i.urn, "physBase").unwrap_or_default());
+        if let Some(k) = &m.kaslr_offset {
+            println!("  KASLR offset  {k}   phys_base {}", m.phys_base.as_deref().unwrap_or_default());
         }
         for (k, v) in c.declared_hashes(&i.urn) {
             println!("  hash          {k} {v}");

@@ -8,14 +8,14 @@ use std::path::Path;
 pub fn run(input: &Input, output: &Path, truncate: bool) -> Result<u8, Failure> {
     let c = super::open(input)?;
     super::warn_problems(&c);
-    let isf = memacq::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
+    let isf = memview::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     }
     let f =
         super::export::create_output(output, truncate).with_context(|| format!("cannot create {}", output.display())).code(exit::OUTPUT)?;
     let xz = output.extension().is_some_and(|e| e == "xz");
-    memacq::isf::write(&isf, f, xz).with_context(|| format!("writing {}", output.display())).code(exit::OUTPUT)?;
+    memview::isf::write(&isf, f, xz).with_context(|| format!("writing {}", output.display())).code(exit::OUTPUT)?;
     eprintln!("{}: {} types, {} enums, {} symbols; banner {}", output.display(), isf.types, isf.enums, isf.symbols, isf.banner.trim_end());
     Ok(0)
 }

@@ -1,4 +1,4 @@
-//! `pmem mount`: serves [`memacq::mount::Tree`] read-only through FUSE (the `fuser` crate's
+//! `pmem mount`: serves [`memview::mount::Tree`] read-only through FUSE (the `fuser` crate's
 //! pure-Rust mount: no libfuse, `mount(2)` directly as root) until Ctrl-C, SIGTERM or `umount`.
 
 use crate::cli::Input;
@@ -10,7 +10,7 @@ use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags,
     ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
-use memacq::mount::{NodeKind, Tree};
+use memview::mount::{NodeKind, Tree};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;

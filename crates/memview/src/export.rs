@@ -1,14 +1,14 @@
 //! Memory images out of AFF4: the physical view of a memory Image (whatever its layout) and
 //! writers for raw (padded), ELF core and LiME files, read on all cores.
 
-use crate::elf::{self, core_layout, Note};
 use crate::error::{Error, Result};
-use crate::iomem::{self, Range};
-use crate::source::{Segment, SegmentTable};
 use aff4::map::RegionKind;
-use aff4::rdf::Node;
 use aff4::stream::{Stream, StreamAsReadAt};
 use aff4::symbolic::Symbolic;
+use memformat::elf::{self, core_layout, Note};
+use memformat::meta::{prop, Layout, MemoryImageMeta};
+use memformat::ranges::{self, Range};
+use memformat::segments::{Segment, SegmentTable};
 
 use crate::sparse::HoleWrite;
 use aff4::Container;
@@ -40,17 +40,6 @@ pub struct MemoryView {
     zero: Vec<Range>,
 }
 
-fn parse_ranges(s: &str) -> Option<Vec<Range>> {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            let (a, b) = p.trim().split_once('-')?;
-            let h = |x: &str| u64::from_str_radix(x.trim().trim_start_matches("0x"), 16).ok();
-            Some(Range { start: h(a)?, end: h(b)? })
-        })
-        .collect()
-}
-
 impl MemoryView {
     /// Opens the physical view of `image` (a memory Image URN, or a map/stream URN).
     ///
@@ -60,13 +49,13 @@ impl MemoryView {
         let g = c.graph();
         let data_urn = g.aff4(image, "dataStream").and_then(|n| n.as_iri()).map(String::from).unwrap_or_else(|| image.to_string());
         let stream = c.open_stream(image)?;
-        let vmcoreinfo = match g.aff4(image, "vmcoreinfo").and_then(|n| n.as_iri()) {
+        let meta = MemoryImageMeta::parse(g, image);
+        let vmcoreinfo = match MemoryImageMeta::link(g, image, prop::VMCOREINFO) {
             Some(u) => c.open_stream(u).ok().and_then(|s| s.read_all(16 << 20).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()),
             None => None,
         };
-        let format = g.aff4(image, "memoryImageFormat").map(|n| n.value().to_string());
-        let machine = g.aff4(image, "architecture").and_then(|n| elf::machine_of(n.value())).unwrap_or(elf::EM_X86_64);
-        if format.as_deref() == Some("elf") {
+        let machine = meta.architecture.as_deref().and_then(elf::machine_of).unwrap_or(elf::EM_X86_64);
+        if meta.layout == Some(Layout::Elf) {
             let ra = StreamAsReadAt(stream.clone());
             let ph = elf::program_headers(&ra, image)?;
             let notes = elf::notes(&ra, &ph, image).unwrap_or_default();
@@ -89,13 +78,13 @@ impl MemoryView {
                 zero: Vec::new(),
             });
         }
-        let ranges = match g.aff4(image, "memoryRanges").map(Node::value).and_then(parse_ranges) {
+        let ranges = match meta.ranges {
             Some(r) => r,
             None => match c.open_map(&data_urn) {
                 // Foreign images: the regions mapped to real data.
                 Ok(m) => {
                     let targets = m.target_urns().to_vec();
-                    iomem::merge(
+                    ranges::merge(
                         m.regions()
                             .into_iter()
                             .filter(|r| matches!(&r.kind, RegionKind::Mapped(t) if Symbolic::from_iri(&targets[*t as usize]) != Some(Symbolic::Constant(0))))
@@ -206,7 +195,7 @@ impl FormattedMemory {
             }
             ExportFormat::Lime => {
                 for r in &view.ranges {
-                    parts.push(Part::Bytes(crate::lime::header(r).to_vec()));
+                    parts.push(Part::Bytes(memformat::lime::header(r).to_vec()));
                     parts.push(Part::Memory { phys: r.start, len: r.len() });
                 }
             }

@@ -2,7 +2,7 @@
 //! kcore copies), and laying out a new core with one PT_LOAD per physical range plus notes.
 
 use crate::error::{Error, Result};
-use crate::iomem::Range;
+use crate::ranges::Range;
 use aff4::stream::ReadAt;
 
 /// PT_LOAD.

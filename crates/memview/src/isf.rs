@@ -343,8 +343,8 @@ pub fn from_container(c: &Container) -> Result<Isf> {
     let image = MemoryView::find(c)?;
     let view = MemoryView::open(c, &image)?;
     // The banner check below walks x86-64's kernel mapping (__START_KERNEL_map, phys_base).
-    if view.machine != crate::elf::EM_X86_64 {
-        let arch = crate::elf::arch_name(view.machine).unwrap_or("unknown");
+    if view.machine != memformat::elf::EM_X86_64 {
+        let arch = memformat::elf::arch_name(view.machine).unwrap_or("unknown");
         return Err(Error::Unsupported(format!("symbol tables are built for x86-64 kernels only; this memory image is {arch}")));
     }
     let btf = captured(c, "/sys/kernel/btf/vmlinux", 256 << 20)?;

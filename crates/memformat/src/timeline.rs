@@ -105,7 +105,7 @@ pub fn summarise(bytes: &[u8], ctx: &str) -> Result<Summary, String> {
 
 /// The URN of the read timeline linked from memory image `image` (`aff4:readTimeline`).
 pub fn urn_of(c: &aff4::Container, image: &str) -> Option<String> {
-    c.graph().aff4(image, "readTimeline")?.as_iri().map(String::from)
+    crate::meta::MemoryImageMeta::link(c.graph(), image, crate::meta::prop::READ_TIMELINE).map(String::from)
 }
 
 /// The read timeline of memory image `image` in `c`, if the acquisition recorded one.

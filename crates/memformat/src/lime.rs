@@ -1,7 +1,7 @@
 //! LiME images: a 32-byte header per range (magic `EMiL`, version 1, inclusive end) then the bytes.
 
 use crate::error::{Error, Result};
-use crate::iomem::Range;
+use crate::ranges::Range;
 use aff4::stream::ReadAt;
 
 /// `0x4C694D45`, "EMiL" on disk.
