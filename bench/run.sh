@@ -14,7 +14,7 @@
 #          (needs root and /dev/fuse)                                                  [issue 6]
 # vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
 #          --compress`, `pmem acquire` (defaults: SHA-256, extras), with `--recheck`, with `--no-extras` (memory
-#          only, as AVML) and with `--no-extras --hash ''` (also no hash, as AVML), page cache
+#          only, as AVML) and with `--no-extras --hash none` (also no hash, as AVML), page cache
 #          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
 #          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
 # footprint: one boot of the rig per tool (pmem, $BASE_PMEM if set: a static pmem of an earlier
@@ -61,7 +61,7 @@ run() { # NAME OUTFILE CMD...
 avml() { run avml-compress /out/m.limec /rig/bin/avml acquire --compress /out/m.limec; }
 p256() { run pmem-default /out/m.aff4 /rig/bin/pmem acquire -q -t -o /out/m.aff4; }
 pmd5() { run pmem-memonly /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras -o /out/m.aff4; }
-pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --hash '' -o /out/m.aff4; }
+pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --hash none -o /out/m.aff4; }
 precheck() { run pmem-recheck /out/m.aff4 /rig/bin/pmem acquire -q -t --recheck -o /out/m.aff4; }
 /rig/bin/hashspeed > /out/hashspeed.txt
 for r in \$(seq $N); do

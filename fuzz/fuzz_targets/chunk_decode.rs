@@ -3,7 +3,7 @@ use aff4::Codec;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for c in [Codec::Snappy, Codec::SnappyAlways, Codec::Lz4, Codec::Zlib, Codec::Deflate, Codec::Stored, Codec::Unspecified] {
+    for c in Codec::ALL {
         for cs in [512usize, 32768] {
             if let Ok(out) = c.decode(data, cs, cs) {
                 assert!(out.len() <= cs, "{c:?} decoded beyond the chunk size");

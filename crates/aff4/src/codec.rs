@@ -24,6 +24,14 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codecs volumes are written with, in the order offered to users (the first is the
+    /// default); the other variants exist only for reading what older tools wrote.
+    pub const WRITABLE: [Codec; 5] = [Codec::Snappy, Codec::Lz4, Codec::Zlib, Codec::Deflate, Codec::Stored];
+
+    /// Every codec this crate reads.
+    pub const ALL: [Codec; 7] =
+        [Codec::Snappy, Codec::SnappyAlways, Codec::Lz4, Codec::Zlib, Codec::Deflate, Codec::Stored, Codec::Unspecified];
+
     /// The codec an IRI names; `None` for an unknown IRI.
     pub fn from_iri(s: &str) -> Option<Codec> {
         Some(match s.trim() {
@@ -60,16 +68,25 @@ impl Codec {
         }
     }
 
-    /// Parses a user-facing name.
+    /// For a person choosing one: what it costs and what reads it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Codec::Snappy | Codec::SnappyAlways => "fast; read by every AFF4 tool",
+            Codec::Lz4 => "fast; read by AFF4 Standard tools",
+            Codec::Zlib => "smaller output, slower",
+            Codec::Deflate => "zlib's compression without its header",
+            Codec::Stored => "no compression (zero pages are still not stored)",
+            Codec::Unspecified => "not recorded",
+        }
+    }
+
+    /// Parses a user-facing name (a [`Codec::WRITABLE`] codec's [`Codec::name`], or `none`).
     pub fn from_name(s: &str) -> Option<Codec> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "snappy" => Codec::Snappy,
-            "lz4" => Codec::Lz4,
-            "zlib" => Codec::Zlib,
-            "deflate" => Codec::Deflate,
-            "stored" | "none" | "null" => Codec::Stored,
-            _ => return None,
-        })
+        let s = s.to_ascii_lowercase();
+        if s == "none" || s == "null" {
+            return Some(Codec::Stored);
+        }
+        Codec::WRITABLE.into_iter().find(|c| c.name() == s)
     }
 
     /// Decodes one stored chunk payload into at most `chunk_size` bytes.
@@ -254,7 +271,7 @@ mod tests {
         for (i, b) in chunk.iter_mut().enumerate() {
             *b = (i / 100) as u8;
         }
-        for c in [Codec::Snappy, Codec::Lz4, Codec::Zlib, Codec::Deflate] {
+        for c in Codec::WRITABLE.into_iter().filter(|c| *c != Codec::Stored) {
             let enc = c.encode(&chunk, 32768 - 16).unwrap();
             assert_eq!(c.decode(&enc, 32768, 32768).unwrap(), chunk, "{c:?}");
         }

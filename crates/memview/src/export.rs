@@ -14,7 +14,7 @@ use crate::sparse::HoleWrite;
 use aff4::Container;
 use std::sync::Arc;
 
-/// Output formats.
+/// Output formats of a memory image (files written by `pmem export`, served by `pmem mount`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// The physical address space, holes as zeros.
@@ -23,6 +23,29 @@ pub enum ExportFormat {
     Elf,
     /// LiME.
     Lime,
+}
+
+impl ExportFormat {
+    /// Every format, in the order offered to users (the first is the default).
+    pub const ALL: [ExportFormat; 3] = [ExportFormat::Raw, ExportFormat::Elf, ExportFormat::Lime];
+
+    /// The name users give and the file extension written (`raw`, `elf`, `lime`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Raw => "raw",
+            ExportFormat::Elf => "elf",
+            ExportFormat::Lime => "lime",
+        }
+    }
+
+    /// For `--help`: what a file in this format is.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ExportFormat::Raw => "the linear bytes (memory: the physical address space, holes as zeros)",
+            ExportFormat::Elf => "memory images only: an ELF core with a PT_LOAD per RAM range and the VMCOREINFO note",
+            ExportFormat::Lime => "memory images only: LiME",
+        }
+    }
 }
 
 /// The physical view of a memory image: reads by physical address.

@@ -82,8 +82,9 @@ impl Tree {
             };
             let label = i.name.as_deref().map(|n| path_components(n).join("_")).unwrap_or_else(|| path_components(&i.urn).join("_"));
             let dir = t.add_dir(ROOT, &label);
-            for (file, fmt) in [("memory.raw", ExportFormat::Raw), ("memory.elf", ExportFormat::Elf), ("memory.lime", ExportFormat::Lime)] {
-                t.add_file(dir, file, Arc::new(FormattedMemory::new(view.clone(), fmt)));
+            for fmt in ExportFormat::ALL {
+                let file = format!("memory.{}", fmt.name());
+                t.add_file(dir, &file, Arc::new(FormattedMemory::new(view.clone(), fmt)));
             }
         }
         for i in images.iter().filter(|i| !i.memory) {

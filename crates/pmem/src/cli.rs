@@ -1,8 +1,8 @@
 //! The command line: subcommands, plus the flags pmem/aff4imager users know (`pmem -o mem.aff4`,
 //! `pmem -V vol.aff4`, `-l`, `-e`, `-D`), rewritten to subcommands before parsing.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use crate::cmd;
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// pmem: capture physical memory and evidence into AFF4 volumes, and inspect, export and verify them.
 #[derive(Parser, Debug)]
@@ -44,225 +44,65 @@ impl Cli {
     }
 }
 
-/// Volumes to read, shared by the reading commands.
-#[derive(Args, Debug, Clone)]
-pub struct Input {
-    /// AFF4 volume files, directory volumes or s3://BUCKET/KEY objects; give all parts of a
-    /// striped set together (split sets are found from their first part).
-    #[arg(required = true, value_name = "VOLUME")]
-    pub volumes: Vec<PathBuf>,
-    /// Password for encrypted (pyaff4) containers.
-    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-}
-
-/// Subcommands.
+/// Subcommands: each variant's Args and `run` live in `cmd/<name>.rs`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the images (with their recorded names) and streams of volumes.
     #[command(visible_alias = "list")]
-    Ls {
-        #[command(flatten)]
-        input: Input,
-        /// Machine-readable JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Ls(cmd::ls::Args),
     /// A one-screen summary: what was acquired, from where, what could not be read, what else was captured.
-    Info {
-        #[command(flatten)]
-        input: Input,
-        /// Also verify every hash.
-        #[arg(long)]
-        verify: bool,
-    },
+    Info(cmd::info::Args),
     /// Print the metadata (information.turtle) of volumes.
-    View {
-        #[command(flatten)]
-        input: Input,
-    },
+    View(cmd::view::Args),
     /// Write the bytes of an image or stream to stdout (or -o FILE).
-    Cat {
-        #[command(flatten)]
-        input: Input,
-        /// The image or stream: its URN, or an image's recorded name as `pmem ls` shows it
-        /// (`C:\pagefile.sys`, or just `pagefile.sys`; default: the volume's only image).
-        #[arg(long, short = 's')]
-        stream: Option<String>,
-        /// Write here instead of stdout.
-        #[arg(long, short = 'o')]
-        output: Option<PathBuf>,
-        /// Start at this byte offset (decimal or 0x hex).
-        #[arg(long, value_parser = parse_u64, default_value = "0")]
-        offset: u64,
-        /// At most this many bytes (decimal or 0x hex).
-        #[arg(long, value_parser = parse_u64)]
-        length: Option<u64>,
-        /// Reader threads.
-        #[arg(long, short = 'T')]
-        threads: Option<usize>,
-    },
+    Cat(cmd::cat::Args),
     /// Export images and streams to files under a directory.
-    Export {
-        #[command(flatten)]
-        input: Input,
-        /// Destination directory (created if missing).
-        #[arg(long = "destination", short = 'D', value_name = "DIR")]
-        dir: PathBuf,
-        /// Only objects whose URN or recorded name matches this glob (repeatable).
-        #[arg(long = "export", short = 'e', value_name = "GLOB")]
-        patterns: Vec<String>,
-        /// Export every stream too, not just images.
-        #[arg(long)]
-        all: bool,
-        /// Output format for memory images.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Raw)]
-        format: ExportFormat,
-        /// Overwrite existing files.
-        #[arg(short = 't', long)]
-        truncate: bool,
-        /// Reader threads.
-        #[arg(long, short = 'T')]
-        threads: Option<usize>,
-    },
+    Export(cmd::export::Args),
     /// Mount volumes read-only (FUSE): memory images as memory.raw, memory.elf and memory.lime,
     /// other images and logical files under their recorded names, metadata as information.turtle.
     /// Runs until Ctrl-C or `umount MOUNTPOINT`.
     #[cfg(all(feature = "fuse", target_os = "linux"))]
-    Mount {
-        /// Volumes, then the mount point (an existing directory).
-        #[arg(required = true, num_args = 2.., value_name = "VOLUME... MOUNTPOINT")]
-        paths: Vec<PathBuf>,
-        /// Password for encrypted (pyaff4) containers.
-        #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// Threads serving requests.
-        #[arg(long, short = 'T')]
-        threads: Option<usize>,
-    },
+    Mount(cmd::mount::Args),
     /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image from what
     /// the acquisition captured: types from BTF, addresses from kallsyms, the banner from memory.
-    Isf {
-        #[command(flatten)]
-        input: Input,
-        /// Output file (.json.xz is compressed, .json is not).
-        #[arg(long, short = 'o', value_name = "FILE")]
-        output: PathBuf,
-        /// Overwrite an existing output file.
-        #[arg(short = 't', long)]
-        truncate: bool,
-    },
+    Isf(cmd::isf::Args),
     /// Load or unload the pmem kernel module (driver/linux) without acquiring; `-L`/`-U` as in winpmem.
-    Driver {
-        #[command(subcommand)]
-        action: DriverAction,
-    },
+    Driver(cmd::driver::Args),
     /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
-    Acquire(Box<crate::cmd::acquire::AcquireArgs>),
+    Acquire(Box<cmd::acquire::Args>),
     /// Image files, block devices or stdin into a volume (appends unless -t).
-    Image(ImageArgs),
+    Image(cmd::image::Args),
     /// Rebuild a volume whose writer was killed (SIGKILL, power loss, a crash) from its ZIP
     /// local headers and recovery journal into a new volume: every complete bevy comes back,
     /// the rest of each image is recorded as unknown and marked "recovered"; BROKEN is only read.
-    Recover {
-        /// The unclosed volume.
-        #[arg(value_name = "BROKEN")]
-        broken: PathBuf,
-        /// The rebuilt volume to write.
-        #[arg(long, short = 'o', value_name = "FIXED")]
-        output: PathBuf,
-        /// Replace an existing output.
-        #[arg(short = 't', long)]
-        truncate: bool,
-        /// Machine-readable JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Recover(cmd::recover::Args),
     /// Recompute every hash the volumes declare and check that the evidence is complete: exit 0
     /// only when it is complete and intact (1 altered, 8 incomplete, 9 bytes no checked hash covers).
-    Verify {
-        #[command(flatten)]
-        input: Input,
-        /// Machine-readable JSON.
-        #[arg(long)]
-        json: bool,
-        /// Reader threads.
-        #[arg(long, short = 'T')]
-        threads: Option<usize>,
-        /// No progress bar, and print only what is not OK (failed checks and findings).
-        #[arg(long, short = 'q')]
-        quiet: bool,
-    },
+    Verify(cmd::verify::Args),
 }
 
 impl Command {
     /// Commands that only print what volumes hold: a reader that stops early loses nothing.
     pub fn only_shows(&self) -> bool {
-        matches!(self, Command::Ls { .. } | Command::View { .. } | Command::Cat { .. } | Command::Info { verify: false, .. })
+        matches!(self, Command::Ls(_) | Command::View(_) | Command::Cat(_)) || matches!(self, Command::Info(a) if !a.verify)
     }
 
     /// Commands that end quietly on SIGPIPE, as Unix tools do: those above and the checks
     /// (killed by the signal, they never report a verification as passed).
     #[cfg(unix)]
     pub fn ends_on_sigpipe(&self) -> bool {
-        self.only_shows() || matches!(self, Command::Info { .. } | Command::Verify { .. })
+        self.only_shows() || matches!(self, Command::Info(_) | Command::Verify(_))
     }
 }
-
-/// Image files, block devices or stdin (`-`) into an AFF4 volume.
-#[derive(Args, Debug)]
-pub struct ImageArgs {
-    #[command(flatten)]
-    pub store: crate::cmd::image::StoreArgs,
-    /// Files or devices to image (`-` reads stdin).
-    #[arg(value_name = "INPUT")]
-    pub inputs: Vec<String>,
-    /// Logical files to add with their original names (globs allowed; repeatable).
-    #[arg(short = 'i', long = "input", value_name = "FILE")]
-    pub logical: Vec<String>,
-}
-
-/// Formats for exported images.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// The linear bytes (memory: the physical address space, holes as zeros).
-    Raw,
-    /// Memory images only: an ELF core with a PT_LOAD per RAM range and the VMCOREINFO note.
-    Elf,
-    /// Memory images only: LiME.
-    Lime,
-}
-
-/// What `pmem driver` does.
-#[derive(Subcommand, Debug)]
-pub enum DriverAction {
-    /// Load the module (it stays loaded; /dev/pmem appears). Same as `pmem -L --driver FILE`.
-    Load {
-        /// The module built for this kernel (driver/linux/build.sh).
-        #[arg(value_name = "FILE")]
-        module: PathBuf,
-    },
-    /// Unload the module. Same as `pmem -U`.
-    Unload,
-}
-
-/// Parses decimal or 0x-prefixed hex.
-pub fn parse_u64(s: &str) -> Result<u64, String> {
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|e| format!("{s}: {e}"))
-}
-
-const SUBCOMMANDS: &[&str] =
-    &["ls", "list", "view", "cat", "export", "verify", "image", "acquire", "help", "info", "mount", "isf", "driver", "recover"];
 
 /// Rewrites pmem/aff4imager-style invocations into subcommands.
 pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
     let Some(first) = args.get(1).cloned() else { return args };
+    // The subcommands and their aliases, as clap knows them (a new one is never mistaken for an input).
+    let cmd = Cli::command();
+    let is_sub = |a: &str| a == "help" || cmd.get_subcommands().any(|c| c.get_name() == a || c.get_all_aliases().any(|x| x == a));
     // winpmem/osxpmem -L (load the driver only) and -U (unload only), alone or with acquire.
-    if first == "acquire" || !SUBCOMMANDS.contains(&first.as_str()) {
+    if first == "acquire" || !is_sub(&first) {
         let flag = |f: &[&str]| args.iter().any(|a| f.contains(&a.as_str()));
         let driver = args.iter().position(|a| a == "--driver").and_then(|j| args.get(j + 1)).cloned();
         if flag(&["-L", "--load-driver"]) {
@@ -272,7 +112,7 @@ pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
             return vec![args[0].clone(), "driver".into(), "unload".into()];
         }
     }
-    if SUBCOMMANDS.contains(&first.as_str()) || first == "--help" || first == "-h" || first == "--version" {
+    if is_sub(&first) || first == "--help" || first == "-h" || first == "--version" {
         return args;
     }
     let rest: Vec<String> = args.split_off(1);

@@ -1,8 +1,10 @@
 //! `pmem`: acquire physical memory and image evidence into AFF4 volumes; list, view, export
 //! and verify AFF4 volumes. A thin shell over the `aff4` and `memacq` crates.
 
+mod args;
 mod cli;
 mod cmd;
+mod files;
 mod platform;
 mod progress;
 mod signals;

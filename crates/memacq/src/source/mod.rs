@@ -172,6 +172,25 @@ pub enum SourceChoice {
     File(std::path::PathBuf),
 }
 
+impl SourceChoice {
+    /// The names `--source` accepts (with aliases), and what each opens.
+    pub const NAMES: [(&'static str, SourceChoice); 8] = [
+        ("auto", SourceChoice::Auto),
+        ("kcore", SourceChoice::Kcore),
+        ("crash", SourceChoice::Crash),
+        ("mem", SourceChoice::DevMem),
+        ("devmem", SourceChoice::DevMem),
+        ("pmem-driver", SourceChoice::Driver),
+        ("driver", SourceChoice::Driver),
+        ("pmem", SourceChoice::Driver),
+    ];
+
+    /// The source named `s`; any other name is an ELF core or LiME file to convert.
+    pub fn parse(s: &str) -> SourceChoice {
+        SourceChoice::NAMES.iter().find(|(n, _)| *n == s).map(|(_, c)| c.clone()).unwrap_or_else(|| SourceChoice::File(s.into()))
+    }
+}
+
 /// Where the live sources look for their files (tests point these at fakes).
 #[derive(Debug, Clone)]
 pub struct LivePaths {

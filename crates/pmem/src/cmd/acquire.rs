@@ -1,7 +1,8 @@
 //! `pmem acquire` (and `pmem -o mem.aff4`): physical memory into an AFF4 memory image.
 
 use super::human;
-use super::image::{expand, StoreArgs};
+use crate::args::StoreArgs;
+use crate::files::expand;
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,29 +14,18 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// Memory layout in the volume.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum FormatArg {
-    /// A Map over physical addresses (zero pages and holes cost nothing).
-    Map,
-    /// An ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note).
-    Elf,
-    /// The padded physical address space.
-    Raw,
-}
-
 /// Acquire physical memory.
 #[derive(clap::Args, Debug)]
-pub struct AcquireArgs {
+pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Where to read memory: auto (kcore, then crash, then mem, then the pmem driver), kcore, crash, mem,
     /// pmem-driver, or an ELF core / LiME file to convert.
-    #[arg(long, default_value = "auto", value_name = "SOURCE")]
-    pub source: String,
+    #[arg(long, default_value = "auto", value_name = "SOURCE", value_parser = |s: &str| Ok::<_, String>(SourceChoice::parse(s)))]
+    pub source: SourceChoice,
     /// Layout of the memory in the volume.
-    #[arg(long, value_enum, default_value_t = FormatArg::Map)]
-    pub format: FormatArg,
+    #[arg(long, value_parser = crate::args::layout(), default_value = Format::default().name())]
+    pub format: Format,
     /// The pmem kernel module (driver/linux/build.sh) to load when /dev/pmem is needed; it is
     /// unloaded after the acquisition. `-L`/`-U` load or unload it without acquiring.
     #[arg(long, value_name = "FILE")]
@@ -102,44 +92,8 @@ fn parse_pagefile(s: &str) -> Result<PagefileSpec, String> {
     PagefileSpec::parse(s)
 }
 
-/// `pmem driver load|unload` (`-L`/`-U`).
-pub fn driver(action: &crate::cli::DriverAction) -> Result<u8, Failure> {
-    match action {
-        crate::cli::DriverAction::Load { module } => match source::load_driver(module) {
-            Ok(true) => {
-                eprintln!("pmem: driver {} loaded (unload with pmem -U)", module.display());
-                Ok(0)
-            }
-            Ok(false) => {
-                eprintln!("pmem: the driver is already loaded");
-                Ok(0)
-            }
-            Err(e) => {
-                let code = match e.kind {
-                    SourceErrorKind::Lockdown => exit::LOCKDOWN,
-                    SourceErrorKind::Permission => exit::PERMISSION,
-                    _ => exit::NO_SOURCE,
-                };
-                Err(anyhow!(e)).code(code)
-            }
-        },
-        crate::cli::DriverAction::Unload => {
-            source::unload_driver().map_err(|e| anyhow!("cannot unload the driver: {e}")).code(exit::NO_SOURCE)?;
-            eprintln!("pmem: driver unloaded");
-            Ok(0)
-        }
-    }
-}
-
-pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
-    let choice = match a.source.as_str() {
-        "auto" => SourceChoice::Auto,
-        "kcore" => SourceChoice::Kcore,
-        "crash" => SourceChoice::Crash,
-        "mem" | "devmem" => SourceChoice::DevMem,
-        "pmem-driver" | "driver" | "pmem" => SourceChoice::Driver,
-        f => SourceChoice::File(PathBuf::from(f)),
-    };
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let choice = a.source.clone();
     let paths = LivePaths {
         kcore: a.kcore_path.clone(),
         crash: a.crash_path.clone(),
@@ -195,11 +149,7 @@ pub fn run(a: &AcquireArgs) -> Result<u8, Failure> {
     }
     let opts = AcquireOptions {
         imager: a.store.imager_options()?,
-        format: match a.format {
-            FormatArg::Map => Format::Map,
-            FormatArg::Elf => Format::Elf,
-            FormatArg::Raw => Format::Raw,
-        },
+        format: a.format,
         extras: !a.no_extras,
         extra_files,
         block: a.block_kib.max(4) * 1024,

@@ -1,20 +1,38 @@
 //! `pmem cat`: the linear bytes of an image or stream, decoded on all cores.
 
-use super::{export, open, threads};
-use crate::cli::Input;
+use super::open;
+use crate::args::threads;
+use crate::args::Input;
+use crate::files::ImageOutput;
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
 use std::io::Write;
-use std::path::Path;
 
-pub fn run(
-    input: &Input,
-    stream: Option<&str>,
-    output: Option<&Path>,
-    offset: u64,
-    length: Option<u64>,
-    t: Option<usize>,
-) -> Result<u8, Failure> {
+/// `pmem cat`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// The image or stream: its URN, or an image's recorded name as `pmem ls` shows it
+    /// (`C:\pagefile.sys`, or just `pagefile.sys`; default: the volume's only image).
+    #[arg(long, short = 's')]
+    pub stream: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    /// Start at this byte offset (decimal or 0x hex).
+    #[arg(long, value_parser = crate::args::parse_u64, default_value = "0")]
+    pub offset: u64,
+    /// At most this many bytes (decimal or 0x hex).
+    #[arg(long, value_parser = crate::args::parse_u64)]
+    pub length: Option<u64>,
+    /// Reader threads.
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, stream, output, offset, length, t) = (&a.input, a.stream.as_deref(), a.output.as_deref(), a.offset, a.length, a.threads);
     let c = open(input)?;
     super::warn_problems(&c);
     let urn = match stream {
@@ -34,7 +52,7 @@ pub fn run(
     match output {
         // A file: zero pages become holes.
         Some(p) => {
-            let mut f = export::ImageOutput::at(p, false).code(exit::OUTPUT)?;
+            let mut f = ImageOutput::at(p, false).code(exit::OUTPUT)?;
             copy(&mut f)?;
             f.finish().with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
         }

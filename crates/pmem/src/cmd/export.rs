@@ -1,80 +1,17 @@
 //! `pmem export`: images (and with --all, every stream) to files under a directory, with names
 //! derived from recorded names or URNs that can never leave that directory.
 
-use super::{open, threads};
-use crate::cli::{ExportFormat, Input};
+use super::open;
+use crate::args::threads;
+use crate::args::Input;
+use crate::files::{glob, ImageOutput};
 use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
+use memview::export::ExportFormat;
 use memview::outdir::OutDir;
-use memview::sparse::{HoleWrite, SparseFile};
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Creates an output file 0600, never through a symlink, never replacing an existing file unless `truncate`.
-pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
-    aff4::volume::write::create_file(p, truncate).map_err(std::io::Error::from)
-}
-
-/// An output file for image bytes: buffered, with zero pages left as holes (a memory image is
-/// mostly zeros; the bytes read back are the same), put in place by [`ImageOutput::finish`].
-pub struct ImageOutput {
-    w: std::io::BufWriter<SparseFile>,
-    commit: Option<memview::outdir::Commit>,
-}
-
-impl ImageOutput {
-    fn new(file: File, commit: Option<memview::outdir::Commit>) -> ImageOutput {
-        ImageOutput { w: std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file)), commit }
-    }
-
-    /// A new file at `p` (as [`create_output`]).
-    ///
-    /// # Errors
-    /// It exists (without `truncate`), is a symlink, or cannot be created.
-    pub fn at(p: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
-        Ok(ImageOutput::new(create_output(p, truncate)?, None))
-    }
-
-    /// A new file `rel` under `dir`, never outside it; a replacement (`truncate`) is written
-    /// under a temporary name and renamed into place by [`ImageOutput::finish`].
-    ///
-    /// # Errors
-    /// As [`memview::outdir::OutDir::create_file`].
-    pub fn under(dir: &OutDir, rel: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
-        let (file, commit) = dir.create_file(rel, truncate)?.into_parts();
-        Ok(ImageOutput::new(file, Some(commit)))
-    }
-
-    /// Writes what is buffered, sets the final length (over a trailing hole) and puts the file
-    /// in place.
-    ///
-    /// # Errors
-    /// Writing, setting the length or the rename fails.
-    pub fn finish(self) -> std::io::Result<()> {
-        let file = self.w.into_inner().map_err(|e| e.into_error())?.finish()?;
-        if let Some(c) = self.commit {
-            c.run(file)?;
-        }
-        Ok(())
-    }
-}
-
-impl Write for ImageOutput {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.w.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
-    }
-}
-
-impl HoleWrite for ImageOutput {
-    fn skip(&mut self, n: u64) -> std::io::Result<()> {
-        self.w.skip(n)
-    }
-}
 
 /// Refuses an export that would not fit: `need` bytes of data (holes not counted).
 fn check_space(dir: &OutDir, need: u64, what: &str) -> Result<(), Failure> {
@@ -90,32 +27,6 @@ fn check_space(dir: &OutDir, need: u64, what: &str) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// A glob match with `*` and `?`.
-pub fn glob(pat: &str, s: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 /// A relative path under the export directory for an object, from its recorded name or URN.
@@ -141,15 +52,34 @@ pub fn safe_relative(name: &str) -> PathBuf {
     out
 }
 
-pub fn run(
-    input: &Input,
-    dir: &Path,
-    patterns: &[String],
-    all: bool,
-    format: ExportFormat,
-    truncate: bool,
-    t: Option<usize>,
-) -> Result<u8, Failure> {
+/// `pmem export`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Destination directory (created if missing).
+    #[arg(long = "destination", short = 'D', value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Only objects whose URN or recorded name matches this glob (repeatable).
+    #[arg(long = "export", short = 'e', value_name = "GLOB")]
+    pub patterns: Vec<String>,
+    /// Export every stream too, not just images.
+    #[arg(long)]
+    pub all: bool,
+    /// Output format for memory images.
+    #[arg(long, value_parser = crate::args::export_format(), default_value = ExportFormat::ALL[0].name())]
+    pub format: ExportFormat,
+    /// Overwrite existing files.
+    #[arg(short = 't', long)]
+    pub truncate: bool,
+    /// Reader threads.
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, dir, patterns, all, format, truncate, t) =
+        (&a.input, a.dir.as_path(), &a.patterns[..], a.all, a.format, a.truncate, a.threads);
     let c = open(input)?;
     super::warn_problems(&c);
     if format != ExportFormat::Raw {
@@ -217,22 +147,17 @@ fn export_memory(
     let images: Vec<aff4::ImageInfo> =
         c.images().into_iter().filter(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn)))).collect();
     if images.is_empty() {
-        return Err(anyhow!("no memory image to export as {format:?}; `--format raw` exports any image")).code(exit::INPUT);
+        return Err(anyhow!("no memory image to export as {}; `--format raw` exports any image", format.name())).code(exit::INPUT);
     }
     let out_dir = OutDir::create(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     for i in images {
         let view = std::sync::Arc::new(
             memview::export::MemoryView::open(c, &i.urn).with_context(|| format!("opening {}", i.urn)).code(exit::INPUT)?,
         );
-        let (ext, f) = match format {
-            ExportFormat::Elf => ("elf", memview::export::ExportFormat::Elf),
-            ExportFormat::Lime => ("lime", memview::export::ExportFormat::Lime),
-            ExportFormat::Raw => ("raw", memview::export::ExportFormat::Raw),
-        };
         let mut name = safe_relative(&i.urn);
-        name.set_extension(ext);
+        name.set_extension(format.name());
         let path = dir.join(&name);
-        let file = memview::export::FormattedMemory::new(view.clone(), f);
+        let file = memview::export::FormattedMemory::new(view.clone(), format);
         check_space(&out_dir, file.data_bytes(), &i.urn)?;
         let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
         let n = memview::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;

@@ -1,166 +1,24 @@
 //! `pmem image`: files, block devices and stdin into aff4:Image objects (Map over a compressed
 //! ImageStream, zero pages not stored, hashed while written); `-i` adds logical files.
 
-use super::{human, threads};
+use super::human;
+use crate::args::StoreArgs;
+use crate::files::{expand, file_times};
 use crate::{exit, progress, Failure, WithCode};
 use aff4::capture::{blocks, Capture, Input, OnProgress, Plan, RetryPolicy, Sequential};
 use aff4::imager::{Ending, ImagerOptions};
-use aff4::logical::{add_file, FileTimes};
+use aff4::logical::add_file;
 use aff4::rdf::Node;
 use aff4::stream::ReadAt;
-use aff4::volume::write::{Mode, VolumeWriter};
-use aff4::{vocab, Codec, HashAlgo};
+use aff4::volume::write::VolumeWriter;
+use aff4::{vocab, HashAlgo};
 use anyhow::{anyhow, Context};
 use serde_json::json;
 use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The Image types of an imaged file or device.
 const DISK_TYPES: [&str; 3] = [vocab::IMAGE, vocab::DISK_IMAGE, vocab::CONTIGUOUS_IMAGE];
-
-/// Options shared by `image` and `acquire` for how data is stored.
-#[derive(clap::Args, Debug, Clone)]
-pub struct StoreArgs {
-    /// Output volume: an .aff4 file (added to if it exists, unless -t), a directory or a path
-    /// ending in / for a directory volume, - to stream the volume to stdout, or s3://BUCKET/KEY
-    /// to upload it to object storage as it is written.
-    #[arg(short = 'o', long = "output", value_name = "VOLUME")]
-    pub output: PathBuf,
-    /// Replace the output volume instead of adding to it.
-    #[arg(short = 't', long = "truncate")]
-    pub truncate: bool,
-    /// Chunk compression.
-    #[arg(short = 'c', long = "compression", value_name = "CODEC", default_value = "snappy", value_parser = ["snappy", "lz4", "zlib", "deflate", "stored"])]
-    pub codec: String,
-    /// Compression threads (default: all cores).
-    #[arg(long, short = 'T')]
-    pub threads: Option<usize>,
-    /// Linear hashes of each image, comma-separated: md5, sha1, sha256, sha512, blake2b.
-    #[arg(long = "hash", value_delimiter = ',', default_value = "sha256")]
-    pub hashes: Vec<String>,
-    /// Also write per-chunk block hashes with these algorithms (and the Block-Map hash).
-    #[arg(long = "block-hashes", value_delimiter = ',')]
-    pub block_hashes: Vec<String>,
-    /// Chunks per bevy.
-    #[arg(long, default_value_t = 1024)]
-    pub chunks_per_bevy: u32,
-    /// Split the volume into parts of at most SIZE (e.g. 650M, 4G): OUT.aff4, OUT.A01, OUT.A02, …,
-    /// which open together (give the first; the others are found beside it).
-    #[arg(short = 's', long, value_name = "SIZE", value_parser = parse_size)]
-    pub split: Option<u64>,
-    /// Machine-readable summary on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// No progress bar and no summary (errors still go to stderr).
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    /// Progress as JSON lines on stderr instead of a bar (about once a second and at each phase:
-    /// {"phase", "done", "total", …, "elapsed"}), for scripts and fleet tools.
-    #[arg(long)]
-    pub progress_json: bool,
-}
-
-/// A volume uploaded to object storage as it is written (multipart; completed at the end, aborted on failure).
-#[cfg(feature = "s3")]
-fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
-    let (writer, upload) = remote::create(url).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)?;
-    let u = url.to_string();
-    let complete: aff4::volume::write::OnClose =
-        Box::new(move || upload.complete().map(|_| ()).map_err(|e| aff4::Error::io(u.clone(), std::io::Error::other(e.to_string()))));
-    VolumeWriter::streaming(Box::new(writer), url, Some(complete)).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)
-}
-
-#[cfg(not(feature = "s3"))]
-fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
-    Err(anyhow!("{url}: this pmem was built without S3 support (cargo feature s3)")).code(exit::USAGE)
-}
-
-/// Parses a size: bytes, or with K, M, G, T (powers of 1024; an optional trailing B or iB).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).or_else(|| t.strip_suffix('b')).unwrap_or(t);
-    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('M') => (&t[..t.len() - 1], 1 << 20),
-        Some('G') => (&t[..t.len() - 1], 1 << 30),
-        Some('T') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| format!("{s}: not a size (e.g. 650M, 4G)"))?;
-    if n.is_nan() || n <= 0.0 || n * mult as f64 > u64::MAX as f64 {
-        return Err(format!("{s}: not a usable size"));
-    }
-    Ok((n * mult as f64) as u64)
-}
-
-fn algos(names: &[String]) -> Result<Vec<HashAlgo>, Failure> {
-    names
-        .iter()
-        .filter(|n| !n.is_empty())
-        .map(|n| HashAlgo::from_name(n).ok_or_else(|| anyhow!("unknown hash {n:?} (md5, sha1, sha256, sha512, blake2b)")))
-        .collect::<Result<_, _>>()
-        .code(exit::USAGE)
-}
-
-impl StoreArgs {
-    /// Pipeline options from the flags.
-    pub fn imager_options(&self) -> Result<ImagerOptions, Failure> {
-        Ok(ImagerOptions {
-            codec: Codec::from_name(&self.codec).ok_or_else(|| anyhow!("unknown codec {}", self.codec)).code(exit::USAGE)?,
-            threads: threads(self.threads),
-            hashes: algos(&self.hashes)?,
-            block_hashes: algos(&self.block_hashes)?,
-            chunks_per_bevy: self.chunks_per_bevy,
-            ..ImagerOptions::default()
-        })
-    }
-    /// Opens the output volume.
-    pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
-        if self.output.as_os_str() == "-" && self.json {
-            return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
-        }
-        let name = self.output.display().to_string();
-        if name.starts_with("s3://") {
-            if self.split.is_some() {
-                return Err(anyhow!("--split writes files; it cannot be combined with -o {name}")).code(exit::USAGE);
-            }
-            return open_remote(&name);
-        }
-        let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
-        let mut vol = VolumeWriter::create(&self.output, mode)
-            .with_context(|| format!("cannot write {}", self.output.display()))
-            .code(exit::OUTPUT)?;
-        if let Some(limit) = self.split {
-            // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
-            let chunk = ImagerOptions::default().chunk_size as u64;
-            let margin = chunk * u64::from(self.chunks_per_bevy) * 17 / 16 + (4 << 20);
-            vol.set_split(limit, margin, self.truncate).context("--split").code(exit::USAGE)?;
-        }
-        Ok(vol)
-    }
-    /// Hash algorithms for logical files.
-    pub fn file_hashes(&self) -> Result<Vec<HashAlgo>, Failure> {
-        algos(&self.hashes)
-    }
-}
-
-/// Times of a file as RFC 3339.
-pub fn file_times(meta: &std::fs::Metadata) -> FileTimes {
-    let f = |t: std::io::Result<std::time::SystemTime>| {
-        t.ok().map(|t| time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
-    };
-    #[cfg(unix)]
-    let changed = {
-        use std::os::unix::fs::MetadataExt;
-        time::OffsetDateTime::from_unix_timestamp(meta.ctime())
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-    };
-    #[cfg(not(unix))]
-    let changed = None;
-    FileTimes { modified: f(meta.modified()), accessed: f(meta.accessed()), changed, born: f(meta.created()) }
-}
 
 /// Adds logical files (globs allowed) to `vol`; returns (name, urn, size).
 pub fn add_logical(vol: &mut VolumeWriter, patterns: &[String], hashes: &[HashAlgo]) -> Result<Vec<(String, String, u64)>, Failure> {
@@ -183,26 +41,6 @@ pub fn add_logical(vol: &mut VolumeWriter, patterns: &[String], hashes: &[HashAl
         }
     }
     Ok(out)
-}
-
-/// Expands `*`/`?` in the last path component.
-pub fn expand(pat: &str) -> Vec<PathBuf> {
-    let p = Path::new(pat);
-    let Some(fname) = p.file_name().map(|f| f.to_string_lossy().into_owned()) else { return vec![p.to_path_buf()] };
-    if !fname.contains(['*', '?']) {
-        return if p.exists() { vec![p.to_path_buf()] } else { vec![] };
-    }
-    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| crate::cmd::export::glob(&fname, &e.file_name().to_string_lossy()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Where an input's bytes come from and how they are read: a file or device of known size is
@@ -295,7 +133,21 @@ fn image_one(
     }))
 }
 
-pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u8, Failure> {
+/// `pmem image`: files, block devices or stdin (`-`) into an AFF4 volume.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Files or devices to image (`-` reads stdin).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Logical files to add with their original names (globs allowed; repeatable).
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub logical: Vec<String>,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (store, inputs, logical) = (&a.store, &a.inputs[..], &a.logical[..]);
     if inputs.is_empty() && logical.is_empty() {
         return Err(anyhow!("nothing to image: give INPUT files/devices or -i FILE")).code(exit::USAGE);
     }
@@ -345,7 +197,7 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
         return Err(anyhow!("{}\nnothing of the input could be stored; {path} is as it was before", write_error.unwrap_or_default()))
             .code(exit::OUTPUT);
     }
-    let files = if interrupted || write_error.is_some() { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes()?)? };
+    let files = if interrupted || write_error.is_some() { Vec::new() } else { add_logical(&mut vol, logical, &store.file_hashes())? };
     let path = vol.path().display().to_string();
     let urn = vol.urn().to_string();
     vol.finish().with_context(|| format!("closing {path}")).code(exit::OUTPUT)?;
@@ -373,20 +225,4 @@ pub fn run(store: &StoreArgs, inputs: &[String], logical: &[String]) -> Result<u
             .code(exit::INPUT);
     }
     Ok(if interrupted { exit::INTERRUPTED } else { exit::OK })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("650M"), Ok(650 << 20));
-        assert_eq!(parse_size("4G"), Ok(4 << 30));
-        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        for bad in ["", "M", "-1G", "0", "NaN", "1e400T", "12Q"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -2,11 +2,22 @@
 //! what could not be read, what else was captured, and which hashes the volume carries.
 
 use super::{human, open};
-use crate::cli::Input;
+use crate::args::Input;
 use crate::Failure;
 use memformat::meta::{format_ranges, MemoryImageMeta};
 
-pub fn run(input: &Input, check: bool) -> Result<u8, Failure> {
+/// `pmem info`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Also verify every hash.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, check) = (&a.input, a.verify);
     let c = open(input)?;
     let g = c.graph();
     let a = |s: &str, k: &str| g.aff4(s, k).map(|n| n.value().to_string());

@@ -1,11 +1,24 @@
 //! `pmem isf`: a Volatility 3 symbol table from the volume itself.
 
-use crate::cli::Input;
+use crate::args::Input;
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
-use std::path::Path;
 
-pub fn run(input: &Input, output: &Path, truncate: bool) -> Result<u8, Failure> {
+/// `pmem isf`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Output file (.json.xz is compressed, .json is not).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(short = 't', long)]
+    pub truncate: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, output, truncate) = (&a.input, a.output.as_path(), a.truncate);
     let c = super::open(input)?;
     super::warn_problems(&c);
     let isf = memview::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
@@ -13,7 +26,7 @@ pub fn run(input: &Input, output: &Path, truncate: bool) -> Result<u8, Failure> 
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     }
     let f =
-        super::export::create_output(output, truncate).with_context(|| format!("cannot create {}", output.display())).code(exit::OUTPUT)?;
+        crate::files::create_output(output, truncate).with_context(|| format!("cannot create {}", output.display())).code(exit::OUTPUT)?;
     let xz = output.extension().is_some_and(|e| e == "xz");
     memview::isf::write(&isf, f, xz).with_context(|| format!("writing {}", output.display())).code(exit::OUTPUT)?;
     eprintln!("{}: {} types, {} enums, {} symbols; banner {}", output.display(), isf.types, isf.enums, isf.symbols, isf.banner.trim_end());

@@ -1,11 +1,22 @@
 //! `pmem ls`: images with their recorded names, and streams with type, size, codec, chunking and hashes.
 
 use super::{human, open};
-use crate::cli::Input;
+use crate::args::Input;
 use crate::Failure;
 use serde_json::json;
 
-pub fn run(input: &Input, as_json: bool) -> Result<u8, Failure> {
+/// `pmem ls`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, as_json) = (&a.input, a.json);
     let c = open(input)?;
     let images = c.images();
     let streams = c.streams();

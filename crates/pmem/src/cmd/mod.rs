@@ -1,45 +1,40 @@
-//! One module per subcommand, each with `run`.
+//! One module per subcommand, each with its `Args` (the clap definition) and `run`.
 
 pub mod acquire;
-mod cat;
+pub mod cat;
+pub mod driver;
 pub mod export;
 pub mod image;
-mod info;
-mod isf;
-mod ls;
+pub mod info;
+pub mod isf;
+pub mod ls;
 #[cfg(all(feature = "fuse", target_os = "linux"))]
-mod mount;
-mod recover;
-mod verify;
-mod view;
+pub mod mount;
+pub mod recover;
+pub mod verify;
+pub mod view;
 
-use crate::cli::{Cli, Command, Input};
+use crate::args::Input;
+use crate::cli::{Cli, Command};
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
 
 /// Dispatches a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Failure> {
-    match cli.command {
-        Command::Ls { input, json } => ls::run(&input, json),
-        Command::View { input } => view::run(&input),
-        Command::Info { input, verify } => info::run(&input, verify),
-        Command::Cat { input, stream, output, offset, length, threads } => {
-            cat::run(&input, stream.as_deref(), output.as_deref(), offset, length, threads)
-        }
-        Command::Export { input, dir, patterns, all, format, truncate, threads } => {
-            export::run(&input, &dir, &patterns, all, format, truncate, threads)
-        }
+    match &cli.command {
+        Command::Ls(a) => ls::run(a),
+        Command::View(a) => view::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Cat(a) => cat::run(a),
+        Command::Export(a) => export::run(a),
         #[cfg(all(feature = "fuse", target_os = "linux"))]
-        Command::Mount { mut paths, password, threads } => {
-            let mountpoint = paths.pop().unwrap_or_default();
-            mount::run(&Input { volumes: paths, password }, &mountpoint, threads)
-        }
-        Command::Isf { input, output, truncate } => isf::run(&input, &output, truncate),
-        Command::Driver { action } => acquire::driver(&action),
-        Command::Acquire(a) => acquire::run(&a),
-        Command::Image(a) => image::run(&a.store, &a.inputs, &a.logical),
-        Command::Recover { broken, output, truncate, json } => recover::run(&broken, &output, truncate, json),
-        Command::Verify { input, json, threads, quiet } => verify::run(&input, json, threads, quiet),
+        Command::Mount(a) => mount::run(a),
+        Command::Isf(a) => isf::run(a),
+        Command::Driver(a) => driver::run(a),
+        Command::Acquire(a) => acquire::run(a),
+        Command::Image(a) => image::run(a),
+        Command::Recover(a) => recover::run(a),
+        Command::Verify(a) => verify::run(a),
     }
 }
 
@@ -60,11 +55,6 @@ pub fn warn_problems(c: &aff4::Container) {
     for f in c.problems() {
         eprintln!("pmem: warning: {}", f.message);
     }
-}
-
-/// Thread count from a flag or the machine.
-pub fn threads(t: Option<usize>) -> usize {
-    t.unwrap_or_else(aff4::parallel::default_threads).max(1)
 }
 
 /// Human-readable byte count.

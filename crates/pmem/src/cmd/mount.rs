@@ -1,7 +1,7 @@
 //! `pmem mount`: serves [`memview::mount::Tree`] read-only through FUSE (the `fuser` crate's
 //! pure-Rust mount: no libfuse, `mount(2)` directly as root) until Ctrl-C, SIGTERM or `umount`.
 
-use crate::cli::Input;
+use crate::args::Input;
 use crate::{exit, Failure, WithCode};
 use aff4::readahead::ReadAhead;
 use aff4::Stream;
@@ -140,11 +140,29 @@ impl Filesystem for Fs {
     }
 }
 
-pub fn run(input: &Input, mountpoint: &Path, threads: Option<usize>) -> Result<u8, Failure> {
+/// `pmem mount`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Volumes, then the mount point (an existing directory).
+    #[arg(required = true, num_args = 2.., value_name = "VOLUME... MOUNTPOINT")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Password for encrypted (pyaff4) containers.
+    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Threads serving requests.
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (volumes, mountpoint) = a.paths.split_at(a.paths.len().saturating_sub(1));
+    let mountpoint = mountpoint.first().map(|p| p.as_path()).unwrap_or(Path::new("."));
+    let input = &Input { volumes: volumes.to_vec(), password: a.password.clone() };
+    let threads = a.threads;
     let c = super::open(input)?;
     super::warn_problems(&c);
     let tree = Tree::build(&c);
-    let workers = super::threads(threads);
+    let workers = crate::args::threads(threads);
     let files = tree
         .nodes()
         .iter()

@@ -3,9 +3,26 @@
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
 use serde_json::json;
-use std::path::Path;
 
-pub fn run(broken: &Path, output: &Path, truncate: bool, as_json: bool) -> Result<u8, Failure> {
+/// `pmem recover`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The unclosed volume.
+    #[arg(value_name = "BROKEN")]
+    pub broken: std::path::PathBuf,
+    /// The rebuilt volume to write.
+    #[arg(long, short = 'o', value_name = "FIXED")]
+    pub output: std::path::PathBuf,
+    /// Replace an existing output.
+    #[arg(short = 't', long)]
+    pub truncate: bool,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (broken, output, truncate, as_json) = (a.broken.as_path(), a.output.as_path(), a.truncate, a.json);
     let mut r = aff4::recover::recover(broken).with_context(|| format!("cannot recover {}", broken.display())).code(exit::INPUT)?;
     r.write(output, truncate).with_context(|| format!("cannot write {}", output.display())).code(exit::OUTPUT)?;
     let rep = &r.report;

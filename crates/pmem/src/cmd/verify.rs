@@ -2,8 +2,9 @@
 //! (altered, incomplete, unverified), each image's state and coverage, and a verdict whose exit
 //! code alone says whether the evidence is complete and intact.
 
-use super::{open, threads};
-use crate::cli::Input;
+use super::open;
+use crate::args::threads;
+use crate::args::Input;
 use crate::{exit, progress, Failure};
 use aff4::evidence::Cause;
 use aff4::verify::{verify, Report, Status, VerifyOptions};
@@ -29,7 +30,24 @@ pub fn verdict_text(verdict: Option<Cause>) -> &'static str {
     }
 }
 
-pub fn run(input: &Input, as_json: bool, t: Option<usize>, quiet: bool) -> Result<u8, Failure> {
+/// `pmem verify`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Reader threads.
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+    /// No progress bar, and print only what is not OK (failed checks and findings).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let (input, as_json, t, quiet) = (&a.input, a.json, a.threads, a.quiet);
     let c = open(input)?;
     let total: u64 = c.streams().iter().filter(|s| !s.hashes.is_empty()).filter_map(|s| s.size).sum::<u64>()
         + c.images()

@@ -1,11 +1,19 @@
 //! `pmem view` (`pmem -V`): each volume's metadata as stored.
 
 use super::open;
-use crate::cli::Input;
+use crate::args::Input;
 use crate::Failure;
 use std::io::Write;
 
-pub fn run(input: &Input) -> Result<u8, Failure> {
+/// `pmem view`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: Input,
+}
+
+pub fn run(a: &Args) -> Result<u8, Failure> {
+    let input = &a.input;
     let c = open(input)?;
     let mut out = std::io::stdout().lock();
     let many = c.volumes().len() > 1;

@@ -1,0 +1,208 @@
+//! Argument types shared by several subcommands: the volumes to read, how a capture is
+//! stored, sizes and numbers, and the value parsers of every extension point (codecs, hashes,
+//! memory layouts, export formats), each built from its library's own list of values.
+
+use crate::{exit, Failure, WithCode};
+use aff4::imager::ImagerOptions;
+use aff4::volume::write::{Mode, VolumeWriter};
+use aff4::{Codec, HashAlgo};
+use anyhow::{anyhow, Context};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Volumes to read, shared by the reading commands.
+#[derive(Args, Debug, Clone)]
+pub struct Input {
+    /// AFF4 volume files, directory volumes or s3://BUCKET/KEY objects; give all parts of a
+    /// striped set together (split sets are found from their first part).
+    #[arg(required = true, value_name = "VOLUME")]
+    pub volumes: Vec<PathBuf>,
+    /// Password for encrypted (pyaff4) containers.
+    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// Options shared by `image` and `acquire` for how data is stored.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Output volume: an .aff4 file (added to if it exists, unless -t), a directory or a path
+    /// ending in / for a directory volume, - to stream the volume to stdout, or s3://BUCKET/KEY
+    /// to upload it to object storage as it is written.
+    #[arg(short = 'o', long = "output", value_name = "VOLUME")]
+    pub output: PathBuf,
+    /// Replace the output volume instead of adding to it.
+    #[arg(short = 't', long = "truncate")]
+    pub truncate: bool,
+    /// Chunk compression.
+    #[arg(short = 'c', long = "compression", value_name = "CODEC", default_value = Codec::WRITABLE[0].name(), value_parser = codec())]
+    pub codec: Codec,
+    /// Compression threads (default: all cores).
+    #[arg(long, short = 'T')]
+    pub threads: Option<usize>,
+    /// Linear hashes of each image, comma-separated (none: no linear hash).
+    #[arg(long = "hash", value_name = "HASH,...", value_delimiter = ',', default_value = "sha256", value_parser = hash())]
+    pub hashes: Vec<Option<HashAlgo>>,
+    /// Also write per-chunk block hashes with these algorithms (and the Block-Map hash).
+    #[arg(long = "block-hashes", value_name = "HASH,...", value_delimiter = ',', value_parser = hash())]
+    pub block_hashes: Vec<Option<HashAlgo>>,
+    /// Chunks per bevy.
+    #[arg(long, default_value_t = 1024)]
+    pub chunks_per_bevy: u32,
+    /// Split the volume into parts of at most SIZE (e.g. 650M, 4G): OUT.aff4, OUT.A01, OUT.A02, …,
+    /// which open together (give the first; the others are found beside it).
+    #[arg(short = 's', long, value_name = "SIZE", value_parser = parse_size)]
+    pub split: Option<u64>,
+    /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no summary (errors still go to stderr).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Progress as JSON lines on stderr instead of a bar (about once a second and at each phase:
+    /// {"phase", "done", "total", …, "elapsed"}), for scripts and fleet tools.
+    #[arg(long)]
+    pub progress_json: bool,
+}
+
+/// A volume uploaded to object storage as it is written (multipart; completed at the end, aborted on failure).
+#[cfg(feature = "s3")]
+fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
+    let (writer, upload) = remote::create(url).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)?;
+    let u = url.to_string();
+    let complete: aff4::volume::write::OnClose =
+        Box::new(move || upload.complete().map(|_| ()).map_err(|e| aff4::Error::io(u.clone(), std::io::Error::other(e.to_string()))));
+    VolumeWriter::streaming(Box::new(writer), url, Some(complete)).with_context(|| format!("cannot write {url}")).code(exit::OUTPUT)
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_remote(url: &str) -> Result<VolumeWriter, Failure> {
+    Err(anyhow!("{url}: this pmem was built without S3 support (cargo feature s3)")).code(exit::USAGE)
+}
+
+/// Parses a size: bytes, or with K, M, G, T (powers of 1024; an optional trailing B or iB).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).or_else(|| t.strip_suffix('b')).unwrap_or(t);
+    let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("{s}: not a size (e.g. 650M, 4G)"))?;
+    if n.is_nan() || n <= 0.0 || n * mult as f64 > u64::MAX as f64 {
+        return Err(format!("{s}: not a usable size"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// Parses decimal or 0x-prefixed hex.
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s}: {e}"))
+}
+
+impl StoreArgs {
+    /// Pipeline options from the flags.
+    pub fn imager_options(&self) -> Result<ImagerOptions, Failure> {
+        Ok(ImagerOptions {
+            codec: self.codec,
+            threads: threads(self.threads),
+            hashes: self.hashes.iter().flatten().copied().collect(),
+            block_hashes: self.block_hashes.iter().flatten().copied().collect(),
+            chunks_per_bevy: self.chunks_per_bevy,
+            ..ImagerOptions::default()
+        })
+    }
+    /// Opens the output volume.
+    pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
+        if self.output.as_os_str() == "-" && self.json {
+            return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
+        }
+        let name = self.output.display().to_string();
+        if name.starts_with("s3://") {
+            if self.split.is_some() {
+                return Err(anyhow!("--split writes files; it cannot be combined with -o {name}")).code(exit::USAGE);
+            }
+            return open_remote(&name);
+        }
+        let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
+        let mut vol = VolumeWriter::create(&self.output, mode)
+            .with_context(|| format!("cannot write {}", self.output.display()))
+            .code(exit::OUTPUT)?;
+        if let Some(limit) = self.split {
+            // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
+            let chunk = ImagerOptions::default().chunk_size as u64;
+            let margin = chunk * u64::from(self.chunks_per_bevy) * 17 / 16 + (4 << 20);
+            vol.set_split(limit, margin, self.truncate).context("--split").code(exit::USAGE)?;
+        }
+        Ok(vol)
+    }
+    /// Hash algorithms for logical files.
+    pub fn file_hashes(&self) -> Vec<HashAlgo> {
+        self.hashes.iter().flatten().copied().collect()
+    }
+}
+/// Thread count from a flag or the machine.
+pub fn threads(t: Option<usize>) -> usize {
+    t.unwrap_or_else(aff4::parallel::default_threads).max(1)
+}
+
+/// A value parser accepting the names of `all` (shown by `--help`, completed by shells) and
+/// giving the value named.
+fn one_of<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+    help: fn(T) -> &'static str,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(all.iter().map(move |t| PossibleValue::new(name(*t)).help(help(*t))))
+        .map(move |s| all.iter().copied().find(|t| name(*t) == s).unwrap_or(all[0]))
+}
+
+/// `-c`: [`Codec::WRITABLE`].
+pub fn codec() -> impl TypedValueParser<Value = Codec> {
+    one_of(&Codec::WRITABLE, Codec::name, Codec::describe)
+}
+
+/// `--hash`, `--block-hashes`: [`HashAlgo::ALL`], or `none`.
+pub fn hash() -> impl TypedValueParser<Value = Option<HashAlgo>> {
+    let names = HashAlgo::ALL.map(HashAlgo::name).into_iter().chain(["none"]);
+    PossibleValuesParser::new(names).map(|s| HashAlgo::from_name(&s))
+}
+
+/// `acquire --format`: [`memformat::meta::Layout::ALL`].
+pub fn layout() -> impl TypedValueParser<Value = memformat::meta::Layout> {
+    use memformat::meta::Layout;
+    one_of(&Layout::ALL, Layout::name, |l| match l {
+        Layout::Map => "a Map over physical addresses (zero pages and holes cost nothing)",
+        Layout::Elf => "an ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note)",
+        Layout::Raw => "the padded physical address space",
+    })
+}
+
+/// `export --format`: [`memview::export::ExportFormat::ALL`].
+pub fn export_format() -> impl TypedValueParser<Value = memview::export::ExportFormat> {
+    use memview::export::ExportFormat;
+    one_of(&ExportFormat::ALL, ExportFormat::name, ExportFormat::describe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("650M"), Ok(650 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "M", "-1G", "0", "NaN", "1e400T", "12Q"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Files the binary reads and writes itself: outputs created 0600 that never follow a
+//! symlink, image bytes with holes, globs, and file times as AFF4 records them.
+
+use aff4::logical::FileTimes;
+use memview::outdir::OutDir;
+use memview::sparse::{HoleWrite, SparseFile};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Creates an output file 0600, never through a symlink, never replacing an existing file unless `truncate`.
+pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
+    aff4::volume::write::create_file(p, truncate).map_err(std::io::Error::from)
+}
+
+/// An output file for image bytes: buffered, with zero pages left as holes (a memory image is
+/// mostly zeros; the bytes read back are the same), put in place by [`ImageOutput::finish`].
+pub struct ImageOutput {
+    w: std::io::BufWriter<SparseFile>,
+    commit: Option<memview::outdir::Commit>,
+}
+
+impl ImageOutput {
+    fn new(file: File, commit: Option<memview::outdir::Commit>) -> ImageOutput {
+        ImageOutput { w: std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file)), commit }
+    }
+
+    /// A new file at `p` (as [`create_output`]).
+    ///
+    /// # Errors
+    /// It exists (without `truncate`), is a symlink, or cannot be created.
+    pub fn at(p: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
+        Ok(ImageOutput::new(create_output(p, truncate)?, None))
+    }
+
+    /// A new file `rel` under `dir`, never outside it; a replacement (`truncate`) is written
+    /// under a temporary name and renamed into place by [`ImageOutput::finish`].
+    ///
+    /// # Errors
+    /// As [`memview::outdir::OutDir::create_file`].
+    pub fn under(dir: &OutDir, rel: &Path, truncate: bool) -> std::io::Result<ImageOutput> {
+        let (file, commit) = dir.create_file(rel, truncate)?.into_parts();
+        Ok(ImageOutput::new(file, Some(commit)))
+    }
+
+    /// Writes what is buffered, sets the final length (over a trailing hole) and puts the file
+    /// in place.
+    ///
+    /// # Errors
+    /// Writing, setting the length or the rename fails.
+    pub fn finish(self) -> std::io::Result<()> {
+        let file = self.w.into_inner().map_err(|e| e.into_error())?.finish()?;
+        if let Some(c) = self.commit {
+            c.run(file)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for ImageOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+impl HoleWrite for ImageOutput {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.w.skip(n)
+    }
+}
+
+/// A glob match with `*` and `?`.
+pub fn glob(pat: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pat.chars().collect(), s.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(sp) = star {
+            pi = sp + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Expands `*`/`?` in the last path component.
+pub fn expand(pat: &str) -> Vec<PathBuf> {
+    let p = Path::new(pat);
+    let Some(fname) = p.file_name().map(|f| f.to_string_lossy().into_owned()) else { return vec![p.to_path_buf()] };
+    if !fname.contains(['*', '?']) {
+        return if p.exists() { vec![p.to_path_buf()] } else { vec![] };
+    }
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| glob(&fname, &e.file_name().to_string_lossy())).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Times of a file as RFC 3339.
+pub fn file_times(meta: &std::fs::Metadata) -> FileTimes {
+    let f = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok().map(|t| time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
+    };
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt;
+        time::OffsetDateTime::from_unix_timestamp(meta.ctime())
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+    };
+    #[cfg(not(unix))]
+    let changed = None;
+    FileTimes { modified: f(meta.modified()), accessed: f(meta.accessed()), changed, born: f(meta.created()) }
+}
