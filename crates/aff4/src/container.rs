@@ -160,7 +160,7 @@ impl Container {
                 None => c.problems.push(Finding::new(
                     Cause::Unverified,
                     &s,
-                    format!("{s} is an encrypted stream: give --password to open what it holds"),
+                    format!("{s} is an encrypted stream: what it holds opens with its password (OpenOptions::password)"),
                 )),
             }
         }
@@ -586,7 +586,7 @@ impl Container {
                 }
             }
             None => Err(Error::Unsupported(format!(
-                "{} images in the volume; choose one with --stream: {}",
+                "{} images in the volume; choose one (by URN or recorded name): {}",
                 images.len(),
                 images.iter().map(|i| format!("{} ({})", i.urn, i.name.as_deref().unwrap_or("-"))).collect::<Vec<_>>().join(", ")
             ))),

@@ -41,6 +41,9 @@ pub enum Error {
     /// A feature this build does not support, or an invalid request.
     #[error("{0}")]
     Unsupported(String),
+    /// A state this crate should never reach (a worker thread that ended early): a bug to report.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// A password or key is needed, or the one given is wrong.
     #[error("{0}")]
     Key(String),

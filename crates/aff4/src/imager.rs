@@ -348,7 +348,7 @@ impl Imager {
         if self.hash_end.is_some() {
             return Ok(());
         }
-        self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or_else(|| Error::Unsupported("internal: hasher thread ended".into()))
+        self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or(Error::Internal("hasher thread ended"))
     }
 
     /// A buffer of `len` bytes for the next [`Imager::write`], reused from earlier writes when
@@ -444,15 +444,15 @@ impl Imager {
     }
 
     fn submit(&mut self, vol: &mut VolumeWriter, chunk: Vec<u8>) -> Result<()> {
-        let tx = self.job_tx.as_ref().ok_or_else(|| Error::Unsupported("internal: pipeline closed".into()))?;
-        tx.send((self.next_seq, chunk)).map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+        let tx = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
+        tx.send((self.next_seq, chunk)).map_err(|_| Error::Internal("compression threads ended"))?;
         self.next_seq += 1;
         while let Ok((s, e)) = self.res_rx.try_recv() {
             self.pending.insert(s, e);
         }
         self.drain(vol)?;
         while self.next_seq - self.next_write > self.max_in_flight {
-            let (s, e) = self.res_rx.recv().map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+            let (s, e) = self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?;
             self.pending.insert(s, e);
             self.drain(vol)?;
         }
@@ -493,7 +493,7 @@ impl Imager {
         }
         self.job_tx = None;
         while self.next_write < self.next_seq {
-            let (s, e) = self.res_rx.recv().map_err(|_| Error::Unsupported("internal: compression threads ended".into()))?;
+            let (s, e) = self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?;
             self.pending.insert(s, e);
             self.drain(vol)?;
         }

@@ -98,7 +98,7 @@ pub fn for_each_block(
                     pending.insert(k, r);
                 }
                 Err(_) => {
-                    result = Err(Error::Unsupported("internal: reader threads ended early".into()));
+                    result = Err(Error::Internal("reader threads ended early"));
                     break;
                 }
             }

@@ -209,7 +209,7 @@ pub fn recover(src: &Path) -> Result<Recovery> {
 pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
     if let Ok(z) = crate::zip::ZipArchive::open(file.clone(), &name) {
         if z.trailing_bytes() == 0 && z.global_offset() == 0 {
-            return Err(Error::Unsupported(format!("{name} is a closed volume: nothing to recover (pmem verify checks it)")));
+            return Err(Error::Unsupported(format!("{name} is a closed volume: nothing to recover (verifying it says what it holds)")));
         }
     }
     let scan = scan_local_headers(&*file, &name)?;
@@ -261,7 +261,7 @@ pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
             Some(i) => &mut maps[i],
             None => {
                 maps.push(Progress { rec: rec.clone(), entries: Vec::new() });
-                maps.last_mut().ok_or_else(|| Error::Unsupported("internal: journal".into()))?
+                maps.last_mut().ok_or(Error::Internal("journal"))?
             }
         };
         let from = usize::try_from(rec.from).unwrap_or(usize::MAX);
@@ -419,7 +419,7 @@ impl Recovery {
         if !replace && std::fs::symlink_metadata(dst).is_ok() {
             return Err(Error::io(
                 dst.display().to_string(),
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output exists (use -t to replace it)"),
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output exists (replace it, or choose another name)"),
             ));
         }
         let tmp: PathBuf = dir.join(format!(

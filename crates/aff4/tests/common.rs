@@ -9,6 +9,13 @@ pub fn refimg(rel: &str) -> PathBuf {
     let base = std::env::var_os("AFF4_REFERENCE_IMAGES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/aff4-reference-images"));
+    assert!(
+        base.is_dir(),
+        "the AFF4 reference images are not at {}: these tests read the official images from the shared \
+         directory beside the checkout (../shared/aff4-reference-images, see its MANIFEST.md), or from \
+         $AFF4_REFERENCE_IMAGES",
+        base.display()
+    );
     base.join(rel)
 }
 

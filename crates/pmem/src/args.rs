@@ -132,9 +132,8 @@ impl StoreArgs {
             return open_remote(&name);
         }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
-        let mut vol = VolumeWriter::create(&self.output, mode)
-            .with_context(|| format!("cannot write {}", self.output.display()))
-            .code(exit::OUTPUT)?;
+        let opened = if self.output.as_os_str() == "-" { VolumeWriter::to_stdout() } else { VolumeWriter::create(&self.output, mode) };
+        let mut vol = opened.with_context(|| format!("cannot write {}", self.output.display())).code(exit::OUTPUT)?;
         if let Some(limit) = self.split {
             // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
             let chunk = ImagerOptions::default().chunk_size as u64;

@@ -1,5 +1,5 @@
 //! What the operating system must be asked in its own way: the size of a disk, free space,
-//! whether stdin has data. Every `unsafe` call of the binary outside signals and mounts is here.
+//! whether stdin has data, unmounting. Every `unsafe` call of the binary outside signal handling is here.
 
 use std::fs::File;
 use std::io::Read;
@@ -110,5 +110,25 @@ impl aff4::stream::ReadAt for Stdin {
     }
     fn len(&self) -> std::io::Result<u64> {
         Ok(0)
+    }
+}
+
+/// This process's user and group ids (the owner shown for mounted files).
+#[cfg(all(feature = "fuse", target_os = "linux"))]
+pub fn ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Unmounts `path`; with `detach`, lazily (MNT_DETACH: open files then fail).
+#[cfg(all(feature = "fuse", target_os = "linux"))]
+pub fn unmount(path: &Path, detach: bool) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), if detach { libc::MNT_DETACH } else { 0 }) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

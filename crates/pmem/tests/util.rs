@@ -21,7 +21,16 @@ pub fn ok(args: &[&str]) -> Output {
 }
 
 pub fn shared() -> PathBuf {
-    std::env::var_os("PMEM_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+    let p = std::env::var_os("PMEM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    assert!(
+        p.join("README.md").is_file(),
+        "the shared test material is not at {}: the tests need the directory beside the checkout (../shared: \
+         reference images, the VM rig, corpus generators, the pyaff4 installer), or $PMEM_SHARED pointing at it",
+        p.display()
+    );
+    p
 }
 
 pub fn refimg(rel: &str) -> PathBuf {

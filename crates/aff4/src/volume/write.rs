@@ -454,16 +454,13 @@ fn version_txt() -> String {
 }
 
 impl VolumeWriter {
-    /// Opens `path` for writing: `-` streams a ZIP64 volume to stdout; a directory (or a path
-    /// ending with `/`) makes a directory volume; anything else a ZIP64 file.
+    /// Opens `path` for writing: a directory (or a path ending with `/`) makes a directory
+    /// volume; anything else a ZIP64 file (see [`VolumeWriter::to_stdout`] for a stream).
     ///
     /// # Errors
     /// Existing output in `CreateNew` mode, an existing file that is not an AFF4 volume, or I/O.
     pub fn create(path: &Path, mode: Mode) -> Result<VolumeWriter> {
         let name = path.display().to_string();
-        if name == "-" {
-            return Self::new_zip(Target::Stream(Box::new(std::io::stdout())), None, path, "stdout".into());
-        }
         let is_dir = path.is_dir() || name.ends_with('/');
         if is_dir {
             return Self::create_dir(path, mode);
@@ -473,7 +470,10 @@ impl VolumeWriter {
             return Self::append_zip(path);
         }
         if exists && mode == Mode::CreateNew {
-            return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output exists (use -t to replace it)")));
+            return Err(Error::io(
+                &name,
+                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output exists (replace it, or choose another name)"),
+            ));
         }
         let (file, rename) = if exists {
             let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -489,6 +489,14 @@ impl VolumeWriter {
         };
         let target = Target::file(file, 0, &name)?;
         Self::new_zip(target, rename, path, name)
+    }
+
+    /// A ZIP64 volume streamed to standard output (never seeked; its path shows as `-`).
+    ///
+    /// # Errors
+    /// Writing the first members fails.
+    pub fn to_stdout() -> Result<VolumeWriter> {
+        Self::new_zip(Target::Stream(Box::new(std::io::stdout())), None, Path::new("-"), "stdout".into())
     }
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
@@ -586,7 +594,7 @@ impl VolumeWriter {
         let desc = path.join("container.description");
         let existing = desc.exists();
         if existing && mode == Mode::Truncate {
-            return Err(Error::Unsupported(format!("{name}: -t would delete a directory volume; remove it first")));
+            return Err(Error::Unsupported(format!("{name}: replacing a directory volume would delete a directory; remove it first")));
         }
         if existing && mode == Mode::CreateNew {
             return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a volume exists there")));
@@ -676,10 +684,10 @@ impl VolumeWriter {
     pub fn set_split(&mut self, limit: u64, margin: u64, replace: bool) -> Result<()> {
         let name = self.path.display().to_string();
         if self.appended || self.streamed || self.path.is_dir() {
-            return Err(Error::Unsupported(format!("{name}: --split needs a new volume file (not stdout, a directory or an append)")));
+            return Err(Error::Unsupported(format!("{name}: a split volume must be a new file (not a stream, a directory or an append)")));
         }
         if limit < margin.saturating_mul(2) {
-            return Err(Error::Unsupported(format!("--split {limit} is too small: parts must hold at least {} bytes", margin * 2)));
+            return Err(Error::Unsupported(format!("parts of {limit} bytes are too small: they must hold at least {} bytes", margin * 2)));
         }
         self.split = Some(Split { limit, margin, parts: vec![self.path.clone()], replace });
         Ok(())

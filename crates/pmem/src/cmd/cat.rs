@@ -37,7 +37,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     super::warn_problems(&c);
     let urn = match stream {
         Some(s) => c.find_stream(s).code(exit::INPUT)?,
-        None => c.default_stream().code(exit::INPUT)?,
+        None => c.default_stream().context("choose the image with --stream URN|NAME").code(exit::INPUT)?,
     };
     let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
     let start = offset.min(s.size());

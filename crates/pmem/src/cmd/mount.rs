@@ -179,8 +179,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     }
     let time =
         input.volumes.first().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| m.modified().ok()).unwrap_or(SystemTime::UNIX_EPOCH);
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = crate::platform::ids();
     let fs = Fs { tree, files, time, uid, gid };
     let mut cfg = fuser::Config::default();
     cfg.mount_options = vec![
@@ -208,23 +207,19 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         // Unmounted from outside (`umount`).
         session.join().context("FUSE session").code(exit::OUTPUT)?;
     } else {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(mountpoint.as_os_str().as_bytes()).context("mount point").code(exit::OUTPUT)?;
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
-            session.join().context("FUSE session").code(exit::OUTPUT)?;
-        } else {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EBUSY) {
+        match crate::platform::unmount(mountpoint, false) {
+            Ok(()) => session.join().context("FUSE session").code(exit::OUTPUT)?,
+            Err(e) if e.raw_os_error() != Some(libc::EBUSY) => {
                 return Err(anyhow!("cannot unmount {}: {e}", mountpoint.display())).code(exit::OUTPUT);
             }
-            // Files are still open: detach now (they will get errors) rather than leave a dead mount.
-            // SAFETY: as above.
-            if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
-                return Err(anyhow!("cannot unmount {}: {}", mountpoint.display(), std::io::Error::last_os_error())).code(exit::OUTPUT);
+            Err(_) => {
+                // Files are still open: detach now (they will get errors) rather than leave a dead mount.
+                crate::platform::unmount(mountpoint, true)
+                    .map_err(|e| anyhow!("cannot unmount {}: {e}", mountpoint.display()))
+                    .code(exit::OUTPUT)?;
+                eprintln!("pmem mount: {} was busy; detached it (files still open there now fail)", mountpoint.display());
+                drop(session);
             }
-            eprintln!("pmem mount: {} was busy; detached it (files still open there now fail)", mountpoint.display());
-            drop(session);
         }
     }
     eprintln!("pmem mount: {} unmounted", mountpoint.display());

@@ -24,7 +24,8 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<u8, Failure> {
     let (broken, output, truncate, as_json) = (a.broken.as_path(), a.output.as_path(), a.truncate, a.json);
     let mut r = aff4::recover::recover(broken).with_context(|| format!("cannot recover {}", broken.display())).code(exit::INPUT)?;
-    r.write(output, truncate).with_context(|| format!("cannot write {}", output.display())).code(exit::OUTPUT)?;
+    let hint = if !truncate && output.exists() { " (-t replaces it)" } else { "" };
+    r.write(output, truncate).with_context(|| format!("cannot write {}{hint}", output.display())).code(exit::OUTPUT)?;
     let rep = &r.report;
     if as_json {
         let v = json!({
