@@ -47,27 +47,10 @@ pub enum Error {
     /// Writing the volume failed.
     #[error(transparent)]
     Aff4(#[from] aff4::Error),
-    /// A memory file (ELF core, LiME) is malformed or unreadable.
+    /// Malformed or unreadable input (an ELF core, a LiME file, /proc/iomem, a pagefile's
+    /// volume), naming the file and the offset.
     #[error(transparent)]
     Format(#[from] memformat::Error),
-    /// Malformed input file (ELF, LiME, iomem).
-    #[error("{context}: at offset {offset}: {what}")]
-    Corrupt {
-        /// File.
-        context: String,
-        /// Offset.
-        offset: u64,
-        /// Problem.
-        what: String,
-    },
-    /// I/O with context.
-    #[error("{context}: {error}")]
-    Io {
-        /// What.
-        context: String,
-        /// Error (shown in the message, so not chained again).
-        error: std::io::Error,
-    },
     /// Acquisition was interrupted by a signal; the volume was closed with what was read.
     #[error("interrupted")]
     Interrupted,
@@ -80,12 +63,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A corruption error.
+    /// A corruption error (see [`memformat::Error::corrupt`]).
     pub fn corrupt(context: impl Into<String>, offset: u64, what: impl Into<String>) -> Self {
-        Error::Corrupt { context: context.into(), offset, what: what.into() }
+        Error::Format(memformat::Error::corrupt(context, offset, what))
     }
-    /// An I/O error.
+    /// An I/O error (see [`memformat::Error::io`]).
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), error: source }
+        Error::Format(memformat::Error::io(context, source))
     }
 }

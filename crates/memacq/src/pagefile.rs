@@ -216,12 +216,12 @@ fn nt_time(t: ntfs::NtfsTime) -> Option<String> {
 pub fn read_ntfs_file<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, copy: &mut Copy<'_>) -> Result<()> {
     let run = std::panic::AssertUnwindSafe(|| read_ntfs_inner(fs, name, path, info, copy));
     std::panic::catch_unwind(run).unwrap_or_else(|_| {
-        Err(Error::Io { context: format!("{name}: {path}"), error: io::Error::other("malformed NTFS metadata (the NTFS parser gave up)") })
+        Err(Error::io(format!("{name}: {path}"), io::Error::other("malformed NTFS metadata (the NTFS parser gave up)")))
     })
 }
 
 fn read_ntfs_inner<R: Read + Seek>(fs: &mut R, name: &str, path: &str, info: &mut NtfsFileInfo, copy: &mut Copy<'_>) -> Result<()> {
-    let bad = |what: String| Error::Io { context: format!("{name}: {path}"), error: io::Error::other(what) };
+    let bad = |what: String| Error::io(format!("{name}: {path}"), io::Error::other(what));
     let mut ntfs = Ntfs::new(fs).map_err(|e| bad(format!("not an NTFS volume: {e}")))?;
     ntfs.read_upcase_table(fs).map_err(|e| bad(format!("$UpCase: {e}")))?;
     let mut file = ntfs.root_directory(fs).map_err(|e| bad(format!("root directory: {e}")))?;
@@ -330,7 +330,7 @@ fn io_err(context: String, error: io::Error) -> Error {
         io::ErrorKind::PermissionDenied => " (run as root)",
         _ => "",
     };
-    Error::Io { context: format!("{context}{hint}"), error }
+    Error::io(format!("{context}{hint}"), error)
 }
 
 /// Captures the pagefile `spec` into `vol` as pagefile number `number`. `progress(done)` is
@@ -401,7 +401,7 @@ pub fn capture(
             copy(&info, Input::Shared(std::sync::Arc::new(f)))?;
         }
     }
-    let (f, size) = done.ok_or_else(|| Error::Io { context: name.clone(), error: io::Error::other("no data was read") })?;
+    let (f, size) = done.ok_or_else(|| Error::io(name.clone(), io::Error::other("no data was read")))?;
     let FinishedImage { urn, completion, result } = f;
     Ok(PagefileReport {
         name,

@@ -7,28 +7,10 @@ pub enum Error {
     /// Reading the volume failed.
     #[error(transparent)]
     Aff4(#[from] aff4::Error),
-    /// A memory format is malformed.
+    /// Malformed or unreadable data (a memory format, BTF, an output file), naming the file
+    /// and the offset.
     #[error(transparent)]
     Format(#[from] memformat::Error),
-    /// Malformed data (BTF, a memory image's metadata).
-    #[error("{context}: at offset {offset}: {what}")]
-    Corrupt {
-        /// What.
-        context: String,
-        /// Offset.
-        offset: u64,
-        /// Problem.
-        what: String,
-    },
-    /// I/O with context.
-    #[error("{context}: {error}")]
-    Io {
-        /// What.
-        context: String,
-        /// The OS error (shown in the message).
-        #[source]
-        error: std::io::Error,
-    },
     /// Something this build does not do (e.g. symbol tables for a non-x86-64 kernel).
     #[error("{0}")]
     Unsupported(String),
@@ -38,12 +20,12 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A corruption error.
+    /// A corruption error (see [`memformat::Error::corrupt`]).
     pub fn corrupt(context: impl Into<String>, offset: u64, what: impl Into<String>) -> Self {
-        Error::Corrupt { context: context.into(), offset, what: what.into() }
+        Error::Format(memformat::Error::corrupt(context, offset, what))
     }
-    /// An I/O error.
+    /// An I/O error (see [`memformat::Error::io`]).
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), error: source }
+        Error::Format(memformat::Error::io(context, source))
     }
 }

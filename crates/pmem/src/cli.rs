@@ -148,6 +148,64 @@ mod tests {
     }
 
     #[test]
+    fn every_subcommand_is_left_alone() {
+        // A subcommand (or alias) clap knows is never rewritten into `pmem image NAME`.
+        let cmd = Cli::command();
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .flat_map(|c| std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(String::from)))
+            .collect();
+        assert!(names.len() >= 12, "{names:?}");
+        for n in names {
+            assert_eq!(rw(&[&n, "x"]), [n.as_str(), "x"], "{n}");
+        }
+    }
+
+    #[test]
+    fn every_listed_value_parses() {
+        let parse = |args: &[&str]| {
+            let full: Vec<&str> = ["pmem"].iter().chain(args).copied().collect();
+            Cli::try_parse_from(&full).map_err(|e| e.to_string())
+        };
+        for c in aff4::Codec::WRITABLE {
+            match parse(&["image", "-o", "v.aff4", "-c", c.name(), "in"]).map(|c| c.command) {
+                Ok(Command::Image(a)) => assert_eq!(a.store.codec, c),
+                other => panic!("{c:?}: {other:?}"),
+            }
+        }
+        let all: Vec<&str> = aff4::HashAlgo::ALL.iter().map(|h| h.name()).collect();
+        match parse(&["image", "-o", "v.aff4", "--hash", &all.join(","), "--block-hashes", "none", "in"]).map(|c| c.command) {
+            Ok(Command::Image(a)) => {
+                assert_eq!(a.store.file_hashes(), aff4::HashAlgo::ALL.to_vec());
+                assert!(a.store.block_hashes.iter().all(Option::is_none));
+            }
+            other => panic!("{other:?}"),
+        }
+        for l in memformat::meta::Layout::ALL {
+            match parse(&["acquire", "-o", "v.aff4", "--format", l.name()]).map(|c| c.command) {
+                Ok(Command::Acquire(a)) => assert_eq!(a.format, l),
+                other => panic!("{l:?}: {other:?}"),
+            }
+        }
+        for f in memview::export::ExportFormat::ALL {
+            match parse(&["export", "-D", "out", "--format", f.name(), "v.aff4"]).map(|c| c.command) {
+                Ok(Command::Export(a)) => assert_eq!(a.format, f),
+                other => panic!("{f:?}: {other:?}"),
+            }
+        }
+        for (n, s) in memacq::source::SourceChoice::NAMES {
+            match parse(&["acquire", "-o", "v.aff4", "--source", n]).map(|c| c.command) {
+                Ok(Command::Acquire(a)) => assert_eq!(a.source, s),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        assert!(
+            parse(&["image", "-o", "v.aff4", "-c", "brotli", "in"]).is_err_and(|e| e.contains("snappy")),
+            "unknown codecs are refused, naming the known ones"
+        );
+    }
+
+    #[test]
     fn pmem_style_invocations() {
         assert_eq!(rw(&["-L", "--driver", "pmem.ko"]), ["driver", "load", "pmem.ko"]);
         assert_eq!(rw(&["acquire", "--driver", "pmem.ko", "-L"]), ["driver", "load", "pmem.ko"]);
