@@ -299,7 +299,7 @@ impl Container {
         let g = &self.graph;
         let mut out = Vec::new();
         for s in g.subjects() {
-            if !(g.has_type(s, vocab::IMAGE) || g.has_type(s, legacy::IMAGE)) {
+            if !(g.has_type(s, vocab::IMAGE) || g.has_type(s, legacy::IMAGE) || g.has_type(s, vocab::FILE_IMAGE)) {
                 continue;
             }
             let mut data: Vec<String> = g
@@ -371,6 +371,19 @@ impl Container {
             out.push(StreamInfo { urn: s.clone(), kind, size, codec, chunk_size: cs, chunks_per_bevy: cpb, hashes });
         }
         out
+    }
+
+    /// The hashes recorded for image `urn`: its own (the Block-Map hash when it has block
+    /// hashes, else its linear hashes) and those of the Maps that hold its bytes (linear
+    /// hashes recorded beside a Block-Map hash), as [`Container::declared_hashes`] gives them.
+    pub fn image_hashes(&self, urn: &str) -> Vec<(String, String)> {
+        let mut v = self.declared_hashes(urn);
+        for m in self.graph.values(urn, vocab::DATA_STREAM).filter_map(Node::as_iri) {
+            if self.kind_of(m) == Some(StreamKind::Map) {
+                v.extend(self.declared_hashes(m));
+            }
+        }
+        v
     }
 
     /// Declared `aff4:hash` values of a subject as (algorithm or kind, hex); a hash of only the

@@ -825,10 +825,16 @@ fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, types: 
     }
     g.add(image, vocab::DATA_STREAM, Node::iri(&r.map_urn));
     g.add(image, vocab::SIZE, Node::long(r.size));
-    // Hashes of part of the image are recorded as such, never as aff4:hash.
-    let prop = if r.hashed < r.size { vocab::PREFIX_HASH } else { vocab::HASH };
+    // Hashes of part of the image are recorded as such, never as aff4:hash. With block hashes,
+    // the Image's aff4:hash is the Block-Map hash alone (as Evimetry writes it, and as pyaff4's
+    // validator requires), and linear hashes of the whole image go on its Map: the same bytes.
+    let (subject, prop) = match (r.hashed < r.size, r.block_map_hash.is_some()) {
+        (true, _) => (image, vocab::PREFIX_HASH),
+        (false, true) => (r.map_urn.as_str(), vocab::HASH),
+        (false, false) => (image, vocab::HASH),
+    };
     for (a, d) in &r.hashes {
-        g.add(image, prop, Node::typed(crate::hash::hex(d), a.datatype()));
+        g.add(subject, prop, Node::typed(crate::hash::hex(d), a.datatype()));
     }
     if r.hashed < r.size && !r.hashes.is_empty() {
         g.add(image, vocab::PREFIX_HASH_LENGTH, Node::long(r.hashed));

@@ -63,7 +63,10 @@ pub fn add_file(
     }
     vol.finish_segment()?;
     let g = vol.graph_mut();
-    for t in [vocab::FILE_IMAGE, vocab::IMAGE, vocab::ZIP_SEGMENT] {
+    // aff4:FileImage (the AFF4-L class), not also aff4:Image: pyaff4's block-hash validator
+    // takes every aff4:Image for a block-hashed one (and fails on a file's linear hash), and
+    // pyaff4 opens a volume as its first aff4:Image, which must be the memory or disk image.
+    for t in [vocab::FILE_IMAGE, vocab::ZIP_SEGMENT] {
         g.add(&urn, RDF_TYPE, Node::iri(t));
     }
     g.add(&urn, vocab::ORIGINAL_FILE_NAME, Node::string(name));

@@ -455,7 +455,16 @@ pub fn checks(c: &Container, opts: &VerifyOptions, progress: &dyn Fn(u64)) -> Ve
                     } else {
                         Status::Fail {
                             expected: "declared block digests".into(),
-                            actual: format!("{} chunk(s) differ, first chunk {}", bad.len(), bad[0]),
+                            actual: format!(
+                                "{} chunk(s) differ: {}{}",
+                                bad.len(),
+                                bad.iter()
+                                    .take(4)
+                                    .map(|&k| locate_chunk(c, s, k, reader.params().chunk_size as u64))
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                                if bad.len() > 4 { "; …" } else { "" }
+                            ),
                         }
                     },
                 }),
@@ -510,6 +519,33 @@ fn all_block_hashes(c: &Container, stream: &str, algo: HashAlgo) -> Result<Optio
         }
     }
     Ok(Some(out))
+}
+
+/// Where chunk `k` of ImageStream `s` is: its bytes in the stream, and the image bytes each
+/// Map over the stream reads from it (what an examiner needs to know of a corrupted chunk).
+fn locate_chunk(c: &Container, s: &str, k: u64, cs: u64) -> String {
+    let (a, b) = (k * cs, (k + 1) * cs);
+    let mut out = format!("chunk {k} (stream bytes {a:#x}-{b:#x}");
+    for m in c.streams().iter().filter(|x| x.kind == StreamKind::Map) {
+        let Ok(map) = c.open_map(&m.urn) else { continue };
+        let Some(id) = map.target_urns().iter().position(|t| t == s) else { continue };
+        let places: Vec<String> = map
+            .entries()
+            .iter()
+            .filter(|e| e.target_id as usize == id && e.target_offset < b && e.target_offset + e.length > a)
+            .take(4)
+            .map(|e| {
+                let from = e.mapped + a.saturating_sub(e.target_offset);
+                let to = e.mapped + (b.min(e.target_offset + e.length) - e.target_offset);
+                format!("{from:#x}-{to:#x}")
+            })
+            .collect();
+        if !places.is_empty() {
+            out.push_str(&format!("; bytes {} of {}", places.join(", "), m.urn));
+        }
+    }
+    out.push(')');
+    out
 }
 
 /// Per-chunk block-hash results of one algorithm: chunks checked and the ones that differ,

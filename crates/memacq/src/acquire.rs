@@ -32,6 +32,8 @@ pub use memformat::meta::Layout as Format;
 pub struct AcquireOptions {
     /// Imaging pipeline settings.
     pub imager: ImagerOptions,
+    /// Hashes of the logical files captured beside the memory (VMCOREINFO, the extras).
+    pub file_hashes: Vec<aff4::HashAlgo>,
     /// Output layout.
     pub format: Format,
     /// Capture the analysis prerequisites (kallsyms, iomem, BTF, …).
@@ -56,7 +58,10 @@ pub struct AcquireOptions {
 impl Default for AcquireOptions {
     fn default() -> Self {
         AcquireOptions {
-            imager: ImagerOptions::default(),
+            // Memory cannot be read again to compare with a linear hash: block hashes (on every
+            // core) and the Block-Map hash prove that the image has not changed since capture.
+            imager: ImagerOptions { hashes: Vec::new(), block_hashes: vec![aff4::HashAlgo::Sha256], ..ImagerOptions::default() },
+            file_hashes: vec![aff4::HashAlgo::Sha256],
             format: Format::Map,
             extras: true,
             extra_files: Vec::new(),
@@ -382,6 +387,12 @@ pub fn acquire(
             y.push_str(&format!("{k}: \"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\"")));
         }
     }
+    if let Some(h) = &result.block_map_hash {
+        y.push_str(&format!("AcquisitionHash: \"blockMapHashSHA512:{}\"\n", aff4::hash::hex(h)));
+    }
+    for (a, d) in &result.hashes {
+        y.push_str(&format!("{}: \"{}\"\n", a.name().to_uppercase(), aff4::hash::hex(d)));
+    }
     y.push_str(&format!("PageSize: {PAGE}\nAcquisitionStart: \"{started}\"\nAcquisitionEnd: \"{ended}\"\nUnreadablePages: {unreadable_pages}\nInterrupted: {interrupted}\nRuns:\n"));
     for r in &ranges {
         y.push_str(&format!("  - start: {:#x}\n    length: {:#x}\n", r.start, r.len()));
@@ -391,7 +402,7 @@ pub fn acquire(
     // Analysis prerequisites.
     let mut extras = Vec::new();
     let mut missing = Vec::new();
-    let hashes = opts.imager.hashes.clone();
+    let hashes = opts.file_hashes.clone();
     if let Some(v) = &vmcoreinfo {
         let (urn, n) = add_file(vol, "VMCOREINFO", &mut v.as_bytes(), &FileTimes::default(), &hashes)?;
         vol.graph_mut().add(&image, &meta::iri(prop::VMCOREINFO), Node::iri(urn));

@@ -40,10 +40,17 @@ pub struct StoreArgs {
     /// Compression threads (default: all cores).
     #[arg(long, short = 'T')]
     pub threads: Option<usize>,
-    /// Linear hashes of each image, comma-separated (none: no linear hash).
-    #[arg(long = "hash", value_name = "HASH,...", value_delimiter = ',', default_value = "sha256", value_parser = hash())]
+    /// Linear hashes of each image, comma-separated, or none. Default: sha256 for `pmem image`
+    /// (a disk's hash is compared with the source device's own); none for `pmem acquire`: memory
+    /// cannot be read again to compare with, so what its hash must prove is that the image has
+    /// not changed since capture, which the block hashes prove on every core (a linear hash
+    /// runs on one, and sets the pace of an acquisition where the CPU lacks SHA instructions).
+    /// Logical files (-i, the extras) always get sha256 unless this names others.
+    #[arg(long = "hash", value_name = "HASH,...", value_delimiter = ',', value_parser = hash())]
     pub hashes: Vec<Option<HashAlgo>>,
-    /// Also write per-chunk block hashes with these algorithms (and the Block-Map hash).
+    /// Per-chunk block hashes with these algorithms, computed on the compression threads, and
+    /// the Block-Map hash over them and the map, recorded as the image's aff4:hash (its linear
+    /// hashes then go on its map). Default: sha256 for `pmem acquire`; none for `pmem image`.
     #[arg(long = "block-hashes", value_name = "HASH,...", value_delimiter = ',', value_parser = hash())]
     pub block_hashes: Vec<Option<HashAlgo>>,
     /// Chunks per bevy.
@@ -107,14 +114,39 @@ pub fn parse_u64(s: &str) -> Result<u64, String> {
     r.map_err(|e| format!("{s}: {e}"))
 }
 
+/// The hashes an image gets when the flags name none (see `--hash`, `--block-hashes`).
+#[derive(Debug, Clone, Copy)]
+pub struct HashDefaults {
+    /// Linear hashes.
+    pub linear: &'static [HashAlgo],
+    /// Block hashes.
+    pub block: &'static [HashAlgo],
+}
+
+impl HashDefaults {
+    /// Disks and files: a linear SHA-256, compared with the source's own.
+    pub const DISK: HashDefaults = HashDefaults { linear: &[HashAlgo::Sha256], block: &[] };
+    /// Memory: SHA-256 block hashes and the Block-Map hash, on every core.
+    pub const MEMORY: HashDefaults = HashDefaults { linear: &[], block: &[HashAlgo::Sha256] };
+}
+
+/// The algorithms named (`none` names none), or the default when the flag was not given.
+fn chosen(given: &[Option<HashAlgo>], default: &[HashAlgo]) -> Vec<HashAlgo> {
+    if given.is_empty() {
+        default.to_vec()
+    } else {
+        given.iter().flatten().copied().collect()
+    }
+}
+
 impl StoreArgs {
-    /// Pipeline options from the flags.
-    pub fn imager_options(&self) -> Result<ImagerOptions, Failure> {
+    /// Pipeline options from the flags, with `defaults` for the hashes they do not name.
+    pub fn imager_options(&self, defaults: HashDefaults) -> Result<ImagerOptions, Failure> {
         Ok(ImagerOptions {
             codec: self.codec,
             threads: threads(self.threads),
-            hashes: self.hashes.iter().flatten().copied().collect(),
-            block_hashes: self.block_hashes.iter().flatten().copied().collect(),
+            hashes: chosen(&self.hashes, defaults.linear),
+            block_hashes: chosen(&self.block_hashes, defaults.block),
             chunks_per_bevy: self.chunks_per_bevy,
             ..ImagerOptions::default()
         })
@@ -142,9 +174,9 @@ impl StoreArgs {
         }
         Ok(vol)
     }
-    /// Hash algorithms for logical files.
+    /// Hash algorithms for logical files: those `--hash` names, else SHA-256.
     pub fn file_hashes(&self) -> Vec<HashAlgo> {
-        self.hashes.iter().flatten().copied().collect()
+        chosen(&self.hashes, &[HashAlgo::Sha256])
     }
 }
 /// Thread count from a flag or the machine.

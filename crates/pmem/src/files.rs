@@ -14,15 +14,21 @@ pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
 }
 
 /// An output file for image bytes: buffered, with zero pages left as holes (a memory image is
-/// mostly zeros; the bytes read back are the same), put in place by [`ImageOutput::finish`].
+/// mostly zeros; the bytes read back are the same), hashed (SHA-256) as it is written, and put
+/// in place by [`ImageOutput::finish`].
 pub struct ImageOutput {
     w: std::io::BufWriter<SparseFile>,
     commit: Option<memview::outdir::Commit>,
+    sha256: aff4::hash::Hasher,
 }
+
+/// Zeros fed to the hash for a hole.
+static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 
 impl ImageOutput {
     fn new(file: File, commit: Option<memview::outdir::Commit>) -> ImageOutput {
-        ImageOutput { w: std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file)), commit }
+        let w = std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file));
+        ImageOutput { w, commit, sha256: aff4::HashAlgo::Sha256.hasher() }
     }
 
     /// A new file at `p` (as [`create_output`]).
@@ -44,22 +50,24 @@ impl ImageOutput {
     }
 
     /// Writes what is buffered, sets the final length (over a trailing hole) and puts the file
-    /// in place.
+    /// in place; returns the SHA-256 of the file's bytes (holes read as zeros).
     ///
     /// # Errors
     /// Writing, setting the length or the rename fails.
-    pub fn finish(self) -> std::io::Result<()> {
+    pub fn finish(self) -> std::io::Result<Vec<u8>> {
         let file = self.w.into_inner().map_err(|e| e.into_error())?.finish()?;
         if let Some(c) = self.commit {
             c.run(file)?;
         }
-        Ok(())
+        Ok(self.sha256.finish())
     }
 }
 
 impl Write for ImageOutput {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.w.write(buf)
+        let n = self.w.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
@@ -68,7 +76,14 @@ impl Write for ImageOutput {
 
 impl HoleWrite for ImageOutput {
     fn skip(&mut self, n: u64) -> std::io::Result<()> {
-        self.w.skip(n)
+        self.w.skip(n)?;
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64) as usize;
+            self.sha256.update(&ZEROS[..k]);
+            left -= k as u64;
+        }
+        Ok(())
     }
 }
 

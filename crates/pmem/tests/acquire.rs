@@ -614,3 +614,64 @@ fn the_recheck_reads_pages_again_and_counts_what_changed() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!d.join("x.aff4").exists() && !d.join("y.aff4").exists(), "refused before writing");
 }
+
+/// pyaff4's block-hash validator accepts what pmem writes with block hashes: acquisitions with
+/// their defaults (SHA-256 block hashes, the Block-Map hash as the image's aff4:hash, extras
+/// as logical files), with a linear hash added too (it then goes on the map), and disk images
+/// asked for block hashes; and a corrupted chunk is found by both pyaff4 and pmem, to the chunk.
+#[test]
+fn block_hashes_by_default_and_pyaff4_validates_them() {
+    let f = fake();
+    let mem = f.root.join("mem.aff4");
+    let args = ["acquire", "-q", "-o", mem.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem];
+    ok(&args);
+    let both = f.root.join("both.aff4");
+    ok(&["acquire", "-q", "-o", both.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem, "--hash", "sha256,md5"]);
+    let disk = f.root.join("disk.aff4");
+    ok(&["image", "-q", "-o", disk.to_str().unwrap(), "--block-hashes", "sha256,sha1", &f.devmem]);
+    for v in [&mem, &both, &disk] {
+        let j: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", v.to_str().unwrap()]).stdout).unwrap();
+        let img = j["images"].as_array().unwrap().iter().find(|i| i["logical"] == false).unwrap().clone();
+        let kinds: Vec<&str> = img["hashes"].as_array().unwrap().iter().map(|h| h["kind"].as_str().unwrap()).collect();
+        assert!(kinds.contains(&"blockMapHashSHA512"), "{v:?}: {kinds:?}");
+        let t = String::from_utf8(ok(&["view", v.to_str().unwrap()]).stdout).unwrap();
+        // The memory image's only aff4:hash is the Block-Map hash; linear ones are on its map.
+        let linear_on_image = img["urn"]
+            .as_str()
+            .map(|u| t.split(&format!("<{u}>")).nth(1).unwrap_or("").split(" .\n").next().unwrap_or("").contains("^^aff4:SHA256"));
+        assert_eq!(linear_on_image, Some(false), "{v:?}");
+        let vj: serde_json::Value = serde_json::from_slice(&ok(&["verify", "--json", v.to_str().unwrap()]).stdout).unwrap();
+        assert_eq!(vj["ok"], true, "{vj}");
+    }
+    // The memory defaults: no linear hash, and the acquisition hash in --json and information.yaml.
+    let jm: serde_json::Value = serde_json::from_slice(
+        &ok(&["acquire", "--json", "-t", "-o", mem.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem]).stdout,
+    )
+    .unwrap();
+    assert_eq!(jm["hashes"], serde_json::json!({}), "{jm}");
+    let ah = jm["acquisition_hash"]["value"].as_str().unwrap().to_string();
+    assert_eq!(ah.len(), 128);
+    let t = String::from_utf8(ok(&["info", mem.to_str().unwrap()]).stdout).unwrap();
+    assert!(t.contains(&ah) && t.contains("Block-Map hash (the acquisition hash"), "{t}");
+    let Some(py) = python() else { return };
+    let validate = |v: &Path| Command::new(&py).arg(repo().join("tests/interop/pyaff4_validate.py")).arg(v).output().unwrap();
+    for v in [&mem, &both, &disk] {
+        let o = validate(v);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "pyaff4 validator on {v:?}: {out}{}", String::from_utf8_lossy(&o.stderr));
+        let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(j["valid"].as_u64().unwrap() > 10, "{j}");
+    }
+    // One flipped byte inside the first bevy's payload: pmem names the chunk and its bytes.
+    let mut bytes = std::fs::read(&mem).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"/00000000").unwrap();
+    let data = at + 9 + 20_000;
+    bytes[data] ^= 0xff;
+    let bad = f.root.join("bad.aff4");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = run(&["verify", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("chunk(s) differ: chunk ") && text.contains("stream bytes 0x"), "{text}");
+    assert!(!validate(&bad).status.success(), "pyaff4 must reject the corrupted volume too");
+}

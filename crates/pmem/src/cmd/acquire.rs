@@ -148,7 +148,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         recheck.extend(kernel);
     }
     let opts = AcquireOptions {
-        imager: a.store.imager_options()?,
+        imager: a.store.imager_options(crate::args::HashDefaults::MEMORY)?,
+        file_hashes: a.store.file_hashes(),
         format: a.format,
         extras: !a.no_extras,
         extra_files,
@@ -174,6 +175,9 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         for n in src.notes() {
             eprintln!("pmem: note: {n}");
         }
+    }
+    if opts.imager.block_hashes.is_empty() && opts.imager.hashes.is_empty() {
+        eprintln!("pmem: warning: no block hashes and no linear hash: nothing in the volume will show whether the memory image changes after capture");
     }
     let mut vol = a.store.open_volume()?;
     crate::signals::install();
@@ -241,6 +245,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     }
     let hashes: serde_json::Map<String, serde_json::Value> =
         report.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect();
+    // The acquisition hash: the Block-Map hash (SHA-512 over the block hashes and the map).
+    let acquisition_hash = report.result.block_map_hash.as_deref().map(aff4::hash::hex);
     if a.store.json {
         println!(
             "{}",
@@ -250,6 +256,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
                 "ram_bytes": report.ram_bytes, "stored_bytes": report.result.stats.stored_bytes,
                 "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted, "notes": report.notes,
                 "kernel_release": report.kernel_release, "hashes": hashes,
+                "acquisition_hash": acquisition_hash.as_ref().map(|h| json!({"kind": "blockMapHashSHA512", "value": h})),
                 // Bytes the hashes cover: the image size, or where an interruption stopped it.
                 "hashed_bytes": report.result.hashed,
                 "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
@@ -259,6 +266,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
                     "unreadable_bytes": p.unreadable_bytes, "stored_bytes": p.result.stats.stored_bytes,
                     "hashed_bytes": p.result.hashed,
                     "hashes": p.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect::<serde_json::Map<_, _>>(),
+                    "acquisition_hash": p.result.block_map_hash.as_deref().map(|h| json!({"kind": "blockMapHashSHA512", "value": aff4::hash::hex(h)})),
                 })).collect::<Vec<_>>(),
                 "pagefile_errors": report.pagefile_errors.iter().map(|(f, e)| json!({"pagefile": f, "error": e})).collect::<Vec<_>>(),
                 "recheck": report.recheck.as_ref().map(|r| json!({
@@ -282,8 +290,12 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         } else {
             String::new()
         };
+        if let Some(h) = &acquisition_hash {
+            let algos: Vec<&str> = opts.imager.block_hashes.iter().map(|a| a.name()).collect();
+            eprintln!("pmem: acquisition hash (SHA-512 Block-Map hash over the {} block hashes and the map) {h}", algos.join("+"));
+        }
         for (k, v) in &hashes {
-            eprintln!("pmem: {k}{part} {}", v.as_str().unwrap_or(""));
+            eprintln!("pmem: linear {k}{part} {}", v.as_str().unwrap_or(""));
         }
         eprintln!("pmem: extras: {}", report.extras.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "));
         if !report.missing.is_empty() {

@@ -54,7 +54,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         Some(p) => {
             let mut f = ImageOutput::at(p, false).code(exit::OUTPUT)?;
             copy(&mut f)?;
-            f.finish().with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
+            f.finish().map(drop).with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
         }
         None => {
             let mut out = std::io::stdout().lock();

@@ -9,6 +9,7 @@ use crate::{exit, Failure, WithCode};
 use anyhow::{anyhow, Context};
 use memview::export::ExportFormat;
 use memview::outdir::OutDir;
+use serde_json::json;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,28 +76,59 @@ pub struct Args {
     /// Reader threads.
     #[arg(long, short = 'T')]
     pub threads: Option<usize>,
+    /// Machine-readable JSON on stdout: every file written, its size and SHA-256.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A file written, with the SHA-256 of its bytes computed while writing it.
+struct Written {
+    urn: String,
+    path: PathBuf,
+    bytes: u64,
+    sha256: String,
+}
+
+impl Written {
+    fn new(urn: &str, path: PathBuf, bytes: u64, sha256: &[u8]) -> Written {
+        let w = Written { urn: urn.to_string(), path, bytes, sha256: aff4::hash::hex(sha256) };
+        eprintln!("{} -> {} ({} bytes, sha256 {})", w.urn, w.path.display(), w.bytes, w.sha256);
+        w
+    }
 }
 
 pub fn run(a: &Args) -> Result<u8, Failure> {
-    let (input, dir, patterns, all, format, truncate, t) =
-        (&a.input, a.dir.as_path(), &a.patterns[..], a.all, a.format, a.truncate, a.threads);
+    let (input, dir, patterns, format, truncate, t) = (&a.input, a.dir.as_path(), &a.patterns[..], a.format, a.truncate, a.threads);
     let c = open(input)?;
     super::warn_problems(&c);
+    let mut written = Vec::new();
     if format != ExportFormat::Raw {
-        return export_memory(&c, dir, patterns, format, truncate, threads(t));
+        written = export_memory(&c, dir, patterns, format, truncate, threads(t))?;
+    } else {
+        export_all(&c, a, &mut written)?;
     }
+    if a.json {
+        let files: Vec<_> = written.iter().map(|w| json!({"urn": w.urn, "path": w.path, "bytes": w.bytes, "sha256": w.sha256})).collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"files": files}))?);
+    }
+    Ok(0)
+}
+
+/// Every image (memory images as their physical view), and with --all every stream.
+fn export_all(c: &aff4::Container, a: &Args, written: &mut Vec<Written>) -> Result<(), Failure> {
+    let (dir, patterns, all, truncate, t) = (a.dir.as_path(), &a.patterns[..], a.all, a.truncate, a.threads);
     let out_dir = OutDir::create(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     let mut jobs: Vec<(String, String)> = Vec::new();
     // Memory images are exported as their physical view (whatever their layout inside).
     let has_memory = c.images().iter().any(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn))));
     let mut n = 0;
     if has_memory {
-        export_memory(&c, dir, patterns, ExportFormat::Raw, truncate, threads(t))?;
+        written.extend(export_memory(c, dir, patterns, ExportFormat::Raw, truncate, threads(t))?);
         n += 1;
     }
     // Read timelines go beside their memory image (see export_memory).
     let timelines: HashSet<String> =
-        c.images().iter().filter(|i| i.memory).filter_map(|i| memformat::timeline::urn_of(&c, &i.urn)).collect();
+        c.images().iter().filter(|i| i.memory).filter_map(|i| memformat::timeline::urn_of(c, &i.urn)).collect();
     for i in c.images() {
         if i.data_streams.is_empty() || i.memory || timelines.contains(&i.urn) {
             continue;
@@ -121,18 +153,18 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         }
         let path = dir.join(&rel);
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
-        let zero = memview::export::zero_ranges(&c, &urn);
+        let zero = memview::export::zero_ranges(c, &urn);
         check_space(&out_dir, memview::export::data_bytes(&zero, s.size()), &urn)?;
         let mut f = ImageOutput::under(&out_dir, &rel, truncate).code(exit::OUTPUT)?;
         memview::export::write_stream(&*s, &zero, &mut f, threads(t)).with_context(|| format!("exporting {urn}")).code(exit::INPUT)?;
-        f.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
-        eprintln!("{urn} -> {} ({} bytes)", path.display(), s.size());
+        let sha = f.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
+        written.push(Written::new(&urn, path, s.size(), &sha));
         n += 1;
     }
     if n == 0 {
         return Err(anyhow!("nothing matched; `pmem ls` shows what the volumes hold")).code(exit::INPUT);
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Memory images as ELF cores or LiME files.
@@ -143,7 +175,8 @@ fn export_memory(
     format: ExportFormat,
     truncate: bool,
     t: usize,
-) -> Result<u8, Failure> {
+) -> Result<Vec<Written>, Failure> {
+    let mut written = Vec::new();
     let images: Vec<aff4::ImageInfo> =
         c.images().into_iter().filter(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn)))).collect();
     if images.is_empty() {
@@ -161,8 +194,8 @@ fn export_memory(
         check_space(&out_dir, file.data_bytes(), &i.urn)?;
         let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
         let n = memview::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
-        out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
-        eprintln!("{} -> {} ({n} bytes, {} ranges)", i.urn, path.display(), view.ranges.len());
+        let sha = out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
+        written.push(Written::new(&i.urn, path, n, &sha));
         // When each part was read, beside the image as `NAME.read-timeline.json`.
         if let Some(t) = memformat::timeline::urn_of(c, &i.urn) {
             let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
@@ -172,14 +205,15 @@ fn export_memory(
                 continue;
             }
             let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
-            out.write_all(&bytes)
+            let sha = out
+                .write_all(&bytes)
                 .and_then(|_| out.finish())
                 .with_context(|| format!("writing {}", dir.join(&name).display()))
                 .code(exit::OUTPUT)?;
-            eprintln!("{t} -> {}", dir.join(&name).display());
+            written.push(Written::new(&t, dir.join(&name), bytes.len() as u64, &sha));
         }
     }
-    Ok(0)
+    Ok(written)
 }
 
 #[cfg(test)]

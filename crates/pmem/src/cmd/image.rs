@@ -151,7 +151,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     if inputs.is_empty() && logical.is_empty() {
         return Err(anyhow!("nothing to image: give INPUT files/devices or -i FILE")).code(exit::USAGE);
     }
-    let opts = store.imager_options()?;
+    let opts = store.imager_options(crate::args::HashDefaults::DISK)?;
     // Every input is checked before the volume is created, so a typo leaves nothing behind.
     for input in inputs.iter().filter(|i| *i != "-") {
         let meta = std::fs::metadata(input).with_context(|| format!("cannot read {input}")).code(exit::INPUT)?;

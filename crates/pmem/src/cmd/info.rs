@@ -111,7 +111,11 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         if let Some(k) = &m.kaslr_offset {
             println!("  KASLR offset  {k}   phys_base {}", m.phys_base.as_deref().unwrap_or_default());
         }
-        for (k, v) in c.declared_hashes(&i.urn) {
+        for (k, v) in c.image_hashes(&i.urn) {
+            let k = match k.strip_prefix("blockMapHash") {
+                Some(a) => format!("{a} Block-Map hash (the acquisition hash: over the block hashes and the map)"),
+                None => k,
+            };
             println!("  hash          {k} {v}");
         }
     }
@@ -130,7 +134,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         }
     }
     let hashed =
-        streams.iter().filter(|s| !s.hashes.is_empty()).count() + images.iter().filter(|i| !c.declared_hashes(&i.urn).is_empty()).count();
+        streams.iter().filter(|s| !s.hashes.is_empty()).count() + images.iter().filter(|i| !c.image_hashes(&i.urn).is_empty()).count();
     println!();
     for n in c.notes() {
         println!("note: {n}");

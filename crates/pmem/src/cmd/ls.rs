@@ -27,7 +27,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
             "images": images.iter().zip(&states).map(|(i, st)| json!({"urn": i.urn, "name": i.name, "types": i.types, "size": i.size, "data_streams": i.data_streams, "logical": i.logical, "memory": i.memory,
                 "state": st.state.describe(), "complete": st.state == aff4::evidence::State::Complete,
                 "problems": st.findings().iter().map(|f| json!({"cause": f.cause.name(), "message": f.message})).collect::<Vec<_>>(),
-                "hashes": c.declared_hashes(&i.urn).iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>(),
+                "hashes": c.image_hashes(&i.urn).iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>(),
                 "read_timeline": memformat::timeline::of_image(&c, &i.urn).map(|t| t.map(|s| s.to_json()).unwrap_or_else(|e| json!({"error": e})))})).collect::<Vec<_>>(),
             "problems": c.problems().iter().map(|f| json!({"cause": f.cause.name(), "subject": f.subject, "message": f.message})).collect::<Vec<_>>(),
             "streams": streams.iter().map(|s| json!({"urn": s.urn, "kind": format!("{:?}", s.kind), "size": s.size, "codec": s.codec, "chunk_size": s.chunk_size, "chunks_per_bevy": s.chunks_per_bevy, "hashes": s.hashes.iter().map(|(k, v)| json!({"kind": k, "value": v})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
@@ -44,7 +44,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         println!("  (none)");
     }
     for (i, st) in images.iter().zip(&states) {
-        let hashes = c.declared_hashes(&i.urn);
+        let hashes = c.image_hashes(&i.urn);
         println!(
             "  {}  {}  {}{}  [{}]{}",
             i.urn,
