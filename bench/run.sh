@@ -13,8 +13,9 @@
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
 # vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
-#          --compress`, `pmem acquire` (defaults: SHA-256, extras), with `--recheck`, with `--no-extras` (memory
-#          only, as AVML) and with `--no-extras --hash none` (also no hash, as AVML), page cache
+#          --compress`, `pmem acquire` (defaults: SHA-256 block hashes, extras), with the linear SHA-256
+#          of earlier releases instead (`--hash sha256 --block-hashes none`), with `--recheck`, with
+#          `--no-extras` (memory only, as AVML) and with `--no-extras --block-hashes none` (also no hash, as AVML), page cache
 #          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
 #          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
 # footprint: one boot of the rig per tool (pmem, $BASE_PMEM if set: a static pmem of an earlier
@@ -60,16 +61,17 @@ run() { # NAME OUTFILE CMD...
 }
 avml() { run avml-compress /out/m.limec /rig/bin/avml acquire --compress /out/m.limec; }
 p256() { run pmem-default /out/m.aff4 /rig/bin/pmem acquire -q -t -o /out/m.aff4; }
+plin() { run pmem-linear-sha256 /out/m.aff4 /rig/bin/pmem acquire -q -t --hash sha256 --block-hashes none -o /out/m.aff4; }
 pmd5() { run pmem-memonly /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras -o /out/m.aff4; }
-pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --hash none -o /out/m.aff4; }
+pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --block-hashes none -o /out/m.aff4; }
 precheck() { run pmem-recheck /out/m.aff4 /rig/bin/pmem acquire -q -t --recheck -o /out/m.aff4; }
 /rig/bin/hashspeed > /out/hashspeed.txt
 for r in \$(seq $N); do
     case \$((r % 4)) in
-        1) avml; p256; precheck; pmd5; pnone ;;
-        2) p256; precheck; pmd5; pnone; avml ;;
-        3) pmd5; pnone; avml; precheck; p256 ;;
-        0) precheck; pnone; avml; p256; pmd5 ;;
+        1) avml; p256; plin; precheck; pmd5; pnone ;;
+        2) p256; plin; precheck; pmd5; pnone; avml ;;
+        3) pmd5; pnone; avml; plin; precheck; p256 ;;
+        0) precheck; pnone; avml; p256; plin; pmd5 ;;
     esac
 done
 EOS
@@ -190,11 +192,14 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
     echo "== acquire: fake /proc/kcore of the corpus ($(grep -c 'System RAM' "$W/iomem") RAM ranges)"
     pair "A pmem acquire" "B avml --compress" \
-        "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
+        "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     echo "sizes: pmem $(stat -c %s "$W/acq.aff4") bytes, avml --compress $(stat -c %s "$W/acq.limec") bytes"
+    pair "A pmem acquire --hash sha256 --block-hashes none (linear, as before)" "B avml --compress" \
+        "$(fakeproc "$PMEM acquire -q -t --hash sha256 --block-hashes none --source kcore -o $W/acq-linear.aff4")" \
+        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     pair "A pmem acquire" "B avml (uncompressed)" \
-        "$(fakeproc "$PMEM acquire -q -t --no-extras --source kcore -o $W/acq.aff4")" \
+        "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
 fi
 

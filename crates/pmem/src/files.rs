@@ -19,7 +19,7 @@ pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
 pub struct ImageOutput {
     w: std::io::BufWriter<SparseFile>,
     commit: Option<memview::outdir::Commit>,
-    sha256: aff4::hash::Hasher,
+    sha256: Option<aff4::hash::Hasher>,
 }
 
 /// Zeros fed to the hash for a hole.
@@ -28,7 +28,13 @@ static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 impl ImageOutput {
     fn new(file: File, commit: Option<memview::outdir::Commit>) -> ImageOutput {
         let w = std::io::BufWriter::with_capacity(1 << 20, SparseFile::new(file));
-        ImageOutput { w, commit, sha256: aff4::HashAlgo::Sha256.hasher() }
+        ImageOutput { w, commit, sha256: Some(aff4::HashAlgo::Sha256.hasher()) }
+    }
+
+    /// Leaves the file unhashed (its holes would take too long to hash as zeros).
+    pub fn without_hash(mut self) -> ImageOutput {
+        self.sha256 = None;
+        self
     }
 
     /// A new file at `p` (as [`create_output`]).
@@ -50,23 +56,26 @@ impl ImageOutput {
     }
 
     /// Writes what is buffered, sets the final length (over a trailing hole) and puts the file
-    /// in place; returns the SHA-256 of the file's bytes (holes read as zeros).
+    /// in place; returns the SHA-256 of the file's bytes (holes read as zeros), unless
+    /// [`ImageOutput::without_hash`].
     ///
     /// # Errors
     /// Writing, setting the length or the rename fails.
-    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+    pub fn finish(self) -> std::io::Result<Option<Vec<u8>>> {
         let file = self.w.into_inner().map_err(|e| e.into_error())?.finish()?;
         if let Some(c) = self.commit {
             c.run(file)?;
         }
-        Ok(self.sha256.finish())
+        Ok(self.sha256.map(aff4::hash::Hasher::finish))
     }
 }
 
 impl Write for ImageOutput {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.w.write(buf)?;
-        self.sha256.update(&buf[..n]);
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -77,11 +86,13 @@ impl Write for ImageOutput {
 impl HoleWrite for ImageOutput {
     fn skip(&mut self, n: u64) -> std::io::Result<()> {
         self.w.skip(n)?;
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(ZEROS.len() as u64) as usize;
-            self.sha256.update(&ZEROS[..k]);
-            left -= k as u64;
+        if let Some(h) = self.sha256.as_mut() {
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(ZEROS.len() as u64) as usize;
+                h.update(&ZEROS[..k]);
+                left -= k as u64;
+            }
         }
         Ok(())
     }

@@ -274,7 +274,8 @@ fn sigint_closes_an_incomplete_volume_that_verifies() {
     sparse_kcore(d, 32 << 30);
     let vol = d.join("m.aff4");
     let mut child = pmem()
-        .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--source", "kcore"])
+        // A linear hash (not the default for memory): the prefix hash of an interrupted run.
+        .args(["acquire", "-q", "--no-extras", "--hash", "sha256", "-o", vol.to_str().unwrap(), "--source", "kcore"])
         .arg("--kcore-path")
         .arg(d.join("kcore"))
         .arg("--iomem-path")
@@ -309,7 +310,19 @@ fn sigint_during_a_pagefile_keeps_the_memory_and_exits_130() {
     std::fs::File::create(&swap).unwrap().set_len(64 << 30).unwrap();
     let vol = f.root.join("m.aff4");
     let mut child = pmem()
-        .args(["acquire", "-q", "--no-extras", "-o", vol.to_str().unwrap(), "--kcore-path", &f.kcore, "--iomem-path", &f.iomem])
+        .args([
+            "acquire",
+            "-q",
+            "--no-extras",
+            "--hash",
+            "sha256",
+            "-o",
+            vol.to_str().unwrap(),
+            "--kcore-path",
+            &f.kcore,
+            "--iomem-path",
+            &f.iomem,
+        ])
         .arg("-p")
         .arg(&swap)
         .spawn()
@@ -653,6 +666,20 @@ fn block_hashes_by_default_and_pyaff4_validates_them() {
     assert_eq!(ah.len(), 128);
     let t = String::from_utf8(ok(&["info", mem.to_str().unwrap()]).stdout).unwrap();
     assert!(t.contains(&ah) && t.contains("Block-Map hash (the acquisition hash"), "{t}");
+    // Every exported file comes with the SHA-256 of its bytes, computed while writing it.
+    for fmt in ["raw", "elf", "lime"] {
+        let d = f.root.join(format!("ex-{fmt}"));
+        let j: serde_json::Value =
+            serde_json::from_slice(&ok(&["export", "-D", d.to_str().unwrap(), "--format", fmt, "--json", mem.to_str().unwrap()]).stdout)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let files = j["files"].as_array().unwrap();
+        assert!(files.len() >= 2, "the image and its read timeline: {j}");
+        for x in files {
+            let bytes = std::fs::read(x["path"].as_str().unwrap()).unwrap();
+            assert_eq!(x["sha256"].as_str(), Some(sha256_bytes(&bytes).as_str()), "{fmt}: {x}");
+            assert_eq!(x["bytes"].as_u64(), Some(bytes.len() as u64));
+        }
+    }
     let Some(py) = python() else { return };
     let validate = |v: &Path| Command::new(&py).arg(repo().join("tests/interop/pyaff4_validate.py")).arg(v).output().unwrap();
     for v in [&mem, &both, &disk] {

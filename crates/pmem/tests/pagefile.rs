@@ -23,6 +23,8 @@ fn acquire_captures_pagefiles_from_ntfs_and_swap_files() {
     let ntfs_spec = format!(r"\pagefile.sys@{}", img.display());
     let o = ok(&[
         "acquire",
+        "--hash",
+        "sha256",
         "--source",
         d.join("mem.lime").to_str().unwrap(),
         "-p",
@@ -38,6 +40,7 @@ fn acquire_captures_pagefiles_from_ntfs_and_swap_files() {
     assert_eq!(pf.len(), 2, "{j}");
     assert_eq!((pf[0]["method"].as_str(), pf[0]["size"].as_u64()), (Some("ntfs"), Some(page.len() as u64)));
     assert_eq!(pf[0]["hashes"]["sha256"].as_str(), Some(sha256_bytes(&page).as_str()));
+    assert!(pf.iter().all(|p| p["acquisition_hash"]["value"].as_str().is_some_and(|h| h.len() == 128)), "{j}");
     assert_eq!((pf[1]["method"].as_str(), pf[1]["name"].as_str()), (Some("direct"), d.join("swapfile").to_str()));
     assert_eq!(pf[1]["hashes"]["sha256"].as_str(), Some(sha256_bytes(&swap).as_str()));
 

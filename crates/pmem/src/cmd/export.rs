@@ -79,22 +79,39 @@ pub struct Args {
     /// Machine-readable JSON on stdout: every file written, its size and SHA-256.
     #[arg(long)]
     pub json: bool,
+    /// Hash every file written, however large its holes (by default a file with more than
+    /// 4 GiB of holes is not hashed: its zeros would take minutes to hash, and cost nothing to write).
+    #[arg(long)]
+    pub sha256_always: bool,
 }
+
+/// Holes (zeros never written) up to which a file is hashed by default.
+const HASHED_HOLES: u64 = 4 << 30;
 
 /// A file written, with the SHA-256 of its bytes computed while writing it.
 struct Written {
     urn: String,
     path: PathBuf,
     bytes: u64,
-    sha256: String,
+    sha256: Option<String>,
 }
 
 impl Written {
-    fn new(urn: &str, path: PathBuf, bytes: u64, sha256: &[u8]) -> Written {
-        let w = Written { urn: urn.to_string(), path, bytes, sha256: aff4::hash::hex(sha256) };
-        eprintln!("{} -> {} ({} bytes, sha256 {})", w.urn, w.path.display(), w.bytes, w.sha256);
+    fn new(urn: &str, path: PathBuf, bytes: u64, sha256: Option<Vec<u8>>) -> Written {
+        let w = Written { urn: urn.to_string(), path, bytes, sha256: sha256.as_deref().map(aff4::hash::hex) };
+        let hash = match &w.sha256 {
+            Some(h) => format!("sha256 {h}"),
+            None => "not hashed: more than 4 GiB of it are holes; --sha256-always hashes it".to_string(),
+        };
+        eprintln!("{} -> {} ({} bytes, {hash})", w.urn, w.path.display(), w.bytes);
         w
     }
+}
+
+/// An output for a file of `size` bytes of which `data` are written (the rest holes).
+fn output(dir: &OutDir, rel: &Path, truncate: bool, size: u64, data: u64, always: bool) -> Result<ImageOutput, Failure> {
+    let out = ImageOutput::under(dir, rel, truncate).code(exit::OUTPUT)?;
+    Ok(if always || size.saturating_sub(data) <= HASHED_HOLES { out } else { out.without_hash() })
 }
 
 pub fn run(a: &Args) -> Result<u8, Failure> {
@@ -103,7 +120,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     super::warn_problems(&c);
     let mut written = Vec::new();
     if format != ExportFormat::Raw {
-        written = export_memory(&c, dir, patterns, format, truncate, threads(t))?;
+        written = export_memory(&c, dir, patterns, format, truncate, threads(t), a.sha256_always)?;
     } else {
         export_all(&c, a, &mut written)?;
     }
@@ -123,7 +140,7 @@ fn export_all(c: &aff4::Container, a: &Args, written: &mut Vec<Written>) -> Resu
     let has_memory = c.images().iter().any(|i| i.memory && (patterns.is_empty() || patterns.iter().any(|p| glob(p, &i.urn))));
     let mut n = 0;
     if has_memory {
-        written.extend(export_memory(c, dir, patterns, ExportFormat::Raw, truncate, threads(t))?);
+        written.extend(export_memory(c, dir, patterns, ExportFormat::Raw, truncate, threads(t), a.sha256_always)?);
         n += 1;
     }
     // Read timelines go beside their memory image (see export_memory).
@@ -154,11 +171,12 @@ fn export_all(c: &aff4::Container, a: &Args, written: &mut Vec<Written>) -> Resu
         let path = dir.join(&rel);
         let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
         let zero = memview::export::zero_ranges(c, &urn);
-        check_space(&out_dir, memview::export::data_bytes(&zero, s.size()), &urn)?;
-        let mut f = ImageOutput::under(&out_dir, &rel, truncate).code(exit::OUTPUT)?;
+        let data = memview::export::data_bytes(&zero, s.size());
+        check_space(&out_dir, data, &urn)?;
+        let mut f = output(&out_dir, &rel, truncate, s.size(), data, a.sha256_always)?;
         memview::export::write_stream(&*s, &zero, &mut f, threads(t)).with_context(|| format!("exporting {urn}")).code(exit::INPUT)?;
         let sha = f.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
-        written.push(Written::new(&urn, path, s.size(), &sha));
+        written.push(Written::new(&urn, path, s.size(), sha));
         n += 1;
     }
     if n == 0 {
@@ -175,6 +193,7 @@ fn export_memory(
     format: ExportFormat,
     truncate: bool,
     t: usize,
+    sha256_always: bool,
 ) -> Result<Vec<Written>, Failure> {
     let mut written = Vec::new();
     let images: Vec<aff4::ImageInfo> =
@@ -192,10 +211,11 @@ fn export_memory(
         let path = dir.join(&name);
         let file = memview::export::FormattedMemory::new(view.clone(), format);
         check_space(&out_dir, file.data_bytes(), &i.urn)?;
-        let mut out = ImageOutput::under(&out_dir, &name, truncate).code(exit::OUTPUT)?;
+        let size = file.runs().iter().map(|r| r.1).sum();
+        let mut out = output(&out_dir, &name, truncate, size, file.data_bytes(), sha256_always)?;
         let n = memview::export::write_formatted(&file, &mut out, t).with_context(|| format!("exporting {}", i.urn)).code(exit::INPUT)?;
         let sha = out.finish().with_context(|| format!("writing {}", path.display())).code(exit::OUTPUT)?;
-        written.push(Written::new(&i.urn, path, n, &sha));
+        written.push(Written::new(&i.urn, path, n, sha));
         // When each part was read, beside the image as `NAME.read-timeline.json`.
         if let Some(t) = memformat::timeline::urn_of(c, &i.urn) {
             let bytes = c.open_stream(&t).and_then(|s| s.read_all(64 << 20)).with_context(|| format!("reading {t}")).code(exit::INPUT)?;
@@ -210,7 +230,7 @@ fn export_memory(
                 .and_then(|_| out.finish())
                 .with_context(|| format!("writing {}", dir.join(&name).display()))
                 .code(exit::OUTPUT)?;
-            written.push(Written::new(&t, dir.join(&name), bytes.len() as u64, &sha));
+            written.push(Written::new(&t, dir.join(&name), bytes.len() as u64, sha));
         }
     }
     Ok(written)
