@@ -5,7 +5,8 @@
 #   bench/run.sh [image|read|acquire|mount|s3|vm|footprint|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
-#          (wall time, output size, peak RSS)                                     [issue 3]
+#          (wall time, output size, peak RSS), and against the machine's floor for the job
+#          measured in the same run (examples/stagecost.rs)                    [issues 3, 18]
 # read:    `pmem cat` of the resulting volume vs `lz4 -d` of the same data            [issue 2]
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
 #          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc [issue 4]
@@ -176,6 +177,12 @@ if [[ $WHAT == image || $WHAT == all || $WHAT == read ]]; then
         "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS" \
         "lz4 -q -1 -f $CORPUS $W/img.lz4"
     echo "sizes: pmem $(stat -c %s "$W/img.aff4") bytes, lz4 -1 $(stat -c %s "$W/img.lz4") bytes ($(echo "$(stat -c %s "$W/img.aff4") / $(stat -c %s "$W/img.lz4")" | bc -l | cut -c1-5)x)"
+    # The machine's floor for this job, measured now: each stage's single-core cost, floor =
+    # max(sum / cores, the largest serial stage); then pmem image's median wall over it.
+    cargo build --release -q --example stagecost -p aff4
+    target/release/examples/stagecost "$CORPUS" "$W" snappy | tee "$W/floor.txt"
+    floor=$(awk '/^floor/ {print $2}' "$W/floor.txt")
+    echo "pmem image / floor: $(echo "$(cut -d' ' -f1 "$W/a.txt" | median) / $floor" | bc -l | cut -c1-5)x (target <= 1.10)"
     "$PMEM" verify "$W/img.aff4" | tail -1
     [[ $("$PMEM" cat "$W/img.aff4" | sha256sum) == $(sha256sum < "$CORPUS") ]] && echo "read back: identical to the corpus"
 fi

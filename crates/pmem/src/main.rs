@@ -38,6 +38,28 @@ pub mod exit {
     pub const UNVERIFIED: u8 = 9;
     /// Interrupted by a signal; what was acquired so far was saved.
     pub const INTERRUPTED: u8 = 130;
+
+    use aff4::evidence::Cause;
+
+    /// The exit code of a verdict.
+    pub fn code(verdict: Option<Cause>) -> u8 {
+        match verdict {
+            None => OK,
+            Some(Cause::Altered) => VERIFY_FAILED,
+            Some(Cause::Incomplete) => INCOMPLETE,
+            Some(Cause::Unverified) => UNVERIFIED,
+        }
+    }
+
+    /// The verdict in words.
+    pub fn verdict_text(verdict: Option<Cause>) -> &'static str {
+        match verdict {
+            None => "OK: complete and intact",
+            Some(Cause::Altered) => "VERIFICATION FAILED: altered or damaged",
+            Some(Cause::Incomplete) => "INCOMPLETE: what is there passed its checks, but evidence is missing",
+            Some(Cause::Unverified) => "NOT VERIFIED: bytes are covered by no checked hash",
+        }
+    }
 }
 
 /// An error carrying its exit code.

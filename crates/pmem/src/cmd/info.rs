@@ -147,10 +147,10 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
             "hashes: {pass} of {} checked hashes pass; {} finding(s): {}{}",
             report.checks.len(),
             report.findings.len(),
-            super::verify::verdict_text(verdict),
+            crate::exit::verdict_text(verdict),
             if verdict.is_some() { " (see pmem verify)" } else { "" }
         );
-        return Ok(super::verify::code(verdict));
+        return Ok(crate::exit::code(verdict));
     }
     println!("hashes: {hashed} streams and images carry hashes; `pmem verify` (or `pmem info --verify`) checks them");
     Ok(0)

@@ -5,30 +5,11 @@
 use super::open;
 use crate::args::threads;
 use crate::args::Input;
-use crate::{exit, progress, Failure};
+use crate::exit::{code, verdict_text};
+use crate::{progress, Failure};
 use aff4::evidence::Cause;
 use aff4::verify::{verify, Report, Status, VerifyOptions};
 use serde_json::json;
-
-/// The exit code of a verdict.
-pub fn code(verdict: Option<Cause>) -> u8 {
-    match verdict {
-        None => exit::OK,
-        Some(Cause::Altered) => exit::VERIFY_FAILED,
-        Some(Cause::Incomplete) => exit::INCOMPLETE,
-        Some(Cause::Unverified) => exit::UNVERIFIED,
-    }
-}
-
-/// The verdict in words.
-pub fn verdict_text(verdict: Option<Cause>) -> &'static str {
-    match verdict {
-        None => "OK: complete and intact",
-        Some(Cause::Altered) => "VERIFICATION FAILED: altered or damaged",
-        Some(Cause::Incomplete) => "INCOMPLETE: what is there passed its checks, but evidence is missing",
-        Some(Cause::Unverified) => "NOT VERIFIED: bytes are covered by no checked hash",
-    }
-}
 
 /// `pmem verify`.
 #[derive(clap::Args, Debug)]

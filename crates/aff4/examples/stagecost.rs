@@ -1,0 +1,85 @@
+//! The machine's floor for `pmem image` of FILE: the single-core cost of each stage of the
+//! imaging pipeline over FILE's bytes, measured here with the pipeline's own code (read in
+//! 4 MiB blocks, the zero-page scan, compression of the non-zero 32 KiB chunks, the linear
+//! SHA-256, and writing the compressed bytes through the uncached writer to DIR), and the floor
+//! = max(sum / cores, the largest serial stage). `bench/run.sh image` divides the wall time of
+//! `pmem image` by it.
+//!
+//! Usage: stagecost FILE DIR [CODEC]
+
+use aff4::codec::{ChunkEncoder, Codec};
+use aff4::hash::HashAlgo;
+use std::io::{Read, Write};
+use std::time::Instant;
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(file), Some(dir)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: stagecost FILE DIR [CODEC]");
+        std::process::exit(2);
+    };
+    let codec = args.get(3).and_then(|c| Codec::from_name(c)).unwrap_or(Codec::Snappy);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    const BLOCK: usize = 4 << 20;
+    const PAGE: usize = 4096;
+    const CHUNK: usize = 32 << 10;
+
+    // The bytes, for the other stages (not timed; this also warms the page cache).
+    let data = std::fs::read(file)?;
+    // read: the file in blocks into a reused buffer, as the capture engine's reader does.
+    let t = Instant::now();
+    let mut f = std::fs::File::open(file)?;
+    let mut buf = vec![0u8; BLOCK];
+    while f.read(&mut buf)? > 0 {}
+    let read = t.elapsed().as_secs_f64();
+
+    // zero scan: which 4 KiB pages are zero (the pipeline thread).
+    let t = Instant::now();
+    let nonzero: Vec<&[u8]> = data.chunks(PAGE).filter(|p| !aff4::imager::is_zero(p)).collect();
+    let scan = t.elapsed().as_secs_f64();
+
+    // compression of the non-zero pages packed into chunks (the workers, here on one core).
+    let packed: Vec<u8> = nonzero.concat();
+    let t = Instant::now();
+    let mut enc = ChunkEncoder::new(codec);
+    let mut stored = 0usize;
+    for c in packed.chunks(CHUNK) {
+        stored += enc.encode(c).map(|e| e.len()).unwrap_or(c.len());
+    }
+    let compress = t.elapsed().as_secs_f64();
+
+    // SHA-256 of the whole image (the hasher thread).
+    let t = Instant::now();
+    let mut h = HashAlgo::Sha256.hasher();
+    for b in data.chunks(BLOCK) {
+        h.update(b);
+    }
+    let _ = h.finish();
+    let sha = t.elapsed().as_secs_f64();
+
+    // write: the stored bytes through the uncached writer the volume uses.
+    let out = std::path::Path::new(dir).join("stagecost.out");
+    let t = Instant::now();
+    {
+        let mut w = aff4::volume::uncached::Uncached::new(std::fs::File::create(&out)?, 0)?;
+        let mut left = stored;
+        while left > 0 {
+            let n = left.min(packed.len()).min(BLOCK);
+            w.write_all(&packed[..n])?;
+            left -= n;
+        }
+        w.finish()?;
+    }
+    let write = t.elapsed().as_secs_f64();
+    std::fs::remove_file(&out)?;
+
+    let sum = read + scan + compress + sha + write;
+    let serial = [read, scan, sha, write].into_iter().fold(0.0, f64::max);
+    let floor = (sum / cores as f64).max(serial);
+    println!(
+        "stages (s, one core): read {read:.2}  zero-scan {scan:.2}  compress({}) {compress:.2}  sha256 {sha:.2}  write {write:.2}",
+        codec.name()
+    );
+    println!("floor {floor:.2} s  (sum {sum:.2} / {cores} cores = {:.2}; largest serial stage {serial:.2})", sum / cores as f64);
+    Ok(())
+}
