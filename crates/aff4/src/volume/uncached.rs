@@ -1,7 +1,8 @@
 //! Writing volume files around the page cache, so that our own output does not end up in the
-//! memory we are capturing. On Linux the file is written with O_DIRECT from one reused aligned
-//! buffer: no page of the page cache ever holds a block of the volume, and only that buffer's
-//! pages (a few MiB) do. Where the file system refuses O_DIRECT (tmpfs, some network file
+//! memory we are capturing. On Linux the file is written with O_DIRECT from a few reused
+//! aligned buffers (the one being filled, and up to two full ones a thread writes behind the
+//! writer): no page of the page cache ever holds a block of the volume, and only those
+//! buffers' pages (under a MiB) do. Where the file system refuses O_DIRECT (tmpfs, some network file
 //! systems), writes go through the page cache and are pushed out and dropped behind the writer
 //! (sync_file_range, then POSIX_FADV_DONTNEED), so that only a window of recent blocks is
 //! cached at any time. macOS uses F_NOCACHE; elsewhere, plain writes.
@@ -18,16 +19,13 @@ const CAPACITY: usize = 256 << 10;
 #[cfg(target_os = "linux")]
 const WINDOW: u64 = 16 << 20;
 
-/// A file written sequentially at a position, with the page cache kept out of it.
-pub struct Uncached {
+/// Full blocks written behind the writer by its thread, at most: the pipeline goes on filling
+/// the next block while the device takes the last ones.
+const BEHIND: usize = 2;
+
+/// The write side of the file, shared with the thread that writes full blocks.
+struct Out {
     file: File,
-    /// Backing store; the aligned block buffer is `buf[off..off + CAPACITY]`.
-    buf: Vec<u8>,
-    off: usize,
-    /// File offset of the buffer's first byte (a multiple of [`ALIGN`]).
-    start: u64,
-    /// Bytes in the buffer.
-    len: usize,
     /// O_DIRECT is in effect.
     direct: bool,
     /// Buffered fallback: blocks before this offset were dropped from the page cache.
@@ -35,106 +33,18 @@ pub struct Uncached {
     dropped_to: u64,
 }
 
-impl Uncached {
-    /// Takes over `file` for writing at `pos` (its current length, or where an append
-    /// continues): the partial block before `pos` is read back so that it can be rewritten.
-    ///
-    /// # Errors
-    /// Reading that block fails.
-    pub fn new(file: File, pos: u64) -> io::Result<Uncached> {
-        let buf = vec![0u8; CAPACITY + ALIGN];
-        let off = buf.as_ptr().align_offset(ALIGN);
-        let mut u = Uncached {
-            file,
-            buf,
-            off,
-            start: 0,
-            len: 0,
-            direct: false,
-            #[cfg(target_os = "linux")]
-            dropped_to: 0,
-        };
-        u.direct = u.set_direct(true);
-        u.reposition(pos)?;
-        Ok(u)
-    }
-
-    /// The underlying file (for space reservation).
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
-    /// Whether writes bypass the page cache entirely (O_DIRECT).
-    pub fn is_direct(&self) -> bool {
-        self.direct
-    }
-
-    /// The logical position of the next byte.
-    pub fn position(&self) -> u64 {
-        self.start + self.len as u64
-    }
-
-    /// Cuts the file at `at` and continues writing there (after a failed write, or to give up
-    /// what an abandoned append wrote).
-    ///
-    /// # Errors
-    /// The file cannot be cut or its last block read back.
-    pub fn cut_to(&mut self, at: u64) -> io::Result<()> {
-        self.file.set_len(at)?;
-        self.reposition(at)
-    }
-
-    /// Writes everything out and gives the file its logical length (the last block was
-    /// written padded to the alignment).
-    ///
-    /// # Errors
-    /// A write fails.
-    pub fn finish(&mut self) -> io::Result<()> {
-        self.flush()?;
-        self.block().fill(0);
-        let end = self.position();
-        self.file.set_len(end)
-    }
-
-    fn block(&mut self) -> &mut [u8] {
-        &mut self.buf[self.off..self.off + CAPACITY]
-    }
-
-    /// Starts the buffer at the block holding `pos`, with the bytes of that block before it.
-    fn reposition(&mut self, pos: u64) -> io::Result<()> {
-        let start = pos - pos % ALIGN as u64;
-        let keep = (pos - start) as usize;
-        self.start = start;
-        self.len = 0;
-        if keep > 0 {
-            let mut got = 0;
-            while got < keep {
-                let at = self.start + got as u64;
-                // Whole aligned blocks, as O_DIRECT requires; only `keep` bytes are used.
-                let n = read_at(&self.file, &mut self.buf[self.off + got..self.off + ALIGN], at)?;
-                if n == 0 {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("reading back the block at {at}")));
-                }
-                got += n;
-            }
-        }
-        self.len = keep;
-        Ok(())
-    }
-
-    /// Writes `n` bytes of the buffer (a multiple of [`ALIGN`]) at its start.
-    fn write_out(&mut self, n: usize) -> io::Result<()> {
-        let (off, start) = (self.off, self.start);
-        match write_all_at(&self.file, &self.buf[off..off + n], start) {
+impl Out {
+    /// Writes `b` (whole aligned blocks) at `start`.
+    fn write_block(&mut self, b: &[u8], start: u64) -> io::Result<()> {
+        match write_all_at(&self.file, b, start) {
             // A file system that accepted the flag but not the write: fall back to buffering.
             Err(e) if self.direct && e.raw_os_error() == Some(einval()) => {
-                self.direct = false;
                 self.set_direct(false);
-                write_all_at(&self.file, &self.buf[off..off + n], start)?;
+                write_all_at(&self.file, b, start)?;
             }
             r => r?,
         }
-        self.drop_behind(start + n as u64);
+        self.drop_behind(start + b.len() as u64);
         Ok(())
     }
 
@@ -168,20 +78,22 @@ impl Uncached {
     #[cfg(not(target_os = "linux"))]
     fn drop_behind(&mut self, _end: u64) {}
 
-    /// Turns O_DIRECT (Linux) or F_NOCACHE (macOS) on or off; true when it is on.
+    /// Turns O_DIRECT (Linux) or F_NOCACHE (macOS) on or off; true when O_DIRECT is on.
     #[cfg(target_os = "linux")]
     fn set_direct(&mut self, on: bool) -> bool {
         use std::os::fd::AsRawFd;
         let fd = self.file.as_raw_fd();
         // SAFETY: fcntl on a valid descriptor.
-        unsafe {
+        self.direct = unsafe {
             let fl = libc::fcntl(fd, libc::F_GETFL);
             if fl < 0 {
-                return false;
+                false
+            } else {
+                let want = if on { fl | libc::O_DIRECT } else { fl & !libc::O_DIRECT };
+                on && libc::fcntl(fd, libc::F_SETFL, want) == 0
             }
-            let want = if on { fl | libc::O_DIRECT } else { fl & !libc::O_DIRECT };
-            on && libc::fcntl(fd, libc::F_SETFL, want) == 0
-        }
+        };
+        self.direct
     }
 
     #[cfg(target_os = "macos")]
@@ -200,18 +112,236 @@ impl Uncached {
     }
 }
 
+/// An aligned block buffer: its backing store and where the aligned block starts in it.
+type Block = (Vec<u8>, usize);
+
+/// A full block for the writer thread, and what comes back.
+type Job = (Block, u64);
+type Done = (Block, io::Result<()>);
+
+/// A file written sequentially at a position, with the page cache kept out of it. Full blocks
+/// are written by a thread behind the writer; a failed write is reported by a later `write`,
+/// and always by `flush` (every ZIP member is flushed before it counts as written).
+pub struct Uncached {
+    /// For reads and the length (the write side is `out`).
+    file: File,
+    out: std::sync::Arc<std::sync::Mutex<Out>>,
+    /// The block being filled.
+    block: Block,
+    /// File offset of the block's first byte (a multiple of [`ALIGN`]).
+    start: u64,
+    /// Bytes in the block.
+    len: usize,
+    /// The writer thread's channels, once started.
+    behind: Option<(std::sync::mpsc::Sender<Job>, std::sync::mpsc::Receiver<Done>)>,
+    /// Blocks with the thread.
+    in_flight: usize,
+    /// Written blocks, zeroed, for reuse.
+    spare: Vec<Block>,
+    /// A write of the thread that failed, not yet reported.
+    failed: Option<io::Error>,
+}
+
+/// A new zeroed aligned block.
+fn new_block() -> Block {
+    let buf = vec![0u8; CAPACITY + ALIGN];
+    let off = buf.as_ptr().align_offset(ALIGN);
+    (buf, off)
+}
+
+impl Uncached {
+    /// Takes over `file` for writing at `pos` (its current length, or where an append
+    /// continues): the partial block before `pos` is read back so that it can be rewritten.
+    ///
+    /// # Errors
+    /// Reading that block, or sharing the file with the writer thread, fails.
+    pub fn new(file: File, pos: u64) -> io::Result<Uncached> {
+        let mut out = Out {
+            file: file.try_clone()?,
+            direct: false,
+            #[cfg(target_os = "linux")]
+            dropped_to: 0,
+        };
+        out.set_direct(true);
+        let mut u = Uncached {
+            file,
+            out: std::sync::Arc::new(std::sync::Mutex::new(out)),
+            block: new_block(),
+            start: 0,
+            len: 0,
+            behind: None,
+            in_flight: 0,
+            spare: Vec::new(),
+            failed: None,
+        };
+        u.reposition(pos)?;
+        Ok(u)
+    }
+
+    /// The underlying file (for space reservation).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether writes bypass the page cache entirely (O_DIRECT).
+    pub fn is_direct(&self) -> bool {
+        self.out.lock().is_ok_and(|o| o.direct)
+    }
+
+    /// The logical position of the next byte.
+    pub fn position(&self) -> u64 {
+        self.start + self.len as u64
+    }
+
+    /// Cuts the file at `at` and continues writing there (after a failed write, or to give up
+    /// what an abandoned append wrote).
+    ///
+    /// # Errors
+    /// The file cannot be cut or its last block read back.
+    pub fn cut_to(&mut self, at: u64) -> io::Result<()> {
+        // The blocks behind are given up with what comes after `at`; their errors with them.
+        let _ = self.drain();
+        self.file.set_len(at)?;
+        self.reposition(at)
+    }
+
+    /// Writes everything out and gives the file its logical length (the last block was
+    /// written padded to the alignment).
+    ///
+    /// # Errors
+    /// A write fails.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.bytes().fill(0);
+        let end = self.position();
+        self.file.set_len(end)
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        let off = self.block.1;
+        &mut self.block.0[off..off + CAPACITY]
+    }
+
+    /// Waits for every block behind, keeping their buffers; the first failure, if any.
+    fn drain(&mut self) -> io::Result<()> {
+        while self.in_flight > 0 {
+            self.reap(true);
+        }
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// Takes back one written block (waiting for it when `wait`), noting a failure.
+    fn reap(&mut self, wait: bool) -> bool {
+        let Some((_, rx)) = &self.behind else { return false };
+        let got = if wait { rx.recv().ok() } else { rx.try_recv().ok() };
+        match got {
+            Some((b, r)) => {
+                self.in_flight -= 1;
+                self.spare.push(b);
+                if let Err(e) = r {
+                    self.failed.get_or_insert(e);
+                }
+                true
+            }
+            None if wait => {
+                // The thread is gone (it cannot be, short of a panic): what it held is lost.
+                self.in_flight = 0;
+                self.failed.get_or_insert_with(|| io::Error::other("the volume's writer thread ended"));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Hands the full block to the writer thread and starts a fresh one.
+    fn write_behind(&mut self) -> io::Result<()> {
+        while self.reap(false) {}
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        if self.behind.is_none() {
+            let (tx, jobs) = std::sync::mpsc::channel::<Job>();
+            let (done, rx) = std::sync::mpsc::channel::<Done>();
+            let out = self.out.clone();
+            std::thread::Builder::new().name("volume-writer".into()).spawn(move || {
+                while let Ok(((mut buf, off), at)) = jobs.recv() {
+                    let r = match out.lock() {
+                        Ok(mut o) => o.write_block(&buf[off..off + CAPACITY], at),
+                        Err(_) => Err(io::Error::other("the volume's writer was poisoned")),
+                    };
+                    // Written: its bytes are not kept in our memory either.
+                    buf[off..off + CAPACITY].fill(0);
+                    if done.send(((buf, off), r)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+            self.behind = Some((tx, rx));
+        }
+        if self.spare.is_empty() && self.in_flight >= BEHIND {
+            self.reap(true);
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+        }
+        let next = self.spare.pop().unwrap_or_else(new_block);
+        let full = std::mem::replace(&mut self.block, next);
+        let sent = self.behind.as_ref().map(|(tx, _)| tx.send((full, self.start)).is_ok()).unwrap_or(false);
+        if !sent {
+            return Err(io::Error::other("the volume's writer thread ended"));
+        }
+        self.in_flight += 1;
+        self.start += CAPACITY as u64;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Starts the buffer at the block holding `pos`, with the bytes of that block before it.
+    fn reposition(&mut self, pos: u64) -> io::Result<()> {
+        let start = pos - pos % ALIGN as u64;
+        let keep = (pos - start) as usize;
+        self.start = start;
+        self.len = 0;
+        if keep > 0 {
+            let mut got = 0;
+            let off = self.block.1;
+            while got < keep {
+                let at = self.start + got as u64;
+                // Whole aligned blocks, as O_DIRECT requires; only `keep` bytes are used.
+                let n = read_at(&self.file, &mut self.block.0[off + got..off + ALIGN], at)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("reading back the block at {at}")));
+                }
+                got += n;
+            }
+        }
+        self.len = keep;
+        Ok(())
+    }
+
+    /// Writes `n` bytes of the buffer (a multiple of [`ALIGN`]) at its start, now.
+    fn write_out(&mut self, n: usize) -> io::Result<()> {
+        let (off, start) = (self.block.1, self.start);
+        let mut o = self.out.lock().map_err(|_| io::Error::other("the volume's writer was poisoned"))?;
+        o.write_block(&self.block.0[off..off + n], start)
+    }
+}
+
+impl Drop for Uncached {
+    /// Waits for the blocks behind, so that nothing is written after the writer is gone.
+    fn drop(&mut self) {
+        let _ = self.drain();
+    }
+}
+
 impl Write for Uncached {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         let n = (CAPACITY - self.len).min(b.len());
         let len = self.len;
-        self.block()[len..len + n].copy_from_slice(&b[..n]);
+        self.bytes()[len..len + n].copy_from_slice(&b[..n]);
         self.len += n;
         if self.len == CAPACITY {
-            self.write_out(CAPACITY)?;
-            // Written: its bytes are not kept in our memory either.
-            self.block().fill(0);
-            self.start += CAPACITY as u64;
-            self.len = 0;
+            self.write_behind()?;
         }
         Ok(n)
     }
@@ -219,19 +349,20 @@ impl Write for Uncached {
     /// Writes what is buffered, the last partial block padded with zeros (rewritten when it
     /// fills), so that everything written so far is in the file.
     fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
         if self.len == 0 {
             return Ok(());
         }
         let len = self.len;
         let full = len - len % ALIGN;
         let padded = len.div_ceil(ALIGN) * ALIGN;
-        self.block()[len..padded].fill(0);
+        self.bytes()[len..padded].fill(0);
         self.write_out(padded)?;
         if full > 0 {
             // The partial block moves to the front; the written blocks behind it are cleared.
             let tail = len - full;
-            self.block().copy_within(full..len, 0);
-            self.block()[tail..padded].fill(0);
+            self.bytes().copy_within(full..len, 0);
+            self.bytes()[tail..padded].fill(0);
             self.start += full as u64;
             self.len = tail;
         }
