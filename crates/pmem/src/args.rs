@@ -195,9 +195,17 @@ fn one_of<T: Copy + Send + Sync + 'static>(
         .map(move |s| all.iter().copied().find(|t| name(*t) == s).unwrap_or(all[0]))
 }
 
-/// `-c`: [`Codec::WRITABLE`].
+/// `-c`: [`Codec::WRITABLE`], and `none` for `stored` (aff4imager's name for it).
 pub fn codec() -> impl TypedValueParser<Value = Codec> {
-    one_of(&Codec::WRITABLE, Codec::name, Codec::describe)
+    let values = Codec::WRITABLE.map(|c| {
+        let v = PossibleValue::new(c.name()).help(c.describe());
+        if c == Codec::Stored {
+            v.alias("none")
+        } else {
+            v
+        }
+    });
+    PossibleValuesParser::new(values).map(|s| Codec::from_name(&s).unwrap_or(Codec::Stored))
 }
 
 /// `--hash`, `--block-hashes`: [`HashAlgo::ALL`], or `none`.

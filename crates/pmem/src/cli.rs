@@ -115,6 +115,11 @@ pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
     if is_sub(&first) || first == "--help" || first == "-h" || first == "--version" {
         return args;
     }
+    // A word that is neither a subcommand nor something to image (`pmem verfy a.aff4`) is a
+    // misspelt subcommand: clap says so and suggests the nearest, instead of a legacy form.
+    if !first.starts_with('-') && !first.contains(['/', '.', '\\']) && !std::path::Path::new(&first).exists() {
+        return args;
+    }
     let rest: Vec<String> = args.split_off(1);
     let has = |f: &[&str]| rest.iter().any(|a| f.contains(&a.as_str()));
     let strip = |f: &[&str]| -> Vec<String> { rest.iter().filter(|a| !f.contains(&a.as_str())).cloned().collect() };
@@ -203,6 +208,26 @@ mod tests {
             parse(&["image", "-o", "v.aff4", "-c", "brotli", "in"]).is_err_and(|e| e.contains("snappy")),
             "unknown codecs are refused, naming the known ones"
         );
+        match parse(&["image", "-o", "v.aff4", "-c", "none", "in"]).map(|c| c.command) {
+            Ok(Command::Image(a)) => assert_eq!(a.store.codec, aff4::Codec::Stored, "aff4imager's -c none"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelt_subcommand_is_named_with_a_suggestion() {
+        for (typo, want) in [("verfy", "verify"), ("exprot", "export"), ("aquire", "acquire")] {
+            let args = rw(&[typo, "-D", "out", "a.aff4"]);
+            assert_eq!(args[0], typo, "not rewritten into a legacy form");
+            let full: Vec<String> = std::iter::once("pmem".to_string()).chain(args).collect();
+            let e = Cli::try_parse_from(&full).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::InvalidSubcommand, "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        // The legacy forms keep working: inputs to image, and flags.
+        assert_eq!(rw(&["disk.raw", "-i", "notes.txt"])[0], "image");
+        assert_eq!(rw(&["-D", "out", "a.aff4"])[0], "export");
     }
 
     #[test]

@@ -432,3 +432,18 @@ fn ctrl_c_closes_the_volume_with_what_was_read() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(o.status.code() == Some(8) && v["failed"] == 0 && v["passed"].as_u64().unwrap() >= 1, "{v}");
 }
+
+#[test]
+fn cat_of_several_images_asks_which_with_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+    std::fs::write(&a, corpus(100_000, 1)).unwrap();
+    std::fs::write(&b, corpus(100_000, 2)).unwrap();
+    let vol = dir.path().join("v.aff4");
+    ok(&["image", "-q", "-o", vol.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()]);
+    let o = run(&["cat", vol.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "a choice to make is a usage error");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--stream") && e.contains("2 images"), "{e}");
+    assert!(ok(&["cat", "-s", "b.bin", vol.to_str().unwrap()]).stdout == corpus(100_000, 2));
+}

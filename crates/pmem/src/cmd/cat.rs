@@ -37,7 +37,12 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     super::warn_problems(&c);
     let urn = match stream {
         Some(s) => c.find_stream(s).code(exit::INPUT)?,
-        None => c.default_stream().context("choose the image with --stream URN|NAME").code(exit::INPUT)?,
+        None => match c.default_stream() {
+            Ok(s) => s,
+            // Several images: the choice is the user's (a usage error), not a damaged input.
+            Err(e @ aff4::Error::Unsupported(_)) => return Err(e).context("choose the image with --stream URN|NAME").code(exit::USAGE),
+            Err(e) => return Err(e).context("no image to show").code(exit::INPUT),
+        },
     };
     let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
     let start = offset.min(s.size());
