@@ -165,7 +165,9 @@ impl StoreArgs {
         }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
         let opened = if self.output.as_os_str() == "-" { VolumeWriter::to_stdout() } else { VolumeWriter::create(&self.output, mode) };
-        let mut vol = opened.with_context(|| format!("cannot write {}", self.output.display())).code(exit::OUTPUT)?;
+        let mut vol = opened
+            .map_err(crate::files::cannot("write", vec![self.output.display().to_string()], " (-t replaces it)"))
+            .code(exit::OUTPUT)?;
         if let Some(limit) = self.split {
             // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
             let chunk = ImagerOptions::default().chunk_size as u64;

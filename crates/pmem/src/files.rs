@@ -8,6 +8,26 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Wraps an error as "cannot VERB PATHS: ERROR", leaving the paths out when the error already
+/// names one of them (errors of the libraries name their file): a path is said once. An
+/// output that exists gets `exists_hint` (what the command offers: `-t`, or nothing).
+pub fn cannot<E: std::error::Error + Send + Sync + 'static>(
+    verb: &'static str,
+    paths: Vec<String>,
+    exists_hint: &'static str,
+) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| {
+        let msg = e.to_string();
+        let hint = if msg.contains("File exists") || msg.contains("output exists") { exists_hint } else { "" };
+        let ctx = if paths.iter().any(|p| msg.contains(p.as_str())) {
+            format!("cannot {verb}{hint}")
+        } else {
+            format!("cannot {verb} {}{hint}", paths.join(" "))
+        };
+        anyhow::Error::new(e).context(ctx)
+    }
+}
+
 /// Creates an output file 0600, never through a symlink, never replacing an existing file unless `truncate`.
 pub fn create_output(p: &Path, truncate: bool) -> std::io::Result<File> {
     aff4::volume::write::create_file(p, truncate).map_err(std::io::Error::from)

@@ -391,12 +391,18 @@ fn ctrl_c_closes_the_volume_with_what_was_read() {
     let later = dir.path().join("later.bin");
     std::fs::write(&later, b"never reached").unwrap();
     let vol = dir.path().join("v.aff4");
-    let mut child = pmem().args(["image", "-q", "-o", vol.to_str().unwrap()]).arg(&big).arg(&later).spawn().unwrap();
+    let mut child =
+        pmem().args(["image", "-o", vol.to_str().unwrap()]).arg(&big).arg(&later).stderr(std::process::Stdio::piped()).spawn().unwrap();
     wait_until_open(&mut child, &big);
     std::thread::sleep(std::time::Duration::from_millis(100));
     // SAFETY: kill with a valid pid and signal.
     unsafe { kill(child.id() as i32, 2) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // The summary says how far it got, not the input's size as if it were imaged, and what was left out.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("INTERRUPTED after ") && err.contains(" of 68719476736 bytes"), "{err}");
+    assert!(err.contains("interrupted: 1 more input(s) and -i file(s) were not imaged"), "{err}");
     // What was read verifies, but the image is incomplete: exit 8, and ls says where it stopped.
     let o = run(&["verify", "--json", vol.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -446,4 +452,29 @@ fn cat_of_several_images_asks_which_with_a_usage_error() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--stream") && e.contains("2 images"), "{e}");
     assert!(ok(&["cat", "-s", "b.bin", vol.to_str().unwrap()]).stdout == corpus(100_000, 2));
+}
+
+#[test]
+fn errors_say_the_path_once_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope").join("x.aff4");
+    let o = run(&["ls", missing.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert_eq!(e.matches(missing.to_str().unwrap()).count(), 1, "the path once: {e}");
+    // An output that exists: what the command offers.
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, corpus(50_000, 3)).unwrap();
+    let vol = dir.path().join("v.aff4");
+    ok(&["image", "-q", "-o", vol.to_str().unwrap(), input.to_str().unwrap()]);
+    let o = run(&["cat", "-o", input.to_str().unwrap(), vol.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cat never replaces a file"), "{}", String::from_utf8_lossy(&o.stderr));
+    // A mount point that is not there is said to be missing (before FUSE is involved).
+    if cfg!(target_os = "linux") {
+        let o = run(&["mount", vol.to_str().unwrap(), dir.path().join("mnt").to_str().unwrap()]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{e}");
+        assert!(e.contains("does not exist"), "{e}");
+    }
 }

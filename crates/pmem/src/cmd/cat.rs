@@ -57,7 +57,13 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     match output {
         // A file: zero pages become holes.
         Some(p) => {
-            let mut f = ImageOutput::at(p, false).code(exit::OUTPUT)?;
+            let mut f = ImageOutput::at(p, false)
+                .map_err(crate::files::cannot(
+                    "write",
+                    vec![p.display().to_string()],
+                    " (cat never replaces a file: remove it or choose another)",
+                ))
+                .code(exit::OUTPUT)?;
             copy(&mut f)?;
             f.finish().map(drop).with_context(|| format!("writing {}", p.display())).code(exit::OUTPUT)?;
         }

@@ -126,7 +126,7 @@ fn image_one(
     Ok(json!({
         "input": input, "image": f.urn, "map": r.map_urn, "stream": r.stream_urn, "size": r.size,
         "stored_bytes": r.stats.stored_bytes, "zero_bytes": r.stats.zero_bytes, "unreadable_bytes": r.stats.unreadable_bytes,
-        "interrupted": interrupted, "hashed_bytes": r.hashed, "write_error": write_error, "read_error": read_error,
+        "interrupted": interrupted, "hashed_bytes": r.hashed, "read_bytes": off, "write_error": write_error, "read_error": read_error,
         "completion": f.completion.to_string(),
         "kept_bytes": if write_error.is_some() { r.lost_from.unwrap_or(0) } else { r.size },
         "hashes": r.hashes.iter().map(|(a, d)| (a.name().to_string(), aff4::hash::hex(d))).collect::<std::collections::BTreeMap<_, _>>(),
@@ -163,17 +163,22 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     crate::signals::install();
     let mut summary = Vec::new();
     let mut interrupted = false;
+    // What an interruption leaves out: the inputs after it, and the -i files.
+    let mut left_out = logical.len();
     let mut jl = progress::JsonLines::new(store.progress_json);
     for input in inputs {
         let s = image_one(&mut vol, input, &opts, store.quiet || store.json || store.progress_json, &mut jl)?;
         interrupted = s["interrupted"] == true;
         if !store.json && !store.quiet {
             let hashed = s["hashed_bytes"].as_u64().unwrap_or(0);
+            let (read, size) = (s["read_bytes"].as_u64().unwrap_or(0), s["size"].as_u64().unwrap_or(0));
+            let what = if interrupted {
+                format!("INTERRUPTED after {read} of {size} bytes ({} of {})", human(read), human(size))
+            } else {
+                format!("{size} bytes ({})", human(size))
+            };
             eprintln!(
-                "{input}: {}{} bytes ({}) -> {} stored; {}{}",
-                if interrupted { "INTERRUPTED, " } else { "" },
-                s["size"],
-                human(s["size"].as_u64().unwrap_or(0)),
+                "{input}: {what} -> {} stored; {}{}",
                 human(s["stored_bytes"].as_u64().unwrap_or(0)),
                 if s["hashed_bytes"] == s["size"] { String::new() } else { format!("hashes of the first {hashed} bytes: ") },
                 s["hashes"]
@@ -185,6 +190,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         let failed = !s["write_error"].is_null();
         summary.push(s);
         if interrupted || failed {
+            left_out += inputs.len() - summary.len();
             break;
         }
     }
@@ -211,7 +217,11 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     } else if !store.quiet {
         eprintln!(
             "wrote {path} ({urn}){}",
-            if interrupted { "; interrupted: the inputs after it and -i files were not imaged" } else { "" }
+            if interrupted && left_out > 0 {
+                format!("; interrupted: {left_out} more input(s) and -i file(s) were not imaged")
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(e) = write_error {

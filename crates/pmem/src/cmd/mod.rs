@@ -45,7 +45,7 @@ pub fn open(input: &Input) -> Result<aff4::Container, Failure> {
         return open_with_remote(input, &opts);
     }
     aff4::Container::open_with(&input.volumes, &opts)
-        .with_context(|| format!("cannot open {}", input.volumes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")))
+        .map_err(crate::files::cannot("open", input.volumes.iter().map(|p| p.display().to_string()).collect(), ""))
         .code(exit::INPUT)
 }
 
@@ -81,7 +81,7 @@ fn open_with_remote(input: &Input, opts: &aff4::OpenOptions) -> Result<aff4::Con
         let v = if name.starts_with("s3://") {
             remote::open_volume(&name).map_err(|e| anyhow::anyhow!("cannot open {name}: {e}")).code(exit::INPUT)?
         } else {
-            aff4::volume::Volume::open(p).with_context(|| format!("cannot open {}", p.display())).code(exit::INPUT)?
+            aff4::volume::Volume::open(p).map_err(crate::files::cannot("open", vec![p.display().to_string()], "")).code(exit::INPUT)?
         };
         vols.push(v);
     }

@@ -174,6 +174,9 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     for w in &tree.warnings {
         eprintln!("pmem mount: skipped {w}");
     }
+    if !mountpoint.exists() {
+        return Err(anyhow!("mount point {} does not exist: create the directory first", mountpoint.display())).code(exit::OUTPUT);
+    }
     if !mountpoint.is_dir() {
         return Err(anyhow!("mount point {} is not a directory", mountpoint.display())).code(exit::OUTPUT);
     }
