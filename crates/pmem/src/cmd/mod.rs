@@ -17,7 +17,6 @@ pub mod view;
 use crate::args::Input;
 use crate::cli::{Cli, Command};
 use crate::{exit, Failure, WithCode};
-use anyhow::Context;
 
 /// Dispatches a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8, Failure> {
@@ -75,6 +74,7 @@ pub fn human(n: u64) -> String {
 
 #[cfg(feature = "s3")]
 fn open_with_remote(input: &Input, opts: &aff4::OpenOptions) -> Result<aff4::Container, Failure> {
+    use anyhow::Context;
     let mut vols = Vec::new();
     for p in &input.volumes {
         let name = p.to_string_lossy();
