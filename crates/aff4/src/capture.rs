@@ -155,11 +155,11 @@ pub enum Input<'a> {
     Local(&'a mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>),
 }
 
-/// Reads `buf` at `off` from `r` until it is full or `r` ends; returns the bytes read.
-fn fill_from(r: &dyn ReadAt, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads `buf` at `off` through `read` until it is full or the source ends; returns the bytes read.
+fn fill(read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>, off: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match r.read_at(off + n as u64, &mut buf[n..]) {
+        match read(off + n as u64, &mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -210,7 +210,7 @@ impl<'a, 'i> Capture<'a, 'i> {
             let (tx, rx) = mpsc::channel::<Job>();
             std::thread::spawn(move || {
                 while let Ok((off, mut buf, whole, reply)) = rx.recv() {
-                    let r = if whole { fill_from(&*src, off, &mut buf) } else { src.read_at(off, &mut buf) };
+                    let r = if whole { fill(&mut |o, b| src.read_at(o, b), off, &mut buf) } else { src.read_at(off, &mut buf) };
                     if reply.send((buf, r)).is_err() {
                         break;
                     }
@@ -229,16 +229,10 @@ impl<'a, 'i> Capture<'a, 'i> {
         let rx = match p {
             Pending::Deferred(off, mut buf) => {
                 let Input::Local(f) = &mut self.input else { return Read::Failed(io::Error::other("internal: deferred read")) };
-                let mut n = 0;
-                while n < buf.len() {
-                    match f(off + n as u64, &mut buf[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Read::Failed(e),
-                    }
-                }
-                return Read::Got(buf, n);
+                return match fill(*f, off, &mut buf) {
+                    Ok(n) => Read::Got(buf, n),
+                    Err(e) => Read::Failed(e),
+                };
             }
             Pending::Threaded(rx) => rx,
         };
@@ -344,13 +338,7 @@ impl<'a, 'i> Capture<'a, 'i> {
                     obs.data(b.src, &buf);
                     w.write(b.at, buf)?;
                 }
-                Read::Got(mut buf, n) => {
-                    buf.truncate(n);
-                    obs.data(b.src, &buf);
-                    w.write(b.at, buf)?;
-                    st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", b.src + n as u64)));
-                    return Ok(());
-                }
+                Read::Got(buf, n) => return ended_early(w, obs, st, (b.src, b.at), buf, n, end),
                 Read::Stopped => {
                     st.ending = Some(Ending::Interrupted);
                     return Ok(());
@@ -389,13 +377,7 @@ impl<'a, 'i> Capture<'a, 'i> {
                             consecutive_timeouts = 0;
                             break;
                         }
-                        Read::Got(mut buf, n) => {
-                            buf.truncate(n);
-                            obs.data(q, &buf);
-                            w.write(at, buf)?;
-                            st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", q + n as u64)));
-                            return Ok(false);
-                        }
+                        Read::Got(buf, n) => return ended_early(w, obs, st, (q, at), buf, n, end).map(|()| false),
                         Read::Failed(_) => {}
                         Read::TimedOut => {
                             st.timed_out += 1;
@@ -468,6 +450,24 @@ impl<'a, 'i> Capture<'a, 'i> {
             }
         }
     }
+}
+
+/// The source ended inside a read at `(src, at)`: keeps the `n` bytes that came and ends the
+/// run with where the data stopped, out of the plan's `end`.
+fn ended_early(
+    w: &mut ImageWriter<'_>,
+    obs: &mut dyn Observer,
+    st: &mut Run,
+    (src, at): (u64, u64),
+    mut buf: Vec<u8>,
+    n: usize,
+    end: u64,
+) -> Result<()> {
+    buf.truncate(n);
+    obs.data(src, &buf);
+    w.write(at, buf)?;
+    st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", src + n as u64)));
+    Ok(())
 }
 
 /// Writes zero bytes up to image offset `target` (a raw layout's holes).
