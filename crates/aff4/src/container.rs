@@ -110,12 +110,20 @@ impl Container {
             let first = Volume::open(p)?;
             let urn = first.urn.clone();
             volumes.push(first);
-            // The other parts of a split set (`OUT.A01`, …) beside it, when not given explicitly.
-            // A part belongs to the set only if its metadata names this first volume, so parts
-            // left over from an older set are never mixed in.
+            // The other parts of a split set beside it, when not given explicitly: pmem's
+            // `OUT.A01`, … or c-aff4's `OUT.aff4.A01`, … A part belongs to the set only if its
+            // metadata names this first volume, so parts left over from an older set are never
+            // mixed in.
             if p.is_file() {
+                let caff4 = |n: u32| {
+                    let mut s = p.as_os_str().to_owned();
+                    s.push(format!(".A{n:02}"));
+                    std::path::PathBuf::from(s)
+                };
+                let naming: fn(&Path, u32) -> std::path::PathBuf = crate::volume::write::split_part_path;
+                let named = |n: u32| if naming(p, 1).is_file() { naming(p, n) } else { caff4(n) };
                 for n in 1.. {
-                    let part = crate::volume::write::split_part_path(p, n);
+                    let part = named(n);
                     if given.contains(&part.as_path()) || !part.is_file() {
                         break;
                     }
@@ -165,7 +173,44 @@ impl Container {
             }
         }
         c.check_parts();
+        c.check_snapshots();
         Ok(c)
+    }
+
+    /// What the volumes' metadata cannot settle: two different digests of one kind for the same
+    /// object (altered: no digest can be trusted), and a stream whose only description is a
+    /// snapshot taken before it was finished (c-aff4 split sets: `aff4:size 0` while bevies
+    /// exist, the final facts being in a later part that was not found).
+    fn check_snapshots(&mut self) {
+        let mut found = Vec::new();
+        for (s, p, datatype, values) in self.graph.conflicting_digests() {
+            found.push(Finding::new(
+                Cause::Altered,
+                &s,
+                format!(
+                    "the volumes record {} different {} {} digests for {s}: {}",
+                    values.len(),
+                    local(&p),
+                    local(&datatype),
+                    values.join(", ")
+                ),
+            ));
+        }
+        for s in self.graph.subjects_of_type(vocab::IMAGE_STREAM) {
+            let size = self.graph.aff4(&s, "size").and_then(Node::as_u64);
+            if size == Some(0) && self.segments.locate(&format!("{s}/00000000.index")).is_some() {
+                let last = self.volumes.last().map(|v| v.path.clone()).unwrap_or_default();
+                found.push(Finding::new(
+                    Cause::Incomplete,
+                    &s,
+                    format!(
+                        "{s} is described only as it was before it was written (aff4:size 0, yet it holds data): the part of the \
+                         split set written last, which holds its final size and hashes, is missing (the part after {last}?)"
+                    ),
+                ));
+            }
+        }
+        self.problems.extend(found);
     }
 
     /// Split sets record each part's number and name, and the last part the count: a part
@@ -239,7 +284,9 @@ impl Container {
             );
             self.problems.push(Finding::new(Cause::Incomplete, &v.path, msg));
         }
-        self.graph.parse_turtle(&v.turtle, &v.urn, &v.path)?;
+        let mut g = Graph::new();
+        g.parse_turtle(&v.turtle, &v.urn, &v.path)?;
+        self.graph.merge_volume(&g);
         self.volumes.push(v);
         Ok(())
     }

@@ -155,6 +155,58 @@ impl Graph {
         }
     }
 
+    /// Merges the metadata of another volume of the same set. Statements are united, except
+    /// that volumes which disagree about `aff4:size` (a value that only grows while a stream is
+    /// written) keep the largest: c-aff4 writes each part's turtle as a snapshot of its whole
+    /// graph, so a part closed while a stream was still being written says `aff4:size 0` and the
+    /// last part the final size. The result does not depend on the order the parts are opened in;
+    /// conflicting digests are united and left for [`Graph::conflicting_digests`] to report.
+    pub fn merge_volume(&mut self, other: &Graph) {
+        let grows = [format!("{AFF4}size"), format!("{AFF4_LEGACY}size")];
+        for s in &other.subjects {
+            for (p, o) in &other.props[s] {
+                if grows.contains(p) {
+                    if let Some(have) = self.values(s, p).filter_map(Node::as_u64).max() {
+                        if o.as_u64().is_some_and(|new| new > have) {
+                            self.set(s, p, o.clone());
+                        }
+                        continue;
+                    }
+                }
+                self.add(s, p, o.clone());
+            }
+        }
+    }
+
+    /// Subjects given two different digests of one kind (same predicate and datatype) by the
+    /// volumes opened: (subject, predicate, datatype, the digests). Such a set cannot be trusted
+    /// whichever digest is checked.
+    pub fn conflicting_digests(&self) -> Vec<(String, String, String, Vec<String>)> {
+        let digest_preds: Vec<String> = ["hash", "blockMapHash", "mapPointHash", "mapIdxHash", "mapPathHash", "mapHash", "imageStreamHash"]
+            .iter()
+            .flat_map(|l| [format!("{AFF4}{l}"), format!("{AFF4_LEGACY}{l}")])
+            .collect();
+        let mut out = Vec::new();
+        for s in &self.subjects {
+            let mut by_kind: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+            for (p, o) in &self.props[s] {
+                if let (true, Node::Literal { value, datatype }) = (digest_preds.contains(p), o) {
+                    let v = by_kind.entry((p.as_str(), datatype.as_str())).or_default();
+                    let value = value.trim().to_ascii_lowercase();
+                    if !v.contains(&value) {
+                        v.push(value);
+                    }
+                }
+            }
+            for ((p, d), values) in by_kind {
+                if values.len() > 1 {
+                    out.push((s.clone(), p.to_string(), d.to_string(), values));
+                }
+            }
+        }
+        out
+    }
+
     /// Subjects in first-seen order.
     pub fn subjects(&self) -> &[String] {
         &self.subjects

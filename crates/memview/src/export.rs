@@ -1,7 +1,7 @@
 //! Memory images out of AFF4: the physical view of a memory Image (whatever its layout) and
 //! writers for raw (padded), ELF core and LiME files, read on all cores.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use aff4::map::RegionKind;
 use aff4::stream::{Stream, StreamAsReadAt};
 use aff4::symbolic::Symbolic;
@@ -126,13 +126,13 @@ impl MemoryView {
     /// The memory image in `c`: the one typed aff4:MemoryImage (or with category memory:physical).
     ///
     /// # Errors
-    /// None or several memory images.
-    pub fn find(c: &Container) -> Result<String> {
+    /// None or several memory images (several: `aff4::Error::Unsupported`, the caller's choice).
+    pub fn find(c: &Container) -> aff4::Result<String> {
         let mem: Vec<String> = c.images().into_iter().filter(|i| i.memory).map(|i| i.urn).collect();
         match mem.len() {
             1 => Ok(mem[0].clone()),
-            0 => Ok(c.default_stream()?),
-            _ => Err(Error::corrupt("volume", 0, format!("several memory images; choose one: {}", mem.join(", ")))),
+            0 => c.default_stream(),
+            _ => Err(aff4::Error::Unsupported(format!("{} memory images in the volume; choose one: {}", mem.len(), mem.join(", ")))),
         }
     }
 }

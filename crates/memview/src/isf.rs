@@ -339,9 +339,8 @@ fn vmcoreinfo_value(v: &str, key: &str) -> Option<u64> {
 ///
 /// # Errors
 /// Something needed was not captured, or does not parse.
-pub fn from_container(c: &Container) -> Result<Isf> {
-    let image = MemoryView::find(c)?;
-    let view = MemoryView::open(c, &image)?;
+pub fn from_container(c: &Container, image: &str) -> Result<Isf> {
+    let view = MemoryView::open(c, image)?;
     // The banner check below walks x86-64's kernel mapping (__START_KERNEL_map, phys_base).
     if view.machine != memformat::elf::EM_X86_64 {
         let arch = memformat::elf::arch_name(view.machine).unwrap_or("unknown");

@@ -21,6 +21,65 @@ pub struct Input {
     /// Password for encrypted (pyaff4) containers.
     #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// The help heading of [`S3Args`] (per flag: a struct-wide heading would carry over to the flags after it).
+#[cfg(feature = "s3")]
+const S3_HEADING: &str = "Object storage (s3:// volumes)";
+
+/// Where s3:// volumes live, for the commands that read or write volumes (under their own heading).
+#[derive(Args, Debug, Clone, Default)]
+pub struct S3Args {
+    /// S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS).
+    #[cfg(feature = "s3")]
+    #[arg(long, value_name = "URL", help_heading = S3_HEADING)]
+    pub s3_endpoint: Option<String>,
+    /// Region (default: AWS_REGION, else us-east-1).
+    #[cfg(feature = "s3")]
+    #[arg(long, value_name = "REGION", help_heading = S3_HEADING)]
+    pub s3_region: Option<String>,
+}
+
+impl S3Args {
+    /// Hands the flags to the object-store client, which reads the standard AWS variables;
+    /// called before any thread starts.
+    pub fn apply(&self) {
+        #[cfg(feature = "s3")]
+        {
+            if let Some(e) = &self.s3_endpoint {
+                std::env::set_var("AWS_ENDPOINT_URL", e);
+            }
+            if let Some(r) = &self.s3_region {
+                std::env::set_var("AWS_REGION", r);
+            }
+        }
+    }
+}
+
+/// Which image of a volume a command reads (`cat`, `isf`).
+#[derive(Args, Debug, Clone)]
+pub struct ImageChoice {
+    /// The image or stream: its URN, or an image's recorded name as `pmem ls` shows it
+    /// (`C:\pagefile.sys`, or just `pagefile.sys`; default: the volume's only image).
+    #[arg(long, value_name = "URN|NAME")]
+    pub stream: Option<String>,
+}
+
+impl ImageChoice {
+    /// The chosen stream's URN, else `default()`'s; a volume with several images and no choice
+    /// is a usage error (exit 2) that lists them, a choice that names nothing an input error.
+    pub fn resolve(&self, c: &aff4::Container, default: impl FnOnce(&aff4::Container) -> aff4::Result<String>) -> Result<String, Failure> {
+        match &self.stream {
+            Some(s) => c.find_stream(s).code(exit::INPUT),
+            None => match default(c) {
+                Ok(s) => Ok(s),
+                Err(e @ aff4::Error::Unsupported(_)) => Err(e).context("choose the image with --stream URN|NAME").code(exit::USAGE),
+                Err(e) => Err(e).context("no image to read").code(exit::INPUT),
+            },
+        }
+    }
 }
 
 /// Options shared by `image` and `acquire` for how data is stored.
@@ -31,6 +90,8 @@ pub struct StoreArgs {
     /// to upload it to object storage as it is written.
     #[arg(short = 'o', long = "output", value_name = "VOLUME")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Replace the output volume instead of adding to it.
     #[arg(short = 't', long = "truncate")]
     pub truncate: bool,
@@ -172,6 +233,21 @@ impl StoreArgs {
             // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
             let chunk = ImagerOptions::default().chunk_size as u64;
             let margin = chunk * u64::from(self.chunks_per_bevy) * 17 / 16 + (4 << 20);
+            if limit < margin * 2 {
+                // Parts must hold two bevies; smaller bevies make smaller parts possible.
+                let fits = (limit / 2).saturating_sub(4 << 20) * 16 / 17 / chunk;
+                let hint = if fits >= 1 {
+                    format!("; add --chunks-per-bevy {} (or fewer) for parts that small", fits.min(u64::from(u32::MAX)))
+                } else {
+                    format!("; parts must be at least {} MiB", (2 * ((chunk * 17 / 16) + (4 << 20))).div_ceil(1 << 20))
+                };
+                return Err(anyhow!(
+                    "--split: parts of {limit} bytes cannot hold two bevies of {} chunks ({} bytes needed){hint}",
+                    self.chunks_per_bevy,
+                    margin * 2
+                ))
+                .code(exit::USAGE);
+            }
             vol.set_split(limit, margin, self.truncate).context("--split").code(exit::USAGE)?;
         }
         Ok(vol)

@@ -22,26 +22,8 @@ pub struct Cli {
     /// Print version.
     #[arg(long = "version", action = clap::ArgAction::Version)]
     version: Option<bool>,
-    /// S3-compatible endpoint for s3:// volumes (default: AWS_ENDPOINT_URL, else AWS).
-    #[arg(long, global = true, value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// Region for s3:// volumes (default: AWS_REGION, else us-east-1).
-    #[arg(long, global = true, value_name = "REGION")]
-    pub s3_region: Option<String>,
     #[command(subcommand)]
     pub command: Command,
-}
-
-impl Cli {
-    /// Hands the S3 flags to the object-store client, which reads the standard AWS variables.
-    pub fn apply_s3_flags(&self) {
-        if let Some(e) = &self.s3_endpoint {
-            std::env::set_var("AWS_ENDPOINT_URL", e);
-        }
-        if let Some(r) = &self.s3_region {
-            std::env::set_var("AWS_REGION", r);
-        }
-    }
 }
 
 /// Subcommands: each variant's Args and `run` live in `cmd/<name>.rs`.
@@ -82,6 +64,24 @@ pub enum Command {
 }
 
 impl Command {
+    /// The object-storage flags of a command that reads or writes volumes.
+    pub fn s3(&self) -> Option<&crate::args::S3Args> {
+        Some(match self {
+            Command::Ls(a) => &a.input.s3,
+            Command::Info(a) => &a.input.s3,
+            Command::View(a) => &a.input.s3,
+            Command::Cat(a) => &a.input.s3,
+            Command::Export(a) => &a.input.s3,
+            #[cfg(all(feature = "fuse", target_os = "linux"))]
+            Command::Mount(a) => &a.input.s3,
+            Command::Isf(a) => &a.input.s3,
+            Command::Verify(a) => &a.input.s3,
+            Command::Acquire(a) => &a.store.s3,
+            Command::Image(a) => &a.store.s3,
+            Command::Driver(_) | Command::Recover(_) => return None,
+        })
+    }
+
     /// Commands that only print what volumes hold: a reader that stops early loses nothing.
     pub fn only_shows(&self) -> bool {
         matches!(self, Command::Ls(_) | Command::View(_) | Command::Cat(_)) || matches!(self, Command::Info(a) if !a.verify)
@@ -139,9 +139,25 @@ pub fn rewrite(mut args: Vec<String>) -> Vec<String> {
     args
 }
 
-/// Parses the process arguments.
+/// Parses the process arguments (exits with clap's message and code 2 on a usage error).
 pub fn parse() -> Cli {
-    Cli::parse_from(rewrite(std::env::args().collect()))
+    try_parse(std::env::args().collect()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses a command line, legacy forms included. An option that is unknown in a legacy form
+/// (`pmem --bogus`) is reported against pmem itself, not the subcommand it was read as.
+pub fn try_parse(raw: Vec<String>) -> Result<Cli, clap::Error> {
+    let args = rewrite(raw.clone());
+    Cli::try_parse_from(&args).map_err(|e| {
+        let sub = args.get(1).filter(|_| args.get(1) != raw.get(1));
+        match (sub, e.kind(), e.get(clap::error::ContextKind::InvalidArg)) {
+            (Some(sub), clap::error::ErrorKind::UnknownArgument, Some(arg)) => Cli::command().error(
+                clap::error::ErrorKind::UnknownArgument,
+                format!("unknown option '{arg}' (this command line reads as the pmem/aff4imager form of `pmem {sub}`; `pmem --help` lists the subcommands, `pmem {sub} --help` its options)"),
+            ),
+            _ => e,
+        }
+    })
 }
 
 #[cfg(test)]
@@ -228,6 +244,21 @@ mod tests {
         // The legacy forms keep working: inputs to image, and flags.
         assert_eq!(rw(&["disk.raw", "-i", "notes.txt"])[0], "image");
         assert_eq!(rw(&["-D", "out", "a.aff4"])[0], "export");
+    }
+
+    #[test]
+    fn an_unknown_option_in_a_legacy_form_is_reported_against_pmem() {
+        let parse = |a: &[&str]| try_parse(std::iter::once("pmem").chain(a.iter().copied()).map(String::from).collect());
+        for args in [&["--bogus"][..], &["-o", "m.aff4", "--bogus"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!((e.kind(), e.exit_code()), (clap::error::ErrorKind::UnknownArgument, 2), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("unknown option '--bogus'") && text.contains("pmem acquire --help"), "{text}");
+            assert!(text.contains("Usage: pmem <COMMAND>"), "pmem's own usage, not acquire's: {text}");
+        }
+        // A subcommand's own unknown option keeps clap's message for that subcommand.
+        let e = parse(&["verify", "--bogus", "a.aff4"]).unwrap_err();
+        assert!(e.to_string().contains("Usage: pmem verify"), "{e}");
     }
 
     #[test]

@@ -93,7 +93,9 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     aff4::set_tool(concat!("pmem ", env!("CARGO_PKG_VERSION")));
     // Before any thread starts.
-    cli.apply_s3_flags();
+    if let Some(s3) = cli.command.s3() {
+        s3.apply();
+    }
     // Commands that only show what a volume holds end quietly when their reader goes away
     // (`pmem ls | head`), as Unix tools do. Commands that write evidence keep SIGPIPE ignored:
     // a reader that goes away mid-acquisition is an output error, reported with its exit code.

@@ -50,7 +50,7 @@ fn images(vol: &Path, out: &Path) -> Vec<(String, String)> {
             let urn = i["urn"].as_str().unwrap().to_string();
             let _ = std::fs::remove_file(out);
             assert_eq!(
-                run_bounded(&["cat", "-s", &urn, "-o", out.to_str().unwrap(), vol.to_str().unwrap()], &out.with_extension("so")),
+                run_bounded(&["cat", "--stream", &urn, "-o", out.to_str().unwrap(), vol.to_str().unwrap()], &out.with_extension("so")),
                 Ok(0)
             );
             (urn, sha256(out))
@@ -102,7 +102,7 @@ fn no_mutant_crashes_hangs_or_verifies_other_bytes() {
                 verified += 1;
                 for (urn, sha) in &original {
                     let _ = std::fs::remove_file(&out);
-                    let c = check(&["cat", "-s", urn, "-o", out.to_str().unwrap(), ms]);
+                    let c = check(&["cat", "--stream", urn, "-o", out.to_str().unwrap(), ms]);
                     assert!(
                         c == 0 && sha256(&out) == *sha,
                         "verify said OK but {urn} does not read back as the original (mutant {})",

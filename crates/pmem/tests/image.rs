@@ -362,6 +362,19 @@ fn split_volumes_stay_under_the_size_and_open_together() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     let o = run(&["image", "-q", "-o", dir.path().join("tiny.aff4").to_str().unwrap(), "--split", "1M", input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("parts must be at least 9 MiB"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Parts below the default bevy's size are never silently enlarged: the message says how to get them.
+    let small = dir.path().join("small.aff4");
+    let o = run(&["image", "-q", "-o", small.to_str().unwrap(), "--split", "10M", input.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    let hint = e.split("--chunks-per-bevy ").nth(1).and_then(|t| t.split(' ').next()).expect("names a bevy size");
+    ok(&["image", "-q", "-o", small.to_str().unwrap(), "--split", "10M", "--chunks-per-bevy", hint, input.to_str().unwrap()]);
+    for part in [small.clone(), dir.path().join("small.A01")] {
+        let len = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0 && len <= 10 << 20, "{}: {len} bytes", part.display());
+    }
+    assert!(ok(&["cat", small.to_str().unwrap()]).stdout == std::fs::read(&input).unwrap());
 }
 
 extern "C" {
@@ -451,7 +464,41 @@ fn cat_of_several_images_asks_which_with_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "a choice to make is a usage error");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--stream") && e.contains("2 images"), "{e}");
-    assert!(ok(&["cat", "-s", "b.bin", vol.to_str().unwrap()]).stdout == corpus(100_000, 2));
+    assert!(ok(&["cat", "--stream", "b.bin", vol.to_str().unwrap()]).stdout == corpus(100_000, 2));
+    // isf offers the same choice, with the same code; `-s` is --split only, never --stream.
+    let o = run(&["isf", "-o", dir.path().join("s.json").to_str().unwrap(), vol.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("choose the image with --stream"), "{e}");
+    assert_eq!(run(&["cat", "-s", "b.bin", vol.to_str().unwrap()]).status.code(), Some(2));
+    // ls shows each image's recorded hash in full.
+    let ls = String::from_utf8_lossy(&ok(&["ls", vol.to_str().unwrap()]).stdout).into_owned();
+    for f in [&a, &b] {
+        assert!(ls.contains(&format!("hash SHA256 {}", sha256(f))), "{ls}");
+    }
+}
+
+#[test]
+fn help_texts_put_object_storage_flags_only_where_they_apply() {
+    let help = |sub: &str| String::from_utf8_lossy(&ok(&[sub, "--help"]).stdout).into_owned();
+    for sub in ["ls", "info", "view", "cat", "export", "isf", "verify", "acquire", "image"] {
+        let h = help(sub);
+        let heading = h.find("Object storage (s3:// volumes):");
+        let flag = h.find("--s3-endpoint");
+        if cfg!(feature = "s3") {
+            assert!(heading.is_some_and(|at| flag > Some(at)), "{sub}: the S3 flags under their own heading: {h}");
+        } else {
+            assert!(flag.is_none(), "{sub}: {h}");
+        }
+    }
+    for sub in ["driver", "recover"] {
+        assert!(!help(sub).contains("--s3-"), "{sub} never reads an s3:// volume");
+    }
+    let top = String::from_utf8_lossy(&ok(&["--help"]).stdout).into_owned();
+    assert!(top.contains("Usage: pmem <COMMAND>") && !top.contains("--s3-"), "{top}");
+    if cfg!(all(feature = "fuse", target_os = "linux")) {
+        assert!(help("mount").contains("Usage: pmem mount [OPTIONS] <VOLUME>... <MOUNTPOINT>"), "{}", help("mount"));
+    }
 }
 
 #[test]
@@ -477,4 +524,29 @@ fn errors_say_the_path_once_and_what_to_do() {
         assert_eq!(o.status.code(), Some(4), "{e}");
         assert!(e.contains("does not exist"), "{e}");
     }
+}
+
+#[test]
+fn a_directory_of_other_files_never_becomes_a_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, corpus(70_000, 5)).unwrap();
+    let i = input.to_str().unwrap();
+    // The case directory itself (it holds in.bin): refused, nothing written into it.
+    let o = run(&["image", "-q", "-o", dir.path().to_str().unwrap(), i]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{e}");
+    assert!(e.contains("not a directory volume") && e.contains("NAME.aff4"), "{e}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing added beside in.bin");
+    // An empty directory, a new path ending in /, and an existing directory volume (appended to) all work.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let fresh = format!("{}/", dir.path().join("fresh").display());
+    for out in [empty.to_str().unwrap(), fresh.as_str(), fresh.as_str()] {
+        ok(&["image", "-q", "-o", out, i]);
+    }
+    let listed = String::from_utf8_lossy(&ok(&["ls", "--json", &fresh]).stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(v["images"].as_array().map(Vec::len), Some(2), "the second run appended: {listed}");
+    assert!(ok(&["cat", empty.to_str().unwrap()]).stdout == corpus(70_000, 5));
 }

@@ -46,14 +46,14 @@ fn acquire_captures_pagefiles_from_ntfs_and_swap_files() {
 
     // The bytes come back, and the metadata says what they are.
     for (p, want) in pf.iter().zip([&page, &swap]) {
-        let got = ok(&["cat", "-s", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
+        let got = ok(&["cat", "--stream", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
         assert!(&got == want, "{} differs", p["name"]);
     }
-    // `cat -s` also takes the recorded name, its case or its last component.
-    assert!(ok(&["cat", "-s", d.join("swapfile").to_str().unwrap(), out.to_str().unwrap()]).stdout == swap);
-    assert!(ok(&["cat", "-s", "SwapFile", out.to_str().unwrap()]).stdout == swap);
-    assert!(ok(&["cat", "-s", &ntfs_spec.to_uppercase(), out.to_str().unwrap()]).stdout == page);
-    let o = run(&["cat", "-s", "hiberfil.sys", out.to_str().unwrap()]);
+    // `cat --stream` also takes the recorded name, its case or its last component.
+    assert!(ok(&["cat", "--stream", d.join("swapfile").to_str().unwrap(), out.to_str().unwrap()]).stdout == swap);
+    assert!(ok(&["cat", "--stream", "SwapFile", out.to_str().unwrap()]).stdout == swap);
+    assert!(ok(&["cat", "--stream", &ntfs_spec.to_uppercase(), out.to_str().unwrap()]).stdout == page);
+    let o = run(&["cat", "--stream", "hiberfil.sys", out.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("hiberfil.sys: no stream or image") && err.contains("swapfile"), "{err}");
     let ttl = String::from_utf8(ok(&["view", out.to_str().unwrap()]).stdout).unwrap();

@@ -189,3 +189,62 @@ fn a_closed_stdout_ends_listings_quietly_and_fails_acquisitions() {
     assert_eq!(o.status.code(), Some(4), "an acquisition nobody receives must fail: {err}");
     assert!(err.contains("Broken pipe") || err.contains("broken pipe"), "{err}");
 }
+
+/// c-aff4 `aff4imager --split` sets, in c-aff4's exact layout (tests/interop/caff4_split.py):
+/// parts with their own URNs, bevies spread over them, the first parts' metadata a snapshot
+/// with `aff4:size 0`, the final size and hash only in the last part. Opened from the first
+/// part (either naming) or with every part given in any order, the stream reads whole and
+/// verifies; without its last part, or with a part that records another digest, it never does.
+#[test]
+fn caff4_split_sets_read_whole_with_the_final_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("disk.bin");
+    let data = corpus(5 << 20, 41);
+    std::fs::write(&input, &data).unwrap();
+    let split = |name: &str, extra: &[&str]| -> Vec<String> {
+        let o = std::process::Command::new("python3")
+            .arg(repo().join("tests/interop/caff4_split.py"))
+            .args([input.to_str().unwrap(), dir.path().join(name).to_str().unwrap(), "--bevies-per-part", "2", "--chunks-per-bevy", "16"])
+            .args(extra)
+            .output()
+            .expect("python3");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect()
+    };
+    let verify = |paths: &[String]| {
+        let args: Vec<&str> = ["verify", "--json"].into_iter().chain(paths.iter().map(String::as_str)).collect();
+        let o = run(&args);
+        (o.status.code(), serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default())
+    };
+    for (name, naming) in [("c.aff4", "caff4"), ("s.aff4", "short")] {
+        let parts = split(name, &["--naming", naming, "--sha1"]);
+        assert_eq!(parts.len(), 5, "{parts:?}");
+        let want = if naming == "caff4" { format!("{name}.A01") } else { name.replace(".aff4", ".A01") };
+        assert!(parts[1].ends_with(&want), "{parts:?}");
+        let first = &parts[..1];
+        let mut reversed = parts.clone();
+        reversed.reverse();
+        for given in [first, &reversed[..]] {
+            let args: Vec<&str> = ["cat"].into_iter().chain(given.iter().map(String::as_str)).collect();
+            assert!(ok(&args).stdout == data, "{naming}: {given:?}");
+            let (code, v) = verify(given);
+            assert_eq!(code, Some(0), "{naming}: {v}");
+            assert!(v["checks"].as_array().unwrap().iter().any(|c| c["what"].as_str().unwrap().starts_with("aff4:hash SHA1")), "{v}");
+        }
+        let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", &parts[0]]).stdout).unwrap();
+        assert_eq!(ls["images"][0]["size"].as_u64(), Some(data.len() as u64), "{ls}");
+        // Without the last part: the snapshot is all there is, and it is never taken as the evidence.
+        let last = parts.last().unwrap();
+        std::fs::rename(last, format!("{last}.away")).unwrap();
+        let (code, v) = verify(first);
+        assert!(matches!(code, Some(1 | 8)), "{v}");
+        let text = String::from_utf8_lossy(&run(&["ls", &parts[0]]).stdout).into_owned();
+        assert!(text.contains("holds its final size and hashes, is missing"), "{text}");
+        std::fs::rename(format!("{last}.away"), last).unwrap();
+    }
+    // A part that records another SHA-1 of the same stream: a genuine conflict, refused.
+    let parts = split("x.aff4", &["--sha1", "--conflicting-sha1"]);
+    let (code, v) = verify(&parts[..1]);
+    assert_eq!(code, Some(1), "{v}");
+    assert!(v.to_string().contains("different hash SHA1 digests"), "{v}");
+}

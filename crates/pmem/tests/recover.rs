@@ -33,7 +33,7 @@ fn recover_and_check(broken: &Path, fixed: &Path, original: &[u8], complete_befo
     assert_eq!(v["failed"].as_u64(), Some(0), "{v}");
     let mut back = 0;
     for im in images {
-        let out = ok(&["cat", "-s", im["image"].as_str().unwrap(), fixed.to_str().unwrap()]).stdout;
+        let out = ok(&["cat", "--stream", im["image"].as_str().unwrap(), fixed.to_str().unwrap()]).stdout;
         let size = im["size"].as_u64().unwrap() as usize;
         assert_eq!(out.len(), size, "{im}");
         let good = im["lost_from"].as_u64().map(|l| l as usize).unwrap_or(size);

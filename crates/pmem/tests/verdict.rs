@@ -295,7 +295,7 @@ fn a_full_disk_closes_the_volume_with_what_was_stored() {
     let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
     let images = ls["images"].as_array().unwrap();
     let old = images.iter().find(|i| i["state"] == "complete").unwrap_or_else(|| panic!("{ls}"));
-    assert!(ok(&["cat", "-s", old["urn"].as_str().unwrap(), vol.to_str().unwrap()]).stdout == first, "the old image is intact");
+    assert!(ok(&["cat", "--stream", old["urn"].as_str().unwrap(), vol.to_str().unwrap()]).stdout == first, "the old image is intact");
     assert_eq!(code(&["verify", "-q", vol.to_str().unwrap()]).0, Some(8));
 
     // -t on the full disk: no temporary file is left, and what is there opens.

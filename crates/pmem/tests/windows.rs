@@ -186,9 +186,9 @@ fn windows_acquire_reads_the_pagefile_from_the_raw_ntfs_volume() {
     assert_eq!((p["name"].as_str(), p["method"].as_str()), (Some(r"P:\pagefile.sys"), Some("ntfs")), "{j}");
     // A pagefile is memory: block hashes and the Block-Map hash, no linear hash by default.
     assert!(p["acquisition_hash"]["value"].as_str().is_some_and(|h| h.len() == 128), "{j}");
-    let got = ok(&["cat", "-s", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
+    let got = ok(&["cat", "--stream", p["image"].as_str().unwrap(), out.to_str().unwrap()]).stdout;
     assert!(got == page, "the pagefile differs");
-    let by_name = ok(&["cat", "-s", "pagefile.sys", out.to_str().unwrap()]).stdout;
-    assert!(by_name == page, "`cat -s pagefile.sys` differs");
+    let by_name = ok(&["cat", "--stream", "pagefile.sys", out.to_str().unwrap()]).stdout;
+    assert!(by_name == page, "`cat --stream pagefile.sys` differs");
     ok(&["verify", out.to_str().unwrap()]);
 }

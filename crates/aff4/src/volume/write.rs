@@ -599,6 +599,13 @@ impl VolumeWriter {
         if existing && mode == Mode::CreateNew {
             return Err(Error::io(&name, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a volume exists there")));
         }
+        // A directory of other files never silently becomes a volume among them.
+        if !existing && std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(Error::Unsupported(format!(
+                "{name} is a directory of other files, not a directory volume: give a new or empty directory, \
+                 or a file name (NAME.aff4) for a ZIP volume"
+            )));
+        }
         std::fs::create_dir_all(path).map_err(|e| Error::io(&name, e))?;
         let sink = Box::new(DirSink {
             root: path.to_path_buf(),

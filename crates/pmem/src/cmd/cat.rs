@@ -2,7 +2,7 @@
 
 use super::open;
 use crate::args::threads;
-use crate::args::Input;
+use crate::args::{ImageChoice, Input};
 use crate::files::ImageOutput;
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
@@ -13,10 +13,8 @@ use std::io::Write;
 pub struct Args {
     #[command(flatten)]
     pub input: Input,
-    /// The image or stream: its URN, or an image's recorded name as `pmem ls` shows it
-    /// (`C:\pagefile.sys`, or just `pagefile.sys`; default: the volume's only image).
-    #[arg(long, short = 's')]
-    pub stream: Option<String>,
+    #[command(flatten)]
+    pub choice: ImageChoice,
     /// Write here instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<std::path::PathBuf>,
@@ -32,18 +30,10 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> Result<u8, Failure> {
-    let (input, stream, output, offset, length, t) = (&a.input, a.stream.as_deref(), a.output.as_deref(), a.offset, a.length, a.threads);
+    let (input, output, offset, length, t) = (&a.input, a.output.as_deref(), a.offset, a.length, a.threads);
     let c = open(input)?;
     super::warn_problems(&c);
-    let urn = match stream {
-        Some(s) => c.find_stream(s).code(exit::INPUT)?,
-        None => match c.default_stream() {
-            Ok(s) => s,
-            // Several images: the choice is the user's (a usage error), not a damaged input.
-            Err(e @ aff4::Error::Unsupported(_)) => return Err(e).context("choose the image with --stream URN|NAME").code(exit::USAGE),
-            Err(e) => return Err(e).context("no image to show").code(exit::INPUT),
-        },
-    };
+    let urn = a.choice.resolve(&c, aff4::Container::default_stream)?;
     let s = c.open_stream(&urn).with_context(|| format!("cannot open {urn}")).code(exit::INPUT)?;
     let start = offset.min(s.size());
     let len = length.unwrap_or(u64::MAX).min(s.size() - start);

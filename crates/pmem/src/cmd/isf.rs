@@ -1,6 +1,6 @@
 //! `pmem isf`: a Volatility 3 symbol table from the volume itself.
 
-use crate::args::Input;
+use crate::args::{ImageChoice, Input};
 use crate::{exit, Failure, WithCode};
 use anyhow::Context;
 
@@ -9,6 +9,8 @@ use anyhow::Context;
 pub struct Args {
     #[command(flatten)]
     pub input: Input,
+    #[command(flatten)]
+    pub choice: ImageChoice,
     /// Output file (.json.xz is compressed, .json is not).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: std::path::PathBuf,
@@ -21,7 +23,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     let (input, output, truncate) = (&a.input, a.output.as_path(), a.truncate);
     let c = super::open(input)?;
     super::warn_problems(&c);
-    let isf = memview::isf::from_container(&c).context("building the symbol table").code(exit::INPUT)?;
+    let image = a.choice.resolve(&c, memview::export::MemoryView::find)?;
+    let isf = memview::isf::from_container(&c, &image).context("building the symbol table").code(exit::INPUT)?;
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).code(exit::OUTPUT)?;
     }

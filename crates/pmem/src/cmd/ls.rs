@@ -46,18 +46,17 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     for (i, st) in images.iter().zip(&states) {
         let hashes = c.image_hashes(&i.urn);
         println!(
-            "  {}  {}  {}{}  [{}]{}",
+            "  {}  {}  {}{}  [{}]",
             i.urn,
             i.types.join(","),
             i.size.map(|s| format!("{s} bytes ({})", human(s))).unwrap_or_else(|| "size ?".into()),
             i.name.as_ref().map(|n| format!("  name={n}")).unwrap_or_default(),
             st.state.describe(),
-            if hashes.is_empty() {
-                String::new()
-            } else {
-                format!("  hashes={}", hashes.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","))
-            }
         );
+        // The recorded hashes in full: what an analyst copies into a report or compares.
+        for (kind, value) in &hashes {
+            println!("      hash {kind} {value}");
+        }
         for f in st.findings() {
             println!("      {}: {}", f.cause.name(), f.message);
         }

@@ -13,7 +13,6 @@ use fuser::{
 use memview::mount::{NodeKind, Tree};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 /// The tree never changes while mounted, so the kernel may cache everything.
@@ -143,21 +142,18 @@ impl Filesystem for Fs {
 /// `pmem mount`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Volumes, then the mount point (an existing directory).
-    #[arg(required = true, num_args = 2.., value_name = "VOLUME... MOUNTPOINT")]
-    pub paths: Vec<std::path::PathBuf>,
-    /// Password for encrypted (pyaff4) containers.
-    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    #[command(flatten)]
+    pub input: Input,
+    /// The mount point: an existing directory.
+    #[arg(required = true, value_name = "MOUNTPOINT")]
+    pub mountpoint: std::path::PathBuf,
     /// Threads serving requests.
     #[arg(long, short = 'T')]
     pub threads: Option<usize>,
 }
 
 pub fn run(a: &Args) -> Result<u8, Failure> {
-    let (volumes, mountpoint) = a.paths.split_at(a.paths.len().saturating_sub(1));
-    let mountpoint = mountpoint.first().map(|p| p.as_path()).unwrap_or(Path::new("."));
-    let input = &Input { volumes: volumes.to_vec(), password: a.password.clone() };
+    let (input, mountpoint) = (&a.input, a.mountpoint.as_path());
     let threads = a.threads;
     let c = super::open(input)?;
     super::warn_problems(&c);
