@@ -24,8 +24,9 @@ VOLBIN=$(venv_tool vol3 volatility3 vol | tail -1)
 echo "== building pmem: the host binary and the static one that runs in the guest (a first build takes several minutes)"
 cargo build --release -p pmem
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p pmem --no-default-features --features fuse
-PMEM=$PWD/target/release/pmem
-STATIC=$PWD/target/x86_64-unknown-linux-gnu/release/pmem
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+PMEM=$TARGET/release/pmem
+STATIC=$TARGET/x86_64-unknown-linux-gnu/release/pmem
 
 echo "== acquiring a 1 GiB guest running Debian's kernel (pmem runs as root inside it)"
 "$SHARED/vm/run-in-vm.sh" --mem 1G --out "$OUT/vm" --host-dump "$OUT/qemu-dump.elf" -- "$STATIC" acquire --recheck -o /out/mem.aff4
