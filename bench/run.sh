@@ -2,7 +2,7 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|mount|s3|vm|footprint|all] [N]
+#   bench/run.sh [image|read|acquire|encrypt|mount|s3|vm|footprint|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS), and against the machine's floor for the job
@@ -10,6 +10,8 @@
 # read:    `pmem cat` of the resulting volume vs `lz4 -d` of the same data            [issue 2]
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
 #          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc [issue 4]
+# encrypt: `pmem image` of the corpus and `pmem acquire` from the fake /proc, each with
+#          `--encrypt-to CERT` vs without, same run                                   [issue 22]
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
@@ -208,6 +210,21 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
+fi
+
+if [[ $WHAT == encrypt || $WHAT == all ]]; then
+    # Encryption to a certificate against the same job unencrypted (target: within 1.10x).
+    [[ -s $W/cert.pem ]] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=bench -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+    echo "== encrypt: the corpus imaged, then acquired from a fake /proc, encrypted to a certificate vs not"
+    pair "A pmem image --encrypt-to" "B pmem image" \
+        "$PMEM image -q -t -c snappy --hash sha256 --encrypt-to $W/cert.pem -o $W/enc.aff4 $CORPUS" \
+        "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS"
+    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
+    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+    pair "A pmem acquire --encrypt-to" "B pmem acquire" \
+        "$(fakeproc "$PMEM acquire -q -t --source kcore --encrypt-to $W/cert.pem -o $W/acq-enc.aff4")" \
+        "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")"
+    [[ $("$PMEM" cat --key "$W/key.pem" "$W/enc.aff4" | sha256sum) == $(sha256sum < "$CORPUS") ]] && echo "read back (--key): identical to the corpus"
 fi
 
 if [[ $WHAT == mount || $WHAT == all ]]; then

@@ -27,6 +27,8 @@ for v in vols:
         data = z.read(i.filename)
         if i.filename == "information.turtle":
             put("turtle", n, data)
+            if b"KeyBag" in data:
+                put("keybag", n, data)
         elif i.filename.endswith("/map"):
             put("map", n, data)
         elif i.filename.endswith("index") and len(data) < 100000:

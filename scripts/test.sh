@@ -11,10 +11,11 @@ if [[ -n ${CI:-} ]]; then export CARGO_INCREMENTAL=0; fi
 
 # shellcheck source=tools.sh
 source scripts/tools.sh
-# (mkntfs: NTFS volumes for the pagefile tests; qemu-aarch64-static runs the arm64 build)
+# (mkntfs: NTFS volumes for the pagefile tests; qemu-aarch64-static runs the arm64 build;
+# openssl makes the certificates of the encryption tests)
 apt_need unzip=unzip python3=python3 qemu-system-x86_64=qemu-system-x86 debugfs=e2fsprogs cpio=cpio make=make \
     gcc-12=gcc-12 x86_64-w64-mingw32-gcc=gcc-mingw-w64-x86-64 /usr/lib/wine/wine64=wine64 mkntfs=ntfs-3g \
-    qemu-aarch64-static=qemu-user-static
+    qemu-aarch64-static=qemu-user-static openssl=openssl
 
 PMEM_PYAFF4_PYTHON=$("$SHARED/tools/install-pyaff4.sh" "$CACHE/pyaff4-venv" | tail -1)
 export PMEM_PYAFF4_PYTHON

@@ -22,8 +22,11 @@ pub const MAX_STREAM_DEPTH: usize = 16;
 /// Options for opening a container.
 #[derive(Default, Clone)]
 pub struct OpenOptions {
-    /// Password for pyaff4 encrypted containers.
+    /// Password for encrypted containers (their password key bags).
     pub password: Option<String>,
+    /// RSA private keys for encrypted containers (their certificate key bags), with the names
+    /// they came from (see [`crate::crypto::Keys::private_key`]).
+    pub private_keys: Vec<(String, Arc<rsa::PrivateKey>)>,
 }
 
 /// What kind of stream a URN is.
@@ -157,20 +160,21 @@ impl Container {
         c.rebuild_segments();
         // Encrypted containers: the plaintext is itself a volume.
         for s in c.graph.subjects_of_type(vocab::ENCRYPTED_STREAM) {
-            match &opts.password {
-                Some(pw) => {
-                    let key = crate::crypto::unlock(&c.graph, &s, pw)?;
-                    let stream = c.image_stream(&s, Some(key))?;
-                    let inner = Volume::open_zip(Arc::new(StreamAsReadAt(stream)), format!("{s} (decrypted)"))?;
-                    c.add_volume(inner)?;
-                    c.rebuild_segments();
-                }
-                None => c.problems.push(Finding::new(
+            let keys = crate::crypto::Keys { password: opts.password.clone(), private_keys: opts.private_keys.clone() };
+            if keys.is_empty() {
+                let to = crate::crypto::recipients(&c.graph, &s).join(", ");
+                c.problems.push(Finding::new(
                     Cause::Unverified,
                     &s,
-                    format!("{s} is an encrypted stream: what it holds opens with its password (OpenOptions::password)"),
-                )),
+                    format!("{s} is an encrypted stream (to {to}): what it holds opens with its password or a recipient's private key"),
+                ));
+                continue;
             }
+            let key = crate::crypto::unlock(&c.graph, &s, &keys)?;
+            let stream = c.image_stream(&s, Some(key))?;
+            let inner = Volume::open_zip(Arc::new(StreamAsReadAt(stream)), format!("{s} (decrypted)"))?;
+            c.add_volume(inner)?;
+            c.rebuild_segments();
         }
         c.check_parts();
         c.check_snapshots();

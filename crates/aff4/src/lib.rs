@@ -20,7 +20,7 @@
 pub mod capture;
 pub mod codec;
 pub mod container;
-mod crypto;
+pub mod crypto;
 pub mod error;
 pub mod evidence;
 pub mod hash;

@@ -59,7 +59,7 @@ fn mutate(src: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// Everything a reader does, with reads bounded (maps may claim exabytes).
 fn exercise(bytes: Vec<u8>, full_verify: bool) {
     let Ok(v) = Volume::open_zip(Arc::new(bytes), "mutant".into()) else { return };
-    let Ok(c) = Container::from_volumes(vec![v], &OpenOptions { password: Some("password".into()) }) else { return };
+    let Ok(c) = Container::from_volumes(vec![v], &OpenOptions { password: Some("password".into()), ..Default::default() }) else { return };
     let _ = c.images();
     let _ = c.default_stream();
     let mut buf = vec![0u8; 65536];

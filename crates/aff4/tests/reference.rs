@@ -175,8 +175,8 @@ fn encrypted_container_with_password() {
     let f = refimg("extra-aff4-forensic/encrypted-linear-password.aff4");
     let locked = Container::open(&[&f]).unwrap();
     assert!(locked.notes().iter().any(|n| n.contains("password")));
-    assert!(Container::open_with(&[&f], &OpenOptions { password: Some("nope".into()) }).is_err());
-    let c = Container::open_with(&[&f], &OpenOptions { password: Some("password".into()) }).unwrap();
+    assert!(Container::open_with(&[&f], &OpenOptions { password: Some("nope".into()), ..Default::default() }).is_err());
+    let c = Container::open_with(&[&f], &OpenOptions { password: Some("password".into()), ..Default::default() }).unwrap();
     let urn = c.default_stream().unwrap();
     let data = c.open_stream(&urn).unwrap().read_all(1 << 20).unwrap();
     assert_eq!(data.len(), 8192);

@@ -21,8 +21,24 @@ pub struct Input {
     /// Password for encrypted (pyaff4) containers.
     #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// RSA private key (PEM) for volumes encrypted to its certificate (repeatable).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: Vec<PathBuf>,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+impl Input {
+    /// The options that open these volumes: the password and the private keys, read and parsed.
+    pub fn open_options(&self) -> Result<aff4::OpenOptions, Failure> {
+        let mut private_keys = Vec::new();
+        for k in &self.key {
+            let name = k.display().to_string();
+            let pem = std::fs::read_to_string(k).map_err(crate::files::cannot("read", vec![name.clone()], "")).code(exit::USAGE)?;
+            private_keys.push((name.clone(), aff4::crypto::Keys::private_key(&pem, &name).code(exit::USAGE)?));
+        }
+        Ok(aff4::OpenOptions { password: self.password.clone(), private_keys })
+    }
 }
 
 /// The help heading of [`S3Args`] (per flag: a struct-wide heading would carry over to the flags after it).
@@ -114,8 +130,8 @@ pub struct StoreArgs {
     /// hashes then go on its map). Default: sha256 for `pmem acquire`; none for `pmem image`.
     #[arg(long = "block-hashes", value_name = "HASH,...", value_delimiter = ',', value_parser = hash())]
     pub block_hashes: Vec<Option<HashAlgo>>,
-    /// Chunks per bevy.
-    #[arg(long, default_value_t = 1024)]
+    /// Chunks (of 32 KiB) per bevy, the unit written at once; fewer allow smaller --split parts.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
     pub chunks_per_bevy: u32,
     /// Split the volume into parts of at most SIZE (e.g. 650M, 4G): OUT.aff4, OUT.A01, OUT.A02, …,
     /// which open together (give the first; the others are found beside it).
@@ -131,6 +147,63 @@ pub struct StoreArgs {
     /// {"phase", "done", "total", …, "elapsed"}), for scripts and fleet tools.
     #[arg(long)]
     pub progress_json: bool,
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
+}
+
+/// The help heading of the encryption flags.
+const ENCRYPT_HEADING: &str = "Encryption (pyaff4's encrypted container: AES-XTS, a random key per volume)";
+
+/// Who can read the volume: with any of these, everything (images, extras, metadata) is
+/// encrypted and the volume's outer metadata names only the recipients.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EncryptArgs {
+    /// Encrypt to the holder of this X.509 certificate's RSA private key (PEM; repeatable:
+    /// several recipients). Read back with `--key KEY.pem` (pyaff4 0.34 opens by key only a
+    /// volume with one certificate recipient; by password, any).
+    #[arg(long, value_name = "CERT.pem", help_heading = ENCRYPT_HEADING)]
+    pub encrypt_to: Vec<PathBuf>,
+    /// Also (or only) encrypt to a password, read from this file's first line (`-`: stdin), or
+    /// from PMEM_ENCRYPT_PASSWORD when that is set. Read back with `--password`.
+    #[arg(long, value_name = "FILE", help_heading = ENCRYPT_HEADING)]
+    pub encrypt_password_file: Option<PathBuf>,
+}
+
+impl EncryptArgs {
+    /// The recipients asked for (none: not encrypted).
+    pub fn recipients(&self) -> Result<Vec<aff4::crypto::Recipient>, Failure> {
+        let mut out = Vec::new();
+        for c in &self.encrypt_to {
+            let data = std::fs::read(c).map_err(crate::files::cannot("read", vec![c.display().to_string()], "")).code(exit::USAGE)?;
+            let cert = aff4::crypto::Certificate::parse(&data, &c.display().to_string()).code(exit::USAGE)?;
+            out.push(aff4::crypto::Recipient::Certificate(cert));
+        }
+        let env = std::env::var("PMEM_ENCRYPT_PASSWORD").ok().filter(|p| !p.is_empty());
+        let password = match (&self.encrypt_password_file, env) {
+            (Some(f), _) => Some(read_password(f)?),
+            (None, Some(p)) => Some(p),
+            (None, None) => None,
+        };
+        if let Some(p) = password {
+            out.push(aff4::crypto::Recipient::Password(zeroize::Zeroizing::new(p)));
+        }
+        Ok(out)
+    }
+}
+
+/// The first line of a password file (`-`: stdin), without its line ending; never empty.
+fn read_password(f: &std::path::Path) -> Result<String, Failure> {
+    let mut text = String::new();
+    if f.as_os_str() == "-" {
+        std::io::stdin().read_line(&mut text).context("reading the password from stdin").code(exit::USAGE)?;
+    } else {
+        text = std::fs::read_to_string(f).map_err(crate::files::cannot("read", vec![f.display().to_string()], "")).code(exit::USAGE)?;
+    }
+    let line = text.lines().next().unwrap_or("").to_string();
+    if line.is_empty() {
+        return Err(anyhow!("{}: the password is empty", f.display())).code(exit::USAGE);
+    }
+    Ok(line)
 }
 
 /// A volume uploaded to object storage as it is written (multipart; completed at the end, aborted on failure).
@@ -212,8 +285,25 @@ impl StoreArgs {
             ..ImagerOptions::default()
         })
     }
-    /// Opens the output volume.
+    /// Opens the output volume (encrypted when recipients are given).
     pub fn open_volume(&self) -> Result<VolumeWriter, Failure> {
+        let recipients = self.encrypt.recipients()?;
+        if recipients.is_empty() {
+            return self.open_plain();
+        }
+        if !self.truncate && self.output.exists() && self.output.as_os_str() != "-" {
+            return Err(anyhow!(
+                "{}: an encrypted volume is always a new one: add -t to replace it, or choose a new name",
+                self.output.display()
+            ))
+            .code(exit::USAGE);
+        }
+        let outer = self.open_plain()?;
+        VolumeWriter::encrypted(outer, recipients).context("starting the encrypted volume").code(exit::OUTPUT)
+    }
+
+    /// Opens the output volume as given (file, directory, split set, stdout or upload).
+    fn open_plain(&self) -> Result<VolumeWriter, Failure> {
         if self.output.as_os_str() == "-" && self.json {
             return Err(anyhow!("--json and -o - both want stdout; drop one")).code(exit::USAGE);
         }
@@ -226,9 +316,15 @@ impl StoreArgs {
         }
         let mode = if self.truncate { Mode::Truncate } else { Mode::Append };
         let opened = if self.output.as_os_str() == "-" { VolumeWriter::to_stdout() } else { VolumeWriter::create(&self.output, mode) };
-        let mut vol = opened
-            .map_err(crate::files::cannot("write", vec![self.output.display().to_string()], " (-t replaces it)"))
-            .code(exit::OUTPUT)?;
+        // An existing file that cannot be added to: say what -t would do.
+        let exists = !self.truncate && self.output.is_file();
+        let mut vol = match opened {
+            Err(e @ aff4::Error::Corrupt { .. }) if exists => {
+                Err(anyhow::Error::new(e).context("cannot add to an existing file that is not a volume (-t replaces it)"))
+            }
+            other => other.map_err(crate::files::cannot("write", vec![self.output.display().to_string()], " (-t replaces it)")),
+        }
+        .code(exit::OUTPUT)?;
         if let Some(limit) = self.split {
             // Room for one full bevy stored uncompressed, its index, and the part's turtle and directory.
             let chunk = ImagerOptions::default().chunk_size as u64;

@@ -16,7 +16,7 @@ that every AFF4 reader opens, and lists, views, exports and verifies AFF4 volume
 (Evimetry, c-aff4/WinPmem/LinPmem, pyaff4, pre-standard images, striped sets, AFF4-L).\n\n\
 pmem/aff4imager invocations also work: `pmem -o mem.aff4` acquires memory, `pmem -V vol.aff4` views, \
 `pmem -l vol.aff4` lists, `pmem -e GLOB -D DIR vol.aff4` exports.",
-    after_help = "Examples:\n  pmem acquire -o mem.aff4            acquire this machine's memory\n  pmem image -o disk.aff4 /dev/sdb     image a device\n  pmem ls mem.aff4                     list images and streams\n  pmem verify mem.aff4                 recompute every hash\n  pmem cat disk.aff4 > disk.raw        the image's bytes\n  pmem export -D out/ mem.aff4         every image to files"
+    after_help = "Examples:\n  pmem acquire -o mem.aff4             acquire this machine's memory\n  pmem image -o disk.aff4 /dev/sdb     image a device\n  pmem ls mem.aff4                     list images and streams\n  pmem verify mem.aff4                 recompute every hash\n  pmem cat disk.aff4 > disk.raw        the image's bytes\n  pmem export -D out/ mem.aff4         every image to files"
 )]
 pub struct Cli {
     /// Print version.
@@ -29,6 +29,10 @@ pub struct Cli {
 /// Subcommands: each variant's Args and `run` live in `cmd/<name>.rs`.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
+    Acquire(Box<cmd::acquire::Args>),
+    /// Image files, block devices or stdin into a volume (appends unless -t).
+    Image(cmd::image::Args),
     /// List the images (with their recorded names) and streams of volumes.
     #[command(visible_alias = "list")]
     Ls(cmd::ls::Args),
@@ -48,19 +52,15 @@ pub enum Command {
     /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image from what
     /// the acquisition captured: types from BTF, addresses from kallsyms, the banner from memory.
     Isf(cmd::isf::Args),
-    /// Load or unload the pmem kernel module (driver/linux) without acquiring; `-L`/`-U` as in winpmem.
-    Driver(cmd::driver::Args),
-    /// Acquire this machine's physical memory (or convert an ELF core / LiME file) into a volume.
-    Acquire(Box<cmd::acquire::Args>),
-    /// Image files, block devices or stdin into a volume (appends unless -t).
-    Image(cmd::image::Args),
+    /// Recompute every hash the volumes declare and check that the evidence is complete: exit 0
+    /// only when it is complete and intact (1 altered, 8 incomplete, 9 bytes no checked hash covers).
+    Verify(cmd::verify::Args),
     /// Rebuild a volume whose writer was killed (SIGKILL, power loss, a crash) from its ZIP
     /// local headers and recovery journal into a new volume: every complete bevy comes back,
     /// the rest of each image is recorded as unknown and marked "recovered"; BROKEN is only read.
     Recover(cmd::recover::Args),
-    /// Recompute every hash the volumes declare and check that the evidence is complete: exit 0
-    /// only when it is complete and intact (1 altered, 8 incomplete, 9 bytes no checked hash covers).
-    Verify(cmd::verify::Args),
+    /// Load or unload the pmem kernel module (driver/linux) without acquiring; `-L`/`-U` as in winpmem.
+    Driver(cmd::driver::Args),
 }
 
 impl Command {

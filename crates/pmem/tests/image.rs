@@ -517,6 +517,17 @@ fn errors_say_the_path_once_and_what_to_do() {
     let o = run(&["cat", "-o", input.to_str().unwrap(), vol.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cat never replaces a file"), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    ok(&["export", "-D", out.to_str().unwrap(), vol.to_str().unwrap()]);
+    let o = run(&["export", "-D", out.to_str().unwrap(), vol.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("(use -t to replace it)"), "{}", String::from_utf8_lossy(&o.stderr));
+    // Imaging onto a file that is not a volume: exit 4, and what -t would do.
+    let o = run(&["image", "-q", "-o", input.to_str().unwrap(), vol.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{e}");
+    assert!(e.contains("cannot add to an existing file that is not a volume (-t replaces it)") && e.contains("not an AFF4 volume"), "{e}");
+    assert_eq!(e.matches(input.to_str().unwrap()).count(), 1, "{e}");
     // A mount point that is not there is said to be missing (before FUSE is involved).
     if cfg!(target_os = "linux") {
         let o = run(&["mount", vol.to_str().unwrap(), dir.path().join("mnt").to_str().unwrap()]);

@@ -2,6 +2,7 @@
 //! [`Volume`] adds the URN, version and metadata every AFF4 volume carries.
 
 mod dir;
+pub mod encrypted;
 pub mod uncached;
 pub mod write;
 mod zipvol;

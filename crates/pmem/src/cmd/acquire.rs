@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     pub recheck_keep: bool,
     /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub read_timeout: u64,
     /// Read block size in KiB.
     #[arg(long, default_value_t = 1024, hide = true)]

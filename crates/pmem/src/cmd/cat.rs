@@ -15,8 +15,8 @@ pub struct Args {
     pub input: Input,
     #[command(flatten)]
     pub choice: ImageChoice,
-    /// Write here instead of stdout.
-    #[arg(long, short = 'o')]
+    /// Write here instead of stdout (zero pages become holes; never replaces a file).
+    #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
     /// Start at this byte offset (decimal or 0x hex).
     #[arg(long, value_parser = crate::args::parse_u64, default_value = "0")]

@@ -39,7 +39,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
 
 /// Opens the volumes of a reading command (files, directories, or s3:// objects).
 pub fn open(input: &Input) -> Result<aff4::Container, Failure> {
-    let opts = aff4::OpenOptions { password: input.password.clone() };
+    let opts = input.open_options()?;
     if input.volumes.iter().any(|p| p.to_string_lossy().starts_with("s3://")) {
         return open_with_remote(input, &opts);
     }
