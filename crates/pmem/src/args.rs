@@ -163,9 +163,13 @@ pub struct EncryptArgs {
     /// volume with one certificate recipient; by password, any).
     #[arg(long, value_name = "CERT.pem", help_heading = ENCRYPT_HEADING)]
     pub encrypt_to: Vec<PathBuf>,
-    /// Also (or only) encrypt to a password, read from this file's first line (`-`: stdin), or
-    /// from PMEM_ENCRYPT_PASSWORD when that is set. Read back with `--password`.
-    #[arg(long, value_name = "FILE", help_heading = ENCRYPT_HEADING)]
+    /// Also (or only) encrypt to a password, asked for twice on the terminal (without echo).
+    /// Read back with `--password`.
+    #[arg(long, help_heading = ENCRYPT_HEADING)]
+    pub encrypt_password: bool,
+    /// The same, the password read from this file's first line (`-`: stdin), for scripts; or set
+    /// PMEM_ENCRYPT_PASSWORD.
+    #[arg(long, value_name = "FILE", help_heading = ENCRYPT_HEADING, conflicts_with = "encrypt_password")]
     pub encrypt_password_file: Option<PathBuf>,
 }
 
@@ -182,6 +186,7 @@ impl EncryptArgs {
         let password = match (&self.encrypt_password_file, env) {
             (Some(f), _) => Some(read_password(f)?),
             (None, Some(p)) => Some(p),
+            (None, None) if self.encrypt_password => Some(prompt_password()?),
             (None, None) => None,
         };
         if let Some(p) = password {
@@ -191,13 +196,28 @@ impl EncryptArgs {
     }
 }
 
+/// A new password from the terminal, typed twice (never echoed).
+fn prompt_password() -> Result<String, Failure> {
+    let ask = |what: &str| {
+        rpassword::prompt_password(what)
+            .context("--encrypt-password asks on the terminal; without one, use --encrypt-password-file or PMEM_ENCRYPT_PASSWORD")
+            .code(exit::USAGE)
+    };
+    let first = zeroize::Zeroizing::new(ask("pmem: password for the encrypted volume: ")?);
+    let again = zeroize::Zeroizing::new(ask("pmem: the same password again: ")?);
+    if first.is_empty() || *first != *again {
+        return Err(anyhow!("the two passwords differ (or are empty); nothing was written")).code(exit::USAGE);
+    }
+    Ok(first.to_string())
+}
+
 /// The first line of a password file (`-`: stdin), without its line ending; never empty.
 fn read_password(f: &std::path::Path) -> Result<String, Failure> {
-    let mut text = String::new();
+    let mut text = zeroize::Zeroizing::new(String::new());
     if f.as_os_str() == "-" {
         std::io::stdin().read_line(&mut text).context("reading the password from stdin").code(exit::USAGE)?;
     } else {
-        text = std::fs::read_to_string(f).map_err(crate::files::cannot("read", vec![f.display().to_string()], "")).code(exit::USAGE)?;
+        *text = std::fs::read_to_string(f).map_err(crate::files::cannot("read", vec![f.display().to_string()], "")).code(exit::USAGE)?;
     }
     let line = text.lines().next().unwrap_or("").to_string();
     if line.is_empty() {

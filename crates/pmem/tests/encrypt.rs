@@ -12,26 +12,6 @@ use util::*;
 /// A marker that must never appear in the clear in an encrypted volume.
 const MARKER: &[u8] = b"PMEM-SECRET-MARKER-7f3a";
 
-/// An RSA-2048 key and a self-signed certificate for it, made by openssl.
-fn keypair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
-    let (key, cert) = (dir.join(format!("{name}-key.pem")), dir.join(format!("{name}-cert.pem")));
-    let o = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", &format!("/CN={name}/O=pmem tests")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    match o {
-        Ok(o) if o.status.success() => Some((key, cert)),
-        _ if std::env::var_os("CI").is_some() => panic!("CI: openssl is needed to make test certificates"),
-        _ => {
-            eprintln!("note: openssl not found; encryption tests skipped");
-            None
-        }
-    }
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -202,4 +182,35 @@ fn every_output_and_acquisitions_can_be_encrypted() {
     let got = ok(&["cat", "--key", &s(&key), "--offset", "0x100000", "--length", "1048576", &s(&mem)]).stdout;
     assert!(got == data[..1 << 20]);
     assert_eq!(run(&["verify", "-q", "--key", &s(&key), &s(&mem)]).status.code(), Some(0));
+
+    // --encrypt-password asks twice on the terminal (a pty here); without a terminal it says what to use.
+    let asked = d.join("asked.aff4");
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], ["pmem", "image", "-q", "-o", sys.argv[2], "--encrypt-password", sys.argv[3]])
+for answer in (b"typed secret\n", b"typed secret\n"):
+    seen = b""
+    while not seen.rstrip().endswith(b":"):
+        seen += os.read(fd, 1024)
+    os.write(fd, answer)
+try:
+    while os.read(fd, 1024):
+        pass
+except OSError:
+    pass
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"#;
+    let o = Command::new("python3").args(["-c", script, env!("CARGO_BIN_EXE_pmem"), &s(&asked), &s(&inp)]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ok(&["cat", "--password", "typed secret", &s(&asked)]).stdout == data);
+    // (setsid: no controlling terminal, even when the tests run in one)
+    let o = Command::new("setsid")
+        .args(["--wait", env!("CARGO_BIN_EXE_pmem"), "image", "-q", "-o", &s(&d.join("no-tty.aff4")), "--encrypt-password", &s(&inp)])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--encrypt-password-file"), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -142,24 +142,16 @@ fn upload_read_by_range_and_verify() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = w.ok(&["cat", "--offset", "0x100000", "--length", &mem.len().to_string(), "s3://aff4/cases/m.aff4"]).stdout;
     assert!(got == mem, "the acquired memory read back from the bucket differs");
-    // Encrypted straight into the bucket: only the password's holder reads it back.
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, "bucket secret\n").unwrap();
-    w.ok(&[
-        "acquire",
-        "-q",
-        "--source",
-        lime.to_str().unwrap(),
-        "-o",
-        "s3://aff4/cases/enc.aff4",
-        "--encrypt-password-file",
-        pw.to_str().unwrap(),
-    ]);
-    assert_eq!(w.pmem(&["verify", "-q", "s3://aff4/cases/enc.aff4"], &[]).status.code(), Some(9), "no key: nothing verified");
-    let got = w
-        .ok(&["cat", "--password", "bucket secret", "--offset", "0x100000", "--length", &mem.len().to_string(), "s3://aff4/cases/enc.aff4"])
-        .stdout;
-    assert!(got == mem, "the encrypted acquisition read back from the bucket differs");
+    // Encrypted to a certificate straight into the bucket: only the private key's holder reads it back.
+    if let Some((key, cert)) = keypair(dir.path(), "analyst") {
+        let (k, c) = (key.to_str().unwrap(), cert.to_str().unwrap());
+        w.ok(&["acquire", "-q", "--source", lime.to_str().unwrap(), "-o", "s3://aff4/cases/enc.aff4", "--encrypt-to", c]);
+        assert_eq!(w.pmem(&["verify", "-q", "s3://aff4/cases/enc.aff4"], &[]).status.code(), Some(9), "no key: nothing verified");
+        let len = mem.len().to_string();
+        let got = w.ok(&["cat", "--key", k, "--offset", "0x100000", "--length", &len, "s3://aff4/cases/enc.aff4"]).stdout;
+        assert!(got == mem, "the encrypted acquisition read back from the bucket differs");
+        assert_eq!(w.pmem(&["verify", "-q", "--key", k, "s3://aff4/cases/enc.aff4"], &[]).status.code(), Some(0));
+    }
     // A local volume and a remote one open together (the mixed case of striped or split sets).
     let local = dir.path().join("l.aff4");
     ok(&["image", "-q", "-o", local.to_str().unwrap(), refimg("AFF4-L/dream.txt").to_str().unwrap()]);

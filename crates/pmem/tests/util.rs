@@ -186,3 +186,23 @@ pub fn verify_incomplete(vol: &Path) -> serde_json::Value {
     assert_eq!((&v["verdict"], v["failed"].as_u64(), v["errors"].as_u64()), (&serde_json::json!("incomplete"), Some(0), Some(0)), "{v}");
     v
 }
+
+/// An RSA-2048 key and a self-signed certificate for it, made by openssl.
+pub fn keypair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    let (key, cert) = (dir.join(format!("{name}-key.pem")), dir.join(format!("{name}-cert.pem")));
+    let o = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", &format!("/CN={name}/O=pmem tests")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match o {
+        Ok(o) if o.status.success() => Some((key, cert)),
+        _ if std::env::var_os("CI").is_some() => panic!("CI: openssl is needed to make test certificates"),
+        _ => {
+            eprintln!("note: openssl not found; encryption tests skipped");
+            None
+        }
+    }
+}
