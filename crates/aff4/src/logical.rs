@@ -21,6 +21,22 @@ pub struct FileTimes {
     pub born: Option<String>,
 }
 
+impl FileTimes {
+    /// The times of a file from its metadata (those the platform records).
+    pub fn of(meta: &std::fs::Metadata) -> FileTimes {
+        let rfc3339 = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+        let f = |t: std::io::Result<std::time::SystemTime>| t.ok().and_then(|t| rfc3339(time::OffsetDateTime::from(t)));
+        #[cfg(unix)]
+        let changed = {
+            use std::os::unix::fs::MetadataExt;
+            time::OffsetDateTime::from_unix_timestamp(meta.ctime()).ok().and_then(rfc3339)
+        };
+        #[cfg(not(unix))]
+        let changed = None;
+        FileTimes { modified: f(meta.modified()), accessed: f(meta.accessed()), changed, born: f(meta.created()) }
+    }
+}
+
 /// The URN a logical file with path `name` gets in volume `vol`.
 pub fn file_urn(vol: &str, name: &str) -> String {
     let n = name.replace('\\', "/");

@@ -53,6 +53,9 @@ pub struct AcquireOptions {
     pub recheck_keep: bool,
     /// Also recheck the pages of the kernel's own page tables (x86-64, found through VMCOREINFO).
     pub recheck_page_tables: bool,
+    /// Capture the files mapped by running processes and the whole /boot (live Linux sources
+    /// only), within these limits; None: not at all.
+    pub mapped_files: Option<crate::mapped::Limits>,
 }
 
 impl Default for AcquireOptions {
@@ -71,6 +74,7 @@ impl Default for AcquireOptions {
             recheck: Vec::new(),
             recheck_keep: false,
             recheck_page_tables: false,
+            mapped_files: Some(crate::mapped::Limits::default()),
         }
     }
 }
@@ -100,6 +104,10 @@ pub struct AcquireReport {
     pub extras: Vec<(String, u64)>,
     /// Extra files that were not there (name, why).
     pub missing: Vec<(String, String)>,
+    /// Mapped files and /boot files captured (name, size, deleted).
+    pub mapped: Vec<(String, u64, bool)>,
+    /// Mapped files listed but not captured (path, why).
+    pub mapped_skipped: Vec<(String, String)>,
     /// Kernel release.
     pub kernel_release: Option<String>,
     /// Stopped early by a signal.
@@ -443,6 +451,19 @@ pub fn acquire(
             Err(e) => missing.push((f, e.to_string())),
         }
     }
+    // Files only the live system can give: those mapped by processes, and /boot.
+    #[allow(unused_mut)]
+    let (mut mapped, mut mapped_skipped) = (Vec::new(), Vec::new());
+    #[cfg(target_os = "linux")]
+    if let (Some(limits), true, None) =
+        (opts.mapped_files, matches!(src.kind(), "kcore" | "crash" | "devmem" | "pmem-driver"), &write_error)
+    {
+        let taken: std::collections::BTreeSet<String> = extras.iter().map(|(f, _)| f.clone()).collect();
+        let mut wanted = crate::mapped::scan(std::path::Path::new("/proc"));
+        let boot = crate::mapped::files_under(std::path::Path::new("/boot"));
+        wanted.extend(boot.into_iter().filter(|f| !f.paths.iter().any(|p| taken.contains(p))));
+        capture_mapped(vol, &image, wanted, limits, &hashes, stop, &mut mapped, &mut mapped_skipped)?;
+    }
     // Pagefiles, numbered in the order given as winpmem numbers them.
     let mut pagefiles = Vec::new();
     let mut pagefile_errors = Vec::new();
@@ -489,6 +510,8 @@ pub fn acquire(
         result,
         extras,
         missing,
+        mapped,
+        mapped_skipped,
         kernel_release: release,
         interrupted,
         timed_out_reads: outcome.timed_out_reads,
@@ -497,4 +520,96 @@ pub fn acquire(
         write_error,
         recheck,
     })
+}
+
+/// Captures `wanted` files (see [`crate::mapped`]) as logical files linked from the memory
+/// image, each with who maps it, whether it was deleted and its device and inode; what is too
+/// large, over the total, gone or unreadable is listed with the reason, never an error.
+#[cfg(target_os = "linux")]
+#[allow(clippy::too_many_arguments)]
+fn capture_mapped(
+    vol: &mut VolumeWriter,
+    image: &str,
+    wanted: Vec<crate::mapped::MappedFile>,
+    limits: crate::mapped::Limits,
+    hashes: &[aff4::HashAlgo],
+    stop: &AtomicBool,
+    mapped: &mut Vec<(String, u64, bool)>,
+    skipped: &mut Vec<(String, String)>,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut names = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for f in wanted {
+        let path = f.paths.iter().next().cloned().unwrap_or_else(|| f.open.display().to_string());
+        if stop.load(Ordering::SeqCst) {
+            skipped.push((path, "interrupted".into()));
+            continue;
+        }
+        let fh = match std::fs::File::open(&f.open) {
+            Ok(fh) => fh,
+            Err(e) => {
+                skipped.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let meta = match fh.metadata() {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => continue,
+            Err(e) => {
+                skipped.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let (major, minor) = crate::mapped::dev_parts(meta.dev());
+        if f.id.is_some_and(|id| id != (major, minor, meta.ino())) {
+            skipped.push((path, "replaced by another file while the processes were scanned".into()));
+            continue;
+        }
+        // A /boot file a process also maps is captured once.
+        if !seen.insert((major, minor, meta.ino())) {
+            continue;
+        }
+        if meta.len() > limits.per_file {
+            skipped.push((path, format!("{} bytes, over the {}-byte limit for one file", meta.len(), limits.per_file)));
+            continue;
+        }
+        if total + meta.len() > limits.total {
+            skipped.push((path, format!("over the {}-byte total for mapped files", limits.total)));
+            continue;
+        }
+        // Two files once known by one path (an old, deleted version and its replacement) keep both.
+        let name = if names.contains(&path) { format!("{path} (inode {})", meta.ino()) } else { path.clone() };
+        names.insert(name.clone());
+        let mut reader = fh;
+        match add_file(vol, &name, &mut reader, &FileTimes::of(&meta), hashes) {
+            Ok((urn, n)) => {
+                total += n;
+                let g = vol.graph_mut();
+                g.add(image, &meta::iri(prop::MAPPED_FILE), Node::iri(&urn));
+                if !f.pids.is_empty() {
+                    let pids: Vec<String> = f.pids.iter().map(u32::to_string).collect();
+                    g.add(&urn, &meta::iri(prop::MAPPED_BY), Node::string(pids.join(",")));
+                }
+                if f.deleted {
+                    g.add(&urn, &meta::iri(prop::DELETED), Node::typed("true", format!("{}boolean", aff4::vocab::XSD)));
+                }
+                for p in &f.paths {
+                    g.add(&urn, &meta::iri(prop::KNOWN_PATH), Node::string(p));
+                }
+                g.add(&urn, &meta::iri(prop::DEVICE_INODE), Node::string(format!("{major}:{minor}:{}", meta.ino())));
+                mapped.push((name, n, f.deleted));
+            }
+            Err(aff4::Error::Io { error, .. }) if error.kind() != std::io::ErrorKind::StorageFull => {
+                skipped.push((path, error.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !skipped.is_empty() {
+        let list: Vec<String> = skipped.iter().map(|(f, e)| format!("{f}: {e}")).collect();
+        vol.graph_mut().add(image, &meta::iri(prop::MAPPED_FILES_SKIPPED), Node::string(list.join("; ")));
+    }
+    Ok(())
 }

@@ -68,6 +68,18 @@ pub mod prop {
     pub const EXTRAS_MISSING: &str = "extrasMissing";
     /// Pagefiles that could not be captured (`FILE: why; …`).
     pub const PAGEFILES_MISSING: &str = "pagefilesMissing";
+    /// A file mapped by a running process (or under /boot), captured beside the memory.
+    pub const MAPPED_FILE: &str = "mappedFile";
+    /// Mapped files listed but not captured (`PATH: why; …`).
+    pub const MAPPED_FILES_SKIPPED: &str = "mappedFilesSkipped";
+    /// On a mapped file: the PIDs that map it (comma-separated).
+    pub const MAPPED_BY: &str = "mappedByPids";
+    /// On a mapped file: the kernel said it was deleted from the disk.
+    pub const DELETED: &str = "deletedFromDisk";
+    /// On a mapped file: every path it is known by.
+    pub const KNOWN_PATH: &str = "knownPath";
+    /// On a mapped file: `MAJOR:MINOR:INODE` as /proc/PID/maps gives them.
+    pub const DEVICE_INODE: &str = "deviceInode";
 }
 
 /// The full IRI of a property of [`prop`].

@@ -1,7 +1,6 @@
 //! Files the binary reads and writes itself: outputs created 0600 that never follow a
 //! symlink, image bytes with holes, globs, and file times as AFF4 records them.
 
-use aff4::logical::FileTimes;
 use memview::outdir::OutDir;
 use memview::sparse::{HoleWrite, SparseFile};
 use std::fs::File;
@@ -157,21 +156,4 @@ pub fn expand(pat: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Times of a file as RFC 3339.
-pub fn file_times(meta: &std::fs::Metadata) -> FileTimes {
-    let f = |t: std::io::Result<std::time::SystemTime>| {
-        t.ok().map(|t| time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default())
-    };
-    #[cfg(unix)]
-    let changed = {
-        use std::os::unix::fs::MetadataExt;
-        time::OffsetDateTime::from_unix_timestamp(meta.ctime())
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-    };
-    #[cfg(not(unix))]
-    let changed = None;
-    FileTimes { modified: f(meta.modified()), accessed: f(meta.accessed()), changed, born: f(meta.created()) }
 }

@@ -388,3 +388,54 @@ fn lockdown_integrity_refuses_the_unsigned_driver() {
     assert_eq!(r.code, 6, "expected the lockdown exit code: {}", r.stderr);
     assert!(r.stderr.contains("lockdown (integrity)") && r.stderr.contains("unsigned"), "{}", r.stderr);
 }
+
+/// Files only the live guest can give: a program started and then deleted while it runs, and a
+/// data file it maps with mmap and that is deleted too, come back byte-identical with their
+/// PIDs and the deleted flag; a file under /boot comes too.
+#[test]
+fn mapped_and_deleted_files_are_captured() {
+    let Some(_) = static_bin() else { return };
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("mm.c");
+    std::fs::write(
+        &src,
+        "#include <fcntl.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\
+         int main(int c, char **v) { int fd = open(v[1], O_RDONLY); struct stat st; fstat(fd, &st);\n\
+         volatile char *p = mmap(0, st.st_size, PROT_READ, MAP_SHARED, fd, 0); close(fd);\n\
+         if (p == MAP_FAILED) return 1; (void)p[0]; pause(); return 0; }\n",
+    )
+    .unwrap();
+    let prog = tmp.path().join("mm");
+    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output();
+    if !cc.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "CI: gcc -static is needed: {cc:?}");
+        return;
+    }
+    let data_file = tmp.path().join("data.bin");
+    std::fs::write(&data_file, corpus(3 << 20, 91)).unwrap();
+    // (deleted only once the program maps its file: TCG can take a while to start it)
+    let pre = "cp /rig/bin/mm /tmp/victim && cp /rig/bin/data.bin /tmp/data.bin && (/tmp/victim /tmp/data.bin &) \
+               && for i in $(seq 100); do grep -qs data.bin /proc/[0-9]*/maps && break; sleep 0.2; done \
+               && rm -f /tmp/victim /tmp/data.bin && mkdir -p /boot && echo boot-marker > /boot/marker.txt";
+    let r = rig(
+        tmp.path(),
+        &["--mem", "512M", "--add", prog.to_str().unwrap(), "--add", data_file.to_str().unwrap(), "--pre", pre],
+        &["acquire", "--json", "--block-hashes", "md5", "-o", "/out/m.aff4"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(r.dir.join("stdout.txt")).unwrap()).unwrap();
+    let mapped = report["mapped_files"].as_array().unwrap();
+    for name in ["/tmp/victim", "/tmp/data.bin"] {
+        let m = mapped.iter().find(|m| m["file"] == name).unwrap_or_else(|| panic!("{name} not captured: {report}"));
+        assert_eq!(m["deleted"], true, "{m}");
+    }
+    let vol = r.dir.join("out/m.aff4");
+    let v = vol.to_str().unwrap();
+    assert!(ok(&["cat", "--stream", "/tmp/victim", v]).stdout == std::fs::read(&prog).unwrap(), "the deleted program differs");
+    assert!(ok(&["cat", "--stream", "/tmp/data.bin", v]).stdout == std::fs::read(&data_file).unwrap(), "the mmap'd file differs");
+    assert_eq!(ok(&["cat", "--stream", "/boot/marker.txt", v]).stdout, b"boot-marker\n");
+    let info = String::from_utf8_lossy(&ok(&["info", v]).stdout).into_owned();
+    assert!(info.contains("mapped by running processes") && info.contains("DELETED from the disk"), "{info}");
+    assert_eq!(run(&["verify", "-q", v]).status.code(), Some(0));
+}

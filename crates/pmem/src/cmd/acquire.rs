@@ -33,9 +33,23 @@ pub struct Args {
     /// Alternative /dev/pmem.
     #[arg(long, hide = true, default_value = "/dev/pmem")]
     pub pmem_path: String,
-    /// Do not capture kallsyms, iomem, modules, cmdline, System.map, config, kernel image and BTF.
+    /// Do not capture kallsyms, iomem, modules, cmdline, System.map, config, kernel image and BTF
+    /// (nor mapped files and /boot).
     #[arg(long)]
     pub no_extras: bool,
+    /// Do not capture the files mapped by running processes and /boot. By default (Linux, live
+    /// sources) every regular file a process maps (executables, libraries, mmap'd data, also
+    /// those already deleted from the disk, read through /proc/PID/map_files) and every file
+    /// under /boot is captured after the memory, once per device and inode, with the PIDs
+    /// mapping it; files over the limits are listed, not captured.
+    #[arg(long)]
+    pub no_mapped_files: bool,
+    /// Largest mapped (or /boot) file captured.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::args::parse_size)]
+    pub mapped_files_max: u64,
+    /// Most captured of mapped and /boot files in all.
+    #[arg(long, value_name = "SIZE", default_value = "2G", value_parser = crate::args::parse_size)]
+    pub mapped_files_total: u64,
     /// More files to capture (globs allowed; repeatable).
     #[arg(short = 'i', long = "input", value_name = "FILE|GLOB")]
     pub extra: Vec<String>,
@@ -159,6 +173,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         recheck,
         recheck_keep: a.recheck_keep,
         recheck_page_tables: a.recheck,
+        mapped_files: (!a.no_extras && !a.no_mapped_files)
+            .then_some(memacq::mapped::Limits { per_file: a.mapped_files_max, total: a.mapped_files_total }),
     };
     let quiet = a.store.quiet || a.store.json;
     if !quiet {
@@ -261,6 +277,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
                 "hashed_bytes": report.result.hashed,
                 "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
                 "missing": report.missing.iter().map(|(f, e)| json!({"file": f, "error": e})).collect::<Vec<_>>(),
+                "mapped_files": report.mapped.iter().map(|(f, n, d)| json!({"file": f, "size": n, "deleted": d})).collect::<Vec<_>>(),
+                "mapped_files_skipped": report.mapped_skipped.iter().map(|(f, e)| json!({"file": f, "reason": e})).collect::<Vec<_>>(),
                 "pagefiles": report.pagefiles.iter().map(|p| json!({
                     "name": p.name, "image": p.image, "size": p.size, "method": p.method,
                     "unreadable_bytes": p.unreadable_bytes, "stored_bytes": p.result.stats.stored_bytes,
@@ -300,6 +318,21 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         eprintln!("pmem: extras: {}", report.extras.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "));
         if !report.missing.is_empty() {
             eprintln!("pmem: not captured: {}", report.missing.iter().map(|(f, e)| format!("{f} ({e})")).collect::<Vec<_>>().join(", "));
+        }
+        if !report.mapped.is_empty() || !report.mapped_skipped.is_empty() {
+            let bytes: u64 = report.mapped.iter().map(|(_, n, _)| n).sum();
+            let deleted: Vec<&str> = report.mapped.iter().filter(|(_, _, d)| *d).map(|(f, _, _)| f.as_str()).collect();
+            eprintln!(
+                "pmem: mapped files and /boot: {} captured ({}){}{}",
+                report.mapped.len(),
+                human(bytes),
+                if deleted.is_empty() { String::new() } else { format!("; deleted from the disk: {}", deleted.join(", ")) },
+                if report.mapped_skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} listed, not captured (see pmem info)", report.mapped_skipped.len())
+                }
+            );
         }
         if let Some(r) = &report.recheck {
             eprintln!(

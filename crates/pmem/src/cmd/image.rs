@@ -3,11 +3,11 @@
 
 use super::human;
 use crate::args::StoreArgs;
-use crate::files::{expand, file_times};
+use crate::files::expand;
 use crate::{exit, progress, Failure, WithCode};
 use aff4::capture::{blocks, Capture, Input, OnProgress, Plan, RetryPolicy, Sequential};
 use aff4::imager::{Ending, ImagerOptions};
-use aff4::logical::add_file;
+use aff4::logical::{add_file, FileTimes};
 use aff4::rdf::Node;
 use aff4::stream::ReadAt;
 use aff4::volume::write::VolumeWriter;
@@ -36,7 +36,7 @@ pub fn add_logical(vol: &mut VolumeWriter, patterns: &[String], hashes: &[HashAl
                 continue;
             }
             let (urn, size) =
-                add_file(vol, &name, &mut f, &file_times(&meta), hashes).with_context(|| format!("adding {name}")).code(exit::OUTPUT)?;
+                add_file(vol, &name, &mut f, &FileTimes::of(&meta), hashes).with_context(|| format!("adding {name}")).code(exit::OUTPUT)?;
             out.push((name, urn, size));
         }
     }
@@ -109,7 +109,7 @@ fn image_one(
     };
     let mut extra = vec![(format!("{}diskDeviceName", vocab::AFF4), Node::string(name))];
     if let Some(m) = &meta {
-        let t = file_times(m);
+        let t = FileTimes::of(m);
         for (p, v) in [("lastWritten", t.modified), ("lastAccessed", t.accessed), ("recordChanged", t.changed)] {
             if let Some(v) = v {
                 extra.push((format!("{}{p}", vocab::AFF4), Node::typed(v, format!("{}dateTime", vocab::XSD))));

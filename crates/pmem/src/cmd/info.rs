@@ -119,7 +119,30 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
             println!("  hash          {k} {v}");
         }
     }
-    let files: Vec<_> = images.iter().filter(|i| i.logical).collect();
+    // Files mapped by processes (and /boot) apart from the other captured files.
+    let mapped_iri = memformat::meta::iri(memformat::meta::prop::MAPPED_FILE);
+    let mapped: std::collections::BTreeSet<String> =
+        images.iter().flat_map(|i| g.values(&i.urn, &mapped_iri).filter_map(|n| n.as_iri().map(String::from))).collect();
+    let files: Vec<_> = images.iter().filter(|i| i.logical && !mapped.contains(&i.urn)).collect();
+    let maps: Vec<_> = images.iter().filter(|i| i.logical && mapped.contains(&i.urn)).collect();
+    let skipped: Vec<String> = images
+        .iter()
+        .filter_map(|i| a(&i.urn, memformat::meta::prop::MAPPED_FILES_SKIPPED))
+        .flat_map(|s| s.split("; ").map(String::from).collect::<Vec<_>>())
+        .collect();
+    if !maps.is_empty() || !skipped.is_empty() {
+        let bytes: u64 = maps.iter().map(|f| f.size.unwrap_or(0)).sum();
+        println!();
+        println!("mapped by running processes, and /boot ({} files, {}):", maps.len(), human(bytes));
+        for f in &maps {
+            let pids = a(&f.urn, memformat::meta::prop::MAPPED_BY).map(|p| format!("   pids {p}")).unwrap_or_default();
+            let deleted = if a(&f.urn, memformat::meta::prop::DELETED).is_some() { "   DELETED from the disk" } else { "" };
+            println!("  {:<40} {}{pids}{deleted}", f.name.as_deref().unwrap_or(&f.urn), human(f.size.unwrap_or(0)));
+        }
+        for s in &skipped {
+            println!("  not captured: {s}");
+        }
+    }
     if !files.is_empty() {
         println!();
         println!("files captured ({}):", files.len());
