@@ -38,21 +38,32 @@ impl Outer {
         self.vol.add_segment(&format!("{urn}.index"), &index)?;
         self.vol.add_segment(&urn, &data)?;
         self.bevy += 1;
+        // What a volume closed early (a full disk, an error) can still decrypt.
+        let stream = self.stream.clone();
+        self.vol.graph_mut().set(&stream, &format!("{AFF4}size"), Node::long(self.bevy * BEVY as u64));
         Ok(())
     }
 
-    /// Describes the stream and its key bags, and closes the outer volume.
-    fn close(mut self, size: u64, recipients: &[Recipient]) -> Result<()> {
+    /// Describes the stream and its key bags from the start, so that an outer volume closed
+    /// early (its writer dropped on an error) still says how to decrypt what it holds.
+    fn describe(&mut self, recipients: &[Recipient]) -> Result<()> {
         let stream = self.stream.clone();
         let outer_urn = self.vol.urn().to_string();
         let g = self.vol.graph_mut();
         g.add(&stream, RDF_TYPE, Node::iri(vocab::ENCRYPTED_STREAM));
-        g.add(&stream, &format!("{AFF4}size"), Node::long(size));
+        g.add(&stream, &format!("{AFF4}size"), Node::long(0));
         g.add(&stream, &format!("{AFF4}chunkSize"), Node::int(CHUNK as u64));
         g.add(&stream, &format!("{AFF4}chunksInSegment"), Node::int(CHUNKS_PER_BEVY as u64));
         g.add(&stream, &format!("{AFF4}stored"), Node::iri(outer_urn));
         crypto::write_key_bags(g, &stream, &self.key, recipients)?;
         self.vol.register(&stream);
+        Ok(())
+    }
+
+    /// Records the plaintext's size and closes the outer volume.
+    fn close(mut self, size: u64) -> Result<()> {
+        let stream = self.stream.clone();
+        self.vol.graph_mut().set(&stream, &format!("{AFF4}size"), Node::long(size));
         self.vol.finish()
     }
 }
@@ -65,7 +76,6 @@ struct Shared {
     size: u64,
     tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
     worker: Option<std::thread::JoinHandle<Result<Outer>>>,
-    recipients: Vec<Recipient>,
 }
 
 impl Shared {
@@ -91,7 +101,17 @@ impl Shared {
             self.send()?;
         }
         let outer = self.join()?;
-        outer.close(self.size, &self.recipients)
+        outer.close(self.size)
+    }
+}
+
+impl Drop for Shared {
+    /// A volume abandoned on an error: the encrypting thread writes what it was given and its
+    /// outer volume closes with the complete bevies (see [`VolumeWriter`]'s drop) before we go on.
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.join();
+        }
     }
 }
 
@@ -132,6 +152,7 @@ impl VolumeWriter {
         }
         let name = outer.path().display().to_string();
         let mut state = Outer { vol: outer, stream: crate::urn::new_urn(), key: VolumeKey::random()?, bevy: 0 };
+        state.describe(&recipients)?;
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
         let worker = std::thread::Builder::new()
             .name("volume-encrypt".into())
@@ -142,8 +163,7 @@ impl VolumeWriter {
                 Ok(state)
             })
             .map_err(|e| Error::io("encrypting thread", e))?;
-        let shared =
-            Arc::new(Mutex::new(Shared { buf: Vec::with_capacity(BEVY), size: 0, tx: Some(tx), worker: Some(worker), recipients }));
+        let shared = Arc::new(Mutex::new(Shared { buf: Vec::with_capacity(BEVY), size: 0, tx: Some(tx), worker: Some(worker) }));
         let closing = shared.clone();
         let close = Box::new(move || closing.lock().map_err(|_| Error::Internal("encrypted volume: a writer panicked"))?.close());
         VolumeWriter::streaming(Box::new(Encrypting(shared)), &name, Some(close))
