@@ -426,3 +426,30 @@ fn export_stays_inside_and_never_fills_the_disk() {
     let _ = code(&["info", ff.to_str().unwrap()]);
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A disk too small even for the room a volume keeps for closing: the command fails (exit 4,
+/// "the disk is full") and leaves no file behind, plain or encrypted.
+#[test]
+fn a_disk_with_no_room_to_close_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, corpus(8 << 20, 12)).unwrap();
+    let mnt = dir.path().join("tiny");
+    let Some(_disk) = SmallDisk::new(&mnt, 3) else { return };
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    for extra in [&[][..], &["--encrypt-password-file", pw.to_str().unwrap()][..]] {
+        let vol = mnt.join("v.aff4");
+        let args: Vec<&str> = ["image", "-q", "-o", vol.to_str().unwrap()]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .chain([input.to_str().unwrap()])
+            .collect();
+        let o = run(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{e}");
+        assert!(e.contains("the disk is full"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&mnt).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "{extra:?}: left behind {left:?}");
+    }
+}

@@ -487,8 +487,13 @@ impl VolumeWriter {
         } else {
             (create_file(path, false)?, None)
         };
-        let target = Target::file(file, 0, &name)?;
-        Self::new_zip(target, rename, path, name)
+        // The file we just made goes again if the volume cannot even start (no room to close it).
+        let made = rename.as_ref().map(|(tmp, _)| tmp.clone()).unwrap_or_else(|| path.to_path_buf());
+        let started = Target::file(file, 0, &name).and_then(|target| Self::new_zip(target, rename, path, name));
+        if started.is_err() {
+            let _ = std::fs::remove_file(&made);
+        }
+        started
     }
 
     /// A ZIP64 volume streamed to standard output (never seeked; its path shows as `-`).
@@ -939,10 +944,17 @@ impl Drop for VolumeWriter {
             let at = sink.committed();
             sink.abandon_since(at);
             self.sink = Some(sink);
-            let _ = self.close_part(true);
-            return;
+            // Closed, or at least one segment complete for `recover` to rebuild: kept.
+            if self.close_part(true).is_ok() || self.members > 0 {
+                return;
+            }
+            // Nothing complete and no room even to close: garbage, removed below.
+            if let Some(s) = self.sink.take() {
+                s.abandon();
+            }
+        } else {
+            sink.abandon();
         }
-        sink.abandon();
         if !self.created {
             return;
         }
