@@ -91,11 +91,11 @@ fn verify_never_passes_bytes_other_than_the_original() {
                 }
                 let got = image_hashes(&c);
                 for (urn, h) in &got {
-                    assert!(
-                        original.get(urn).is_some_and(|o| o.is_some() && o == h),
-                        "verify said OK but image {urn} reads as {h:?}, the original as {:?}: {report:#?}",
-                        original.get(urn)
-                    );
+                    // The bytes are what must be the original's. (A mutated Image URN in the Turtle,
+                    // which no hash covers, may relabel an image whose bytes are unchanged.)
+                    let same =
+                        original.get(urn).map_or_else(|| original.values().any(|o| o.is_some() && o == h), |o| o.is_some() && o == h);
+                    assert!(same, "verify said OK but image {urn} reads as {h:?}, the original as {:?}: {report:#?}", original.get(urn));
                 }
                 assert!(!got.is_empty(), "verify said OK about a volume with no image");
                 Some(true)
