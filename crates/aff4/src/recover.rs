@@ -399,8 +399,58 @@ pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
     graph.add(&vol_urn, &format!("{}tool", vocab::AFF4), Node::string(crate::tool()));
     graph.set(&vol_urn, &format!("{}recoveredAt", vocab::AFF4), Node::typed(crate::rdf::now(), format!("{XSD}dateTime")));
 
+    // A member that cannot be copied whole (a compression method no AFF4 writer uses, deflate
+    // data that does not inflate to its size and CRC) is left out with a note, so the rebuilt
+    // volume can always be written. Only the last copy of each name is ever copied.
+    let mut last: HashMap<&str, &LocalMember> = HashMap::new();
+    for m in &scan.members {
+        last.insert(&m.name, m);
+    }
+    let mut undecodable = Vec::new();
+    for m in last.values() {
+        if skip.contains(&m.name) || m.name.starts_with(JOURNAL_PREFIX) {
+            continue;
+        }
+        let why = match m.method {
+            METHOD_STORED => None,
+            METHOD_DEFLATE => inflates_whole(&*file, m).err(),
+            other => Some(format!("compression method {other}")),
+        };
+        if let Some(why) = why {
+            undecodable.push((m.header_offset, m.name.clone(), why));
+        }
+    }
+    undecodable.sort();
+    for (at, n, why) in undecodable {
+        report.notes.push(format!("member {n} at offset {at} left out: {why}"));
+        skip.insert(n);
+    }
     report.members = scan.members.len();
     Ok(Recovery { name, file, members: scan.members, skip, new_members, graph, report })
+}
+
+/// Whether a deflate member inflates to exactly its recorded size and CRC.
+fn inflates_whole(file: &dyn ReadAt, m: &LocalMember) -> std::result::Result<(), String> {
+    let raw = Span { file, pos: m.data_start, end: m.data_start + m.compressed_size };
+    let mut r = flate2::read::DeflateDecoder::new(raw);
+    let (mut crc, mut n, mut buf) = (crc32fast::Hasher::new(), 0u64, vec![0u8; 1 << 16]);
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => {
+                crc.update(&buf[..k]);
+                n += k as u64;
+                if n > m.uncompressed_size {
+                    return Err(format!("inflates past its recorded {} bytes", m.uncompressed_size));
+                }
+            }
+            Err(e) => return Err(format!("its deflate data does not inflate: {e}")),
+        }
+    }
+    if n != m.uncompressed_size || crc.finalize() != m.crc32 {
+        return Err(format!("inflates to {n} bytes that do not match its recorded size and CRC"));
+    }
+    Ok(())
 }
 
 impl Recovery {
