@@ -118,15 +118,18 @@ impl Container {
             // metadata names this first volume, so parts left over from an older set are never
             // mixed in.
             if p.is_file() {
-                let caff4 = |n: u32| {
+                // The naming is the one whose first part is there (looked up once).
+                let pmem_naming = crate::volume::write::split_part_path(p, 1).is_file();
+                let part_path = |n: u32| {
+                    if pmem_naming {
+                        return crate::volume::write::split_part_path(p, n);
+                    }
                     let mut s = p.as_os_str().to_owned();
                     s.push(format!(".A{n:02}"));
                     std::path::PathBuf::from(s)
                 };
-                let naming: fn(&Path, u32) -> std::path::PathBuf = crate::volume::write::split_part_path;
-                let named = |n: u32| if naming(p, 1).is_file() { naming(p, n) } else { caff4(n) };
                 for n in 1.. {
-                    let part = named(n);
+                    let part = part_path(n);
                     if given.contains(&part.as_path()) || !part.is_file() {
                         break;
                     }
@@ -159,8 +162,8 @@ impl Container {
         }
         c.rebuild_segments();
         // Encrypted containers: the plaintext is itself a volume.
+        let keys = crate::crypto::Keys { password: opts.password.clone(), private_keys: opts.private_keys.clone() };
         for s in c.graph.subjects_of_type(vocab::ENCRYPTED_STREAM) {
-            let keys = crate::crypto::Keys { password: opts.password.clone(), private_keys: opts.private_keys.clone() };
             if keys.is_empty() {
                 let to = crate::crypto::recipients(&c.graph, &s).join(", ");
                 c.problems.push(Finding::new(

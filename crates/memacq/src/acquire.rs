@@ -452,18 +452,11 @@ pub fn acquire(
         }
     }
     // Files only the live system can give: those mapped by processes, and /boot.
-    #[allow(unused_mut)]
-    let (mut mapped, mut mapped_skipped) = (Vec::new(), Vec::new());
-    #[cfg(target_os = "linux")]
-    if let (Some(limits), true, None) =
-        (opts.mapped_files, matches!(src.kind(), "kcore" | "crash" | "devmem" | "pmem-driver"), &write_error)
-    {
-        let taken: std::collections::BTreeSet<String> = extras.iter().map(|(f, _)| f.clone()).collect();
-        let mut wanted = crate::mapped::scan(std::path::Path::new("/proc"));
-        let boot = crate::mapped::files_under(std::path::Path::new("/boot"));
-        wanted.extend(boot.into_iter().filter(|f| !f.paths.iter().any(|p| taken.contains(p))));
-        capture_mapped(vol, &image, wanted, limits, &hashes, stop, &mut mapped, &mut mapped_skipped)?;
-    }
+    let live = matches!(src.kind(), "kcore" | "crash" | "devmem" | "pmem-driver");
+    let (mapped, mapped_skipped) = match (opts.mapped_files, live, &write_error) {
+        (Some(limits), true, None) => capture_mapped(vol, &image, &extras, limits, &hashes, stop)?,
+        _ => (Vec::new(), Vec::new()),
+    };
     // Pagefiles, numbered in the order given as winpmem numbers them.
     let mut pagefiles = Vec::new();
     let mut pagefile_errors = Vec::new();
@@ -522,22 +515,29 @@ pub fn acquire(
     })
 }
 
-/// Captures `wanted` files (see [`crate::mapped`]) as logical files linked from the memory
-/// image, each with who maps it, whether it was deleted and its device and inode; what is too
-/// large, over the total, gone or unreadable is listed with the reason, never an error.
+/// What [`capture_mapped`] took (name, size, deleted) and listed without taking (path, why).
+type MappedOutcome = (Vec<(String, u64, bool)>, Vec<(String, String)>);
+
+/// Captures the files processes map and those under /boot (see [`crate::mapped`]) as logical
+/// files linked from the memory image, each with who maps it, whether it was deleted and its
+/// device and inode; what is too large, over the total, gone or unreadable is listed with the
+/// reason, never an error.
 #[cfg(target_os = "linux")]
-#[allow(clippy::too_many_arguments)]
 fn capture_mapped(
     vol: &mut VolumeWriter,
     image: &str,
-    wanted: Vec<crate::mapped::MappedFile>,
+    extras: &[(String, u64)],
     limits: crate::mapped::Limits,
     hashes: &[aff4::HashAlgo],
     stop: &AtomicBool,
-    mapped: &mut Vec<(String, u64, bool)>,
-    skipped: &mut Vec<(String, String)>,
-) -> Result<()> {
+) -> Result<MappedOutcome> {
+    // /boot files the extras already took are not taken again.
+    let taken: std::collections::BTreeSet<&str> = extras.iter().map(|(f, _)| f.as_str()).collect();
+    let mut wanted = crate::mapped::scan(std::path::Path::new("/proc"));
+    let boot = crate::mapped::files_under(std::path::Path::new("/boot"));
+    wanted.extend(boot.into_iter().filter(|f| !f.paths.iter().any(|p| taken.contains(p.as_str()))));
     use std::os::unix::fs::MetadataExt;
+    let (mut mapped, mut skipped) = (Vec::new(), Vec::new());
     let mut total = 0u64;
     let mut names = std::collections::BTreeSet::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -611,5 +611,18 @@ fn capture_mapped(
         let list: Vec<String> = skipped.iter().map(|(f, e)| format!("{f}: {e}")).collect();
         vol.graph_mut().add(image, &meta::iri(prop::MAPPED_FILES_SKIPPED), Node::string(list.join("; ")));
     }
-    Ok(())
+    Ok((mapped, skipped))
+}
+
+/// Mapped files are read through Linux's /proc; elsewhere there are none to take.
+#[cfg(not(target_os = "linux"))]
+fn capture_mapped(
+    _: &mut VolumeWriter,
+    _: &str,
+    _: &[(String, u64)],
+    _: crate::mapped::Limits,
+    _: &[aff4::HashAlgo],
+    _: &AtomicBool,
+) -> Result<MappedOutcome> {
+    Ok((Vec::new(), Vec::new()))
 }
