@@ -44,29 +44,57 @@ impl Xts {
 
     /// Encrypts (or decrypts) one chunk in place: at most [`CHUNK`] bytes, a whole number of blocks.
     fn crypt(&self, n: u64, chunk: &mut [u8], encrypt: bool) {
+        let (mut blocks, count) = load(chunk);
+        self.crypt_blocks(n, &mut blocks[..count], encrypt);
+        store(&blocks[..count], chunk);
+    }
+
+    /// Encrypts one chunk of `src` into `dst` (same length): the copy a writer makes anyway,
+    /// with the cipher on the way.
+    fn encrypt_into(&self, n: u64, src: &[u8], dst: &mut [u8]) {
+        let (mut blocks, count) = load(src);
+        self.crypt_blocks(n, &mut blocks[..count], true);
+        store(&blocks[..count], dst);
+    }
+
+    /// XTS over the blocks of chunk `n` (at most [`BLOCKS`]).
+    fn crypt_blocks(&self, n: u64, blocks: &mut [aes::Block], encrypt: bool) {
         use aes::cipher::{BlockDecrypt, BlockEncrypt};
         let mut t = aes::Block::from(u128::from(n).to_le_bytes());
         self.tweak.encrypt_block(&mut t);
         let mut t = u128::from_le_bytes(t.into());
-        let mut blocks = [aes::Block::default(); BLOCKS];
         let mut tweaks = [0u128; BLOCKS];
-        let count = (chunk.len() / 16).min(BLOCKS);
-        for (j, (b, src)) in blocks.iter_mut().zip(chunk.chunks_exact(16)).enumerate().take(count) {
-            tweaks[j] = t;
-            let x = u128::from_le_bytes(src.try_into().unwrap_or_default()) ^ t;
-            *b = aes::Block::from(x.to_le_bytes());
+        for (b, tw) in blocks.iter_mut().zip(tweaks.iter_mut()) {
+            *tw = t;
+            *b = aes::Block::from((u128::from_le_bytes((*b).into()) ^ t).to_le_bytes());
             // Multiply the tweak by x in GF(2^128) (the polynomial x^128 + x^7 + x^2 + x + 1).
             t = (t << 1) ^ ((t >> 127) * 0x87);
         }
         if encrypt {
-            self.data.encrypt_blocks(&mut blocks[..count]);
+            self.data.encrypt_blocks(blocks);
         } else {
-            self.data.decrypt_blocks(&mut blocks[..count]);
+            self.data.decrypt_blocks(blocks);
         }
-        for (j, (b, dst)) in blocks.iter().zip(chunk.chunks_exact_mut(16)).enumerate().take(count) {
-            let x = u128::from_le_bytes((*b).into()) ^ tweaks[j];
-            dst.copy_from_slice(&x.to_le_bytes());
+        for (b, tw) in blocks.iter_mut().zip(tweaks) {
+            *b = aes::Block::from((u128::from_le_bytes((*b).into()) ^ tw).to_le_bytes());
         }
+    }
+}
+
+/// A chunk's whole blocks (at most [`BLOCKS`]) and how many there are.
+fn load(src: &[u8]) -> ([aes::Block; BLOCKS], usize) {
+    let mut blocks = [aes::Block::default(); BLOCKS];
+    let mut count = 0;
+    for (b, s) in blocks.iter_mut().zip(src.chunks_exact(16)) {
+        b.copy_from_slice(s);
+        count += 1;
+    }
+    (blocks, count)
+}
+
+fn store(blocks: &[aes::Block], dst: &mut [u8]) {
+    for (b, d) in blocks.iter().zip(dst.chunks_exact_mut(16)) {
+        d.copy_from_slice(b);
     }
 }
 
@@ -97,17 +125,44 @@ impl VolumeKey {
         Xts::new(&self.0)
     }
 
-    /// Encrypts whole chunks of `data` in place, the first being chunk number `first`.
+    /// The decryptor of this volume's chunks.
+    pub(crate) fn decryptor(&self) -> Arc<dyn ChunkDecrypt> {
+        Arc::new(self.xts())
+    }
+
+    /// The cipher that encrypts this volume's chunks (its key schedule wiped when dropped).
+    pub fn chunk_cipher(&self) -> ChunkCipher {
+        ChunkCipher(self.xts())
+    }
+}
+
+/// Encrypts a volume's 512-byte chunks, each under its chunk number (the XTS tweak).
+pub struct ChunkCipher(Xts);
+
+impl ChunkCipher {
+    /// Encrypts whole chunk `n` in place.
     ///
     /// # Errors
-    /// `data` is not a whole number of chunks.
-    pub fn encrypt_chunks(&self, first: u64, data: &mut [u8]) -> Result<()> {
-        if !data.len().is_multiple_of(CHUNK) {
-            return Err(Error::Internal("encrypt_chunks: not a whole number of chunks"));
+    /// `chunk` is not [`CHUNK`] bytes.
+    pub fn encrypt(&self, n: u64, chunk: &mut [u8]) -> Result<()> {
+        if chunk.len() != CHUNK {
+            return Err(Error::Internal("ChunkCipher::encrypt: not one chunk"));
         }
-        let x = self.xts();
-        for (i, c) in data.chunks_exact_mut(CHUNK).enumerate() {
-            x.crypt(first + i as u64, c, true);
+        self.0.crypt(n, chunk, true);
+        Ok(())
+    }
+
+    /// Encrypts the whole chunks of `src` into `dst` (the same length), the first being chunk
+    /// number `first`: one pass over the data instead of a copy and then the cipher.
+    ///
+    /// # Errors
+    /// The lengths differ or are not a whole number of chunks.
+    pub fn encrypt_into(&self, first: u64, src: &[u8], dst: &mut [u8]) -> Result<()> {
+        if src.len() != dst.len() || !src.len().is_multiple_of(CHUNK) {
+            return Err(Error::Internal("ChunkCipher::encrypt_into: not whole chunks of one length"));
+        }
+        for (i, (s, d)) in src.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(CHUNK)).enumerate() {
+            self.0.encrypt_into(first + i as u64, s, d);
         }
         Ok(())
     }
@@ -244,6 +299,17 @@ impl Keys {
     }
 }
 
+/// Copies the key bags of encrypted stream `from_stream` in `from` to `to_stream` in `to`, as
+/// they are: a volume rebuilt under the same key opens for the same recipients.
+pub fn copy_key_bags(from: &Graph, from_stream: &str, to: &mut Graph, to_stream: &str) {
+    for bag in from.values(from_stream, &p("keyBag")).filter_map(|n| n.as_iri()) {
+        to.add(to_stream, &p("keyBag"), Node::iri(bag));
+        for (pred, o) in from.properties(bag) {
+            to.add(bag, pred, o.clone());
+        }
+    }
+}
+
 /// The recipients of encrypted stream `s`, for messages: "password" or "SUBJECT (serial N)".
 pub fn recipients(g: &Graph, s: &str) -> Vec<String> {
     g.values(s, &p("keyBag"))
@@ -264,6 +330,15 @@ pub fn recipients(g: &Graph, s: &str) -> Vec<String> {
 /// # Errors
 /// A malformed key bag, or no key fits (the message names the recipients).
 pub fn unlock(g: &Graph, s: &str, keys: &Keys) -> Result<Arc<dyn ChunkDecrypt>> {
+    Ok(Arc::new(unlock_key(g, s, keys)?.xts()))
+}
+
+/// The volume key of encrypted stream `s`, opened with whichever of `keys` fits one of its key
+/// bags (to decrypt it, or to encrypt a rebuilt volume again under the same key).
+///
+/// # Errors
+/// As [`unlock`].
+pub fn unlock_key(g: &Graph, s: &str, keys: &Keys) -> Result<VolumeKey> {
     let bags: Vec<String> = g.values(s, &p("keyBag")).filter_map(|n| n.as_iri().map(String::from)).collect();
     let mut tried = Vec::new();
     for bag in &bags {
@@ -298,8 +373,7 @@ pub fn unlock(g: &Graph, s: &str, keys: &Keys) -> Result<Arc<dyn ChunkDecrypt>> 
         };
         if let Some(vek) = vek {
             let vek: [u8; 32] = vek.as_slice().try_into().map_err(|_| bad("volume key is not 32 bytes"))?;
-            let key = VolumeKey(Zeroizing::new(vek));
-            return Ok(Arc::new(key.xts()));
+            return Ok(VolumeKey(Zeroizing::new(vek)));
         }
     }
     let to = recipients(g, s);
@@ -329,6 +403,9 @@ mod tests {
             let mut b = plain.clone();
             ours.crypt(n, &mut b, true);
             assert_eq!(a, b, "chunk {n}");
+            let mut c = vec![0u8; CHUNK];
+            ours.encrypt_into(n, &plain, &mut c);
+            assert_eq!(a, c, "chunk {n}, encrypted on the copy");
             ours.decrypt(n, &mut b);
             assert_eq!(b, plain, "chunk {n}");
         }

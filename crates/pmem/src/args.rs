@@ -18,12 +18,8 @@ pub struct Input {
     /// striped set together (split sets are found from their first part).
     #[arg(required = true, value_name = "VOLUME")]
     pub volumes: Vec<PathBuf>,
-    /// Password for encrypted (pyaff4) containers.
-    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-    /// RSA private key (PEM) for volumes encrypted to its certificate (repeatable).
-    #[arg(long, value_name = "KEY.pem")]
-    pub key: Vec<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -31,13 +27,32 @@ pub struct Input {
 impl Input {
     /// The options that open these volumes: the password and the private keys, read and parsed.
     pub fn open_options(&self) -> Result<aff4::OpenOptions, Failure> {
+        let keys = self.keys.keys()?;
+        Ok(aff4::OpenOptions { password: keys.password, private_keys: keys.private_keys })
+    }
+}
+
+/// What opens an encrypted volume: its password, or a recipient's private key.
+#[derive(Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// Password for encrypted (pyaff4) containers.
+    #[arg(long, env = "PMEM_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// RSA private key (PEM) for volumes encrypted to its certificate (repeatable).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: Vec<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The password and the private keys, read and parsed.
+    pub fn keys(&self) -> Result<aff4::crypto::Keys, Failure> {
         let mut private_keys = Vec::new();
         for k in &self.key {
             let name = k.display().to_string();
             let pem = std::fs::read_to_string(k).map_err(crate::files::cannot("read", vec![name.clone()], "")).code(exit::USAGE)?;
             private_keys.push((name.clone(), aff4::crypto::Keys::private_key(&pem, &name).code(exit::USAGE)?));
         }
-        Ok(aff4::OpenOptions { password: self.password.clone(), private_keys })
+        Ok(aff4::crypto::Keys { password: self.password.clone(), private_keys })
     }
 }
 

@@ -31,6 +31,8 @@ trait Sink: Send {
     fn committed(&self) -> u64 {
         0
     }
+    /// Makes a ZIP volume end on a multiple of `align` bytes ([`ZipWriter::end_aligned`]).
+    fn align_end(&mut self, _align: u64) {}
     /// Gives up every member from `at` (a [`Sink::committed`] value) on, and the member being
     /// written, so that the volume can be closed with the complete ones.
     fn abandon_since(&mut self, _at: u64) {}
@@ -90,6 +92,8 @@ struct ZipSink {
     broken: bool,
     /// Room to keep beyond `committed` (see [`RESERVE_BASE`]); 0 for streams.
     room: u64,
+    /// The volume ends on a multiple of this.
+    align: u64,
     /// The file is known to have blocks allocated up to here (reserved twice the room ahead, so
     /// most members need no new reservation).
     reserved_to: u64,
@@ -127,7 +131,7 @@ impl Sink for ZipSink {
             self.rewind()?;
         }
         let zip = self.zip.take().ok_or_else(closed)?;
-        let out = zip.finish(comment)?;
+        let out = zip.end_aligned(self.align).finish(comment)?;
         let rename = self.rename.take();
         let f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
         match f {
@@ -149,6 +153,9 @@ impl Sink for ZipSink {
     fn abandon_since(&mut self, at: u64) {
         self.committed = self.committed.min(at);
         self.broken = true;
+    }
+    fn align_end(&mut self, align: u64) {
+        self.align = align;
     }
     fn set_room(&mut self, bytes: u64) {
         if self.room > 0 {
@@ -183,8 +190,17 @@ impl ZipSink {
         appended_to: Option<PathBuf>,
         file: bool,
     ) -> Result<ZipSink> {
-        let mut s =
-            ZipSink { committed: zip.position(), zip: Some(zip), start, rename, appended_to, broken: false, room: 0, reserved_to: 0 };
+        let mut s = ZipSink {
+            committed: zip.position(),
+            zip: Some(zip),
+            start,
+            rename,
+            appended_to,
+            broken: false,
+            room: 0,
+            align: 1,
+            reserved_to: 0,
+        };
         if file {
             s.room = RESERVE_BASE;
             s.zip()?.flush()?;
@@ -846,6 +862,13 @@ impl VolumeWriter {
     /// [`VolumeWriter::abandon_since`]).
     pub fn committed(&self) -> u64 {
         self.sink.as_ref().map(|s| s.committed()).unwrap_or(0)
+    }
+
+    /// Makes this ZIP volume end on a multiple of `align` bytes when it is closed.
+    pub(crate) fn align_end(&mut self, align: u64) {
+        if let Some(s) = self.sink.as_mut() {
+            s.align_end(align);
+        }
     }
 
     /// After a failed write: drops every member written from `at` (a [`VolumeWriter::committed`]

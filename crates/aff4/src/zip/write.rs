@@ -44,13 +44,24 @@ pub struct ZipWriter<W: Write> {
     open: Option<Open>,
     dos_time: (u16, u16),
     context: String,
+    /// The archive ends on a multiple of this (see [`ZipWriter::end_aligned`]).
+    align: u64,
 }
 
 impl<W: Write> ZipWriter<W> {
     /// A new archive written to `out`, whose first byte lands at absolute file offset `pos`;
     /// `base` is where the archive starts (0 unless glued after other data).
     pub fn new(out: W, pos: u64, base: u64, context: impl Into<String>) -> Self {
-        ZipWriter { out, pos, base, entries: Vec::new(), open: None, dos_time: dos_now(), context: context.into() }
+        ZipWriter { out, pos, base, entries: Vec::new(), open: None, dos_time: dos_now(), context: context.into(), align: 1 }
+    }
+
+    /// Makes the archive end on a multiple of `align` bytes (zeros before the central
+    /// directory, which readers find from the end record): the volume inside an encrypted
+    /// stream then fills whole chunks, since pyaff4 0.34 mis-caches a partial last chunk (it
+    /// stores the trimmed chunk under its index in the bevy, which is another chunk's number).
+    pub fn end_aligned(mut self, align: u64) -> Self {
+        self.align = align.max(1);
+        self
     }
 
     /// Continues an existing archive: `entries` are kept in the new central directory.
@@ -209,7 +220,6 @@ impl<W: Write> ZipWriter<W> {
         if self.open.is_some() {
             return Err(Error::Unsupported("ZIP writer: finish with a member still open".into()));
         }
-        let cd_start = self.pos - self.base;
         let mut cd = Vec::new();
         for e in &self.entries {
             let big = e.compressed_size >= 0xFFFF_FFFF || e.uncompressed_size >= 0xFFFF_FFFF || e.header_offset >= 0xFFFF_FFFF;
@@ -241,6 +251,11 @@ impl<W: Write> ZipWriter<W> {
                 cd.extend_from_slice(&e.header_offset.to_le_bytes());
             }
         }
+        let comment = &comment[..comment.len().min(0xFFFF)];
+        let end = self.pos + cd.len() as u64 + 56 + 20 + 22 + comment.len() as u64;
+        let pad = (self.align - end % self.align) % self.align;
+        self.put(&vec![0; pad as usize])?;
+        let cd_start = self.pos - self.base;
         self.put(&cd)?;
         let n = self.entries.len() as u64;
         let eocd64_at = self.pos - self.base;
@@ -266,7 +281,6 @@ impl<W: Write> ZipWriter<W> {
         t.extend_from_slice(&0xFFFFu16.to_le_bytes());
         t.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
         t.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
-        let comment = &comment[..comment.len().min(0xFFFF)];
         t.extend_from_slice(&(comment.len() as u16).to_le_bytes());
         t.extend_from_slice(comment);
         self.put(&t)?;
@@ -281,4 +295,25 @@ fn dos_now() -> (u16, u16) {
     let year = (now.year() - 1980).clamp(0, 127) as u16;
     let d = (year << 9) | ((now.month() as u16) << 5) | now.day() as u16;
     (t, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aligned_archive_ends_on_the_alignment_and_opens() {
+        for (members, align) in [(0usize, 512u64), (3, 512), (7, 4096), (2, 1)] {
+            let mut z = ZipWriter::new(Vec::new(), 0, 0, "test").end_aligned(align);
+            for i in 0..members {
+                z.add_member(&format!("m{i}"), &vec![i as u8; 1000 + i * 77]).unwrap();
+            }
+            let out = z.finish(b"aff4://comment\0").unwrap();
+            assert_eq!(out.len() as u64 % align, 0, "{members} members, aligned to {align}");
+            let len = out.len();
+            let zip = crate::zip::ZipArchive::open(std::sync::Arc::new(out), "test").unwrap();
+            assert_eq!(zip.trailing_bytes(), 0, "{len}");
+            assert_eq!(zip.entries().len(), members);
+        }
+    }
 }

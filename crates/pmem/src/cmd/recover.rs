@@ -19,11 +19,23 @@ pub struct Args {
     /// Machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+    /// An encrypted volume is decrypted to be rebuilt (and written encrypted again, under the
+    /// same key, for the same recipients): its password or a recipient's private key.
+    #[command(flatten)]
+    pub keys: crate::args::KeyArgs,
 }
 
 pub fn run(a: &Args) -> Result<u8, Failure> {
     let (broken, output, truncate, as_json) = (a.broken.as_path(), a.output.as_path(), a.truncate, a.json);
-    let mut r = aff4::recover::recover(broken).with_context(|| format!("cannot recover {}", broken.display())).code(exit::INPUT)?;
+    let keys = a.keys.keys()?;
+    let hint = if keys.is_empty() { " (give --key KEY.pem or --password)" } else { "" };
+    let mut r = aff4::recover::recover_with(broken, &keys)
+        .map_err(|e| match e {
+            aff4::Error::Key(m) => anyhow::anyhow!("{m}{hint}"),
+            e => e.into(),
+        })
+        .with_context(|| format!("cannot recover {}", broken.display()))
+        .code(exit::INPUT)?;
     let hint = if !truncate && output.exists() { " (-t replaces it)" } else { "" };
     r.write(output, truncate).with_context(|| format!("cannot write {}{hint}", output.display())).code(exit::OUTPUT)?;
     let rep = &r.report;

@@ -5,6 +5,9 @@
 //! comes back, the rest of the image is recorded as aff4:UnknownData, and the image's state is
 //! "Recovered", so that verify says exactly what is covered. The broken file is only read.
 
+pub mod encrypted;
+
+use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::image_stream::bevy_urn;
 use crate::map::{MapEntry, MapReader, ENTRY_SIZE};
@@ -182,6 +185,8 @@ struct Progress {
 /// A rebuilt volume, ready to be written ([`Recovery::write`]).
 pub struct Recovery {
     name: String,
+    /// A volume that was inside an encrypted one: written encrypted again.
+    reencrypt: Option<encrypted::Reencrypt>,
     file: Arc<dyn ReadAt>,
     members: Vec<LocalMember>,
     skip: HashSet<String>,
@@ -194,12 +199,22 @@ pub struct Recovery {
 /// Reads the unclosed volume `src` and rebuilds its metadata and maps (nothing is written).
 ///
 /// # Errors
-/// `src` is not a ZIP volume, is closed and complete (nothing to recover), or holds no volume
-/// URN.
+/// `src` is not a ZIP volume, is closed and complete (nothing to recover), holds no volume
+/// URN, or is encrypted (see [`recover_with`]).
 pub fn recover(src: &Path) -> Result<Recovery> {
+    recover_with(src, &Keys::default())
+}
+
+/// [`recover`], for an encrypted volume too: its volume inside is decrypted with whichever of
+/// `keys` opens it, rebuilt, and written encrypted again under the same key to the same
+/// recipients ([`encrypted`]).
+///
+/// # Errors
+/// As [`recover`]; an encrypted volume that none of `keys` opens.
+pub fn recover_with(src: &Path, keys: &Keys) -> Result<Recovery> {
     let name = src.display().to_string();
     let file: Arc<dyn ReadAt> = Arc::new(File::open(src).map_err(|e| Error::io(&name, e))?);
-    recover_from(file, name)
+    recover_from_with(file, name, keys)
 }
 
 /// [`recover`] on any bytes (`name` in errors).
@@ -207,11 +222,42 @@ pub fn recover(src: &Path) -> Result<Recovery> {
 /// # Errors
 /// See [`recover`].
 pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
-    if let Ok(z) = crate::zip::ZipArchive::open(file.clone(), &name) {
-        if z.trailing_bytes() == 0 && z.global_offset() == 0 {
-            return Err(Error::Unsupported(format!("{name} is a closed volume: nothing to recover (verifying it says what it holds)")));
-        }
+    recover_from_with(file, name, &Keys::default())
+}
+
+/// [`recover_with`] on any bytes (`name` in errors).
+///
+/// # Errors
+/// See [`recover_with`].
+pub fn recover_from_with(file: Arc<dyn ReadAt>, name: String, keys: &Keys) -> Result<Recovery> {
+    let closed = is_closed(&file, &name);
+    // A closed volume has nothing to rebuild, unless the volume inside it is encrypted (and
+    // may not have been closed).
+    let encrypted = |v: crate::volume::Volume| v.turtle.windows(b"EncryptedStream".len()).any(|w| w == b"EncryptedStream");
+    if closed && !crate::volume::Volume::open_zip(file.clone(), name.clone()).is_ok_and(encrypted) {
+        return Err(nothing_to_recover(&name));
     }
+    let outer = rebuild(file, name.clone())?;
+    if let Some(stream) = outer.graph.subjects_of_type(vocab::ENCRYPTED_STREAM).into_iter().next() {
+        return encrypted::recover(outer, &stream, keys, closed);
+    }
+    if closed {
+        return Err(nothing_to_recover(&name));
+    }
+    Ok(outer)
+}
+
+/// A ZIP volume that was closed: its directory is there and ends the file.
+fn is_closed(file: &Arc<dyn ReadAt>, name: &str) -> bool {
+    crate::zip::ZipArchive::open(file.clone(), name).is_ok_and(|z| z.trailing_bytes() == 0 && z.global_offset() == 0)
+}
+
+fn nothing_to_recover(name: &str) -> Error {
+    Error::Unsupported(format!("{name} is a closed volume: nothing to recover (verifying it says what it holds)"))
+}
+
+/// Rebuilds a volume from its local headers and journal, closed or not.
+fn rebuild(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
     let scan = scan_local_headers(&*file, &name)?;
     let mut report = RecoverReport { damaged: scan.damaged.clone(), cut_at: scan.cut_at, ..RecoverReport::default() };
     report.dropped_bytes = scan.cut_at.map(|c| scan.file_len - c).unwrap_or(0) + scan.unrecognised;
@@ -426,7 +472,7 @@ pub fn recover_from(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
         skip.insert(n);
     }
     report.members = scan.members.len();
-    Ok(Recovery { name, file, members: scan.members, skip, new_members, graph, report })
+    Ok(Recovery { name, reencrypt: None, file, members: scan.members, skip, new_members, graph, report })
 }
 
 /// Whether a deflate member inflates to exactly its recorded size and CRC.
@@ -477,12 +523,15 @@ impl Recovery {
             dst.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
             std::process::id()
         ));
-        let out = create_file(&tmp, false)?;
-        let written = self.write_into(BufWriter::with_capacity(4 << 20, out), &tmp.display().to_string()).and_then(|(f, copied)| {
-            let f = f.into_inner().map_err(|e| Error::io(tmp.display().to_string(), e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io(tmp.display().to_string(), e))?;
-            Ok(copied)
-        });
+        let written = match &self.reencrypt {
+            Some(r) => r.write(self, &tmp),
+            None => create_file(&tmp, false).and_then(|out| {
+                let (f, copied) = self.write_into(BufWriter::with_capacity(4 << 20, out), &tmp.display().to_string())?;
+                let f = f.into_inner().map_err(|e| Error::io(tmp.display().to_string(), e.into_error()))?;
+                f.sync_all().map_err(|e| Error::io(tmp.display().to_string(), e))?;
+                Ok(copied)
+            }),
+        };
         match written.and_then(|copied| {
             std::fs::rename(&tmp, dst).map_err(|e| Error::io(format!("renaming {} to {}", tmp.display(), dst.display()), e))?;
             Ok(copied)
@@ -504,14 +553,16 @@ impl Recovery {
     /// # Errors
     /// A read of the broken volume or a write fails.
     pub fn write_into<W: Write>(&self, out: W, context: &str) -> Result<(W, usize)> {
-        write_volume(out, context, &self.report.volume, &self.members, &self.skip, &self.new_members, &self.graph, &*self.file, &self.name)
+        // The volume inside an encrypted one fills whole chunks (see ZipWriter::end_aligned).
+        let align = if self.reencrypt.is_some() { crate::crypto::CHUNK as u64 } else { 1 };
+        let zip = ZipWriter::new(out, 0, 0, context.to_string()).end_aligned(align);
+        write_volume(zip, &self.report.volume, &self.members, &self.skip, &self.new_members, &self.graph, &*self.file, &self.name)
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn write_volume<W: Write>(
-    out: W,
-    context: &str,
+    mut zip: ZipWriter<W>,
     vol_urn: &str,
     members: &[LocalMember],
     skip: &HashSet<String>,
@@ -521,7 +572,6 @@ fn write_volume<W: Write>(
     name: &str,
 ) -> Result<(W, usize)> {
     let mut copied = 0;
-    let mut zip = ZipWriter::new(out, 0, 0, context.to_string());
     zip.add_member("container.description", vol_urn.as_bytes())?;
     let mut seen: HashSet<&str> = HashSet::new();
     // The last complete copy of each member (a re-written member replaces the earlier one).
