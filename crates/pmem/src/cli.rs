@@ -58,6 +58,8 @@ pub enum Command {
     /// Rebuild a volume whose writer was killed (SIGKILL, power loss, a crash) from its ZIP
     /// local headers and recovery journal into a new volume: every complete bevy comes back,
     /// the rest of each image is recorded as unknown and marked "recovered"; BROKEN is only read.
+    /// An encrypted volume needs --key or --password and is written encrypted again, under the
+    /// same key, for the same recipients.
     Recover(cmd::recover::Args),
     /// Load or unload the pmem kernel module (driver/linux) without acquiring; `-L`/`-U` as in winpmem.
     Driver(cmd::driver::Args),

@@ -243,6 +243,19 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `len` bytes of xorshift output: a stored volume of them is as large as they are.
+fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 fn state_and_stop(vol: &Path) -> (String, u64) {
     let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
     let images = ls["images"].as_array().unwrap();
@@ -259,17 +272,7 @@ fn a_full_disk_closes_the_volume_with_what_was_stored() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.bin");
     // Incompressible, so the stored volume is as large as the input.
-    let data: Vec<u8> = {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        (0..200usize << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let data = incompressible(200 << 20, 0x2545_F491_4F6C_DD1D);
     std::fs::write(&input, &data).unwrap();
     let Some(disk) = SmallDisk::new(&dir.path().join("disk"), 100) else { return };
     let vol = disk.0.join("new.aff4");
@@ -462,17 +465,7 @@ fn an_encrypted_volume_on_a_full_disk_is_recovered_with_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let Some((key, cert)) = keypair(dir.path(), "analyst") else { return };
     let input = dir.path().join("in.bin");
-    let data: Vec<u8> = {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        (0..48usize << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let data = incompressible(48 << 20, 0x9E37_79B9_7F4A_7C15);
     std::fs::write(&input, &data).unwrap();
     let Some(disk) = SmallDisk::new(&dir.path().join("disk"), 24) else { return };
     let (vol, fixed) = (disk.0.join("enc.aff4"), dir.path().join("fixed.aff4"));
