@@ -175,7 +175,6 @@ pub struct Capture<'a, 'i> {
     policy: RetryPolicy,
     stop: &'a AtomicBool,
     tx: Option<mpsc::Sender<Job>>,
-    pad_holes: bool,
 }
 
 /// How often a wait looks at the stop flag.
@@ -184,13 +183,7 @@ const POLL: Duration = Duration::from_millis(200);
 impl<'a, 'i> Capture<'a, 'i> {
     /// An engine reading `input` as `policy` says; setting `stop` ends a run early.
     pub fn new(input: Input<'i>, policy: RetryPolicy, stop: &'a AtomicBool) -> Capture<'a, 'i> {
-        Capture { input, policy, stop, tx: None, pad_holes: false }
-    }
-
-    /// Stores gaps between blocks as real zero bytes (a raw layout), not as a zero map entry.
-    pub fn pad_holes(mut self, on: bool) -> Self {
-        self.pad_holes = on;
-        self
+        Capture { input, policy, stop, tx: None }
     }
 
     fn stopped(&self) -> bool {
@@ -313,9 +306,6 @@ impl<'a, 'i> Capture<'a, 'i> {
             if self.stopped() {
                 st.ending = Some(Ending::Interrupted);
                 return Ok(());
-            }
-            if self.pad_holes {
-                pad_to(w, b.at)?;
             }
             let Some(pend) = pend else {
                 w.fill(b.at, b.len, Symbolic::Unreadable)?;
@@ -467,17 +457,6 @@ fn ended_early(
     obs.data(src, &buf);
     w.write(at, buf)?;
     st.ending = Some(Ending::ReadStopped(format!("the data ends at byte {} of {end}", src + n as u64)));
-    Ok(())
-}
-
-/// Writes zero bytes up to image offset `target` (a raw layout's holes).
-fn pad_to(w: &mut ImageWriter<'_>, target: u64) -> Result<()> {
-    while w.position() < target {
-        let n = (target - w.position()).min(4 << 20) as usize;
-        let mut b = w.buffer(n);
-        b.fill(0);
-        w.write(w.position(), b)?;
-    }
     Ok(())
 }
 

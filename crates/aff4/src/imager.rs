@@ -36,6 +36,10 @@ pub struct ImagerOptions {
     pub block_hashes: Vec<HashAlgo>,
     /// Granularity of zero detection (0 = off).
     pub zero_page: usize,
+    /// Store the image in place, as this member of the volume (a flat, escaped name, e.g.
+    /// `proc%2Fkcore.raw`: a plain file of that name in a directory volume), uncompressed, instead of as an ImageStream (see
+    /// [`crate::in_place`]); block hashes do not apply.
+    pub in_place: Option<String>,
 }
 
 impl Default for ImagerOptions {
@@ -48,6 +52,7 @@ impl Default for ImagerOptions {
             hashes: vec![HashAlgo::Sha256],
             block_hashes: Vec::new(),
             zero_page: 4096,
+            in_place: None,
         }
     }
 }
@@ -91,18 +96,88 @@ pub struct ImagerResult {
     pub lost_from: Option<u64>,
 }
 
-enum HashMsg {
+pub(crate) enum HashMsg {
     Data(Arc<Pooled>),
     Fill(Symbolic, u64, u64),
 }
 
-type Pool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+/// The linear hashes of an image, computed on a thread of their own from the bytes in order.
+pub(crate) struct LinearHashes {
+    tx: Option<Sender<HashMsg>>,
+    thread: Option<JoinHandle<Vec<Vec<u8>>>>,
+    /// Set by [`LinearHashes::stop_at`]: the hashes end here.
+    end: Option<u64>,
+}
+
+impl LinearHashes {
+    /// Starts the thread for `algos`.
+    pub(crate) fn start(algos: &[HashAlgo]) -> LinearHashes {
+        let (tx, rx) = bounded::<HashMsg>(8);
+        let algos = algos.to_vec();
+        let thread = std::thread::spawn(move || {
+            let mut hs: Vec<Hasher> = algos.iter().map(|a| a.hasher()).collect();
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(m) = rx.recv() {
+                match m {
+                    HashMsg::Data(d) => hs.iter_mut().for_each(|h| h.update(&d.buf)),
+                    HashMsg::Fill(sym, off, len) => {
+                        let mut done = 0u64;
+                        while done < len {
+                            let n = ((len - done) as usize).min(buf.len());
+                            sym.fill(off + done, &mut buf[..n]);
+                            hs.iter_mut().for_each(|h| h.update(&buf[..n]));
+                            done += n as u64;
+                        }
+                    }
+                }
+            }
+            hs.into_iter().map(|h| h.finish()).collect()
+        });
+        LinearHashes { tx: Some(tx), thread: Some(thread), end: None }
+    }
+
+    /// Hashes the next bytes (nothing once stopped).
+    pub(crate) fn send(&self, m: HashMsg) -> Result<()> {
+        if self.end.is_some() {
+            return Ok(());
+        }
+        self.tx.as_ref().and_then(|t| t.send(m).ok()).ok_or(Error::Internal("hasher thread ended"))
+    }
+
+    /// Ends the hashes at `at`: later bytes are not hashed.
+    pub(crate) fn stop_at(&mut self, at: u64) {
+        self.end.get_or_insert(at);
+    }
+
+    /// Where the hashes end, if stopped early.
+    pub(crate) fn end(&self) -> Option<u64> {
+        self.end
+    }
+
+    /// The digests, with their algorithms.
+    pub(crate) fn finish(&mut self, algos: &[HashAlgo]) -> Vec<(HashAlgo, Vec<u8>)> {
+        self.tx = None;
+        let digests = self.thread.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        algos.iter().copied().zip(digests).collect()
+    }
+
+    /// Gives the hashes up (they would cover bytes that were lost).
+    pub(crate) fn abandon(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.thread.take() {
+            let _ = h.join();
+        }
+        self.end = Some(0);
+    }
+}
+
+pub(crate) type Pool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
 const POOL_MAX: usize = 16;
 
 /// An input block that returns to the pool when its last user (page scan or hasher) drops it.
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Pool,
+pub(crate) struct Pooled {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pool: Pool,
 }
 
 impl Drop for Pooled {
@@ -178,10 +253,7 @@ pub(crate) struct Imager {
     job_tx: Option<Sender<(u64, Vec<u8>)>>,
     res_rx: Receiver<(u64, EncodedChunk)>,
     workers: Vec<JoinHandle<()>>,
-    hash_tx: Option<Sender<HashMsg>>,
-    /// Set by [`Imager::stop_hashing`]: the linear hashes end here.
-    hash_end: Option<u64>,
-    hasher: Option<JoinHandle<Vec<Vec<u8>>>>,
+    hashes: LinearHashes,
     pending: BTreeMap<u64, EncodedChunk>,
     bevy: BevyWriter,
     stats: ImagerStats,
@@ -243,28 +315,8 @@ impl Imager {
                 }
             }));
         }
-        let (hash_tx, hash_rx) = bounded::<HashMsg>(8);
-        let algos = opts.hashes.clone();
-        let hasher = std::thread::spawn(move || {
-            let mut hs: Vec<Hasher> = algos.iter().map(|a| a.hasher()).collect();
-            let mut buf = vec![0u8; 1 << 20];
-            while let Ok(m) = hash_rx.recv() {
-                match m {
-                    HashMsg::Data(d) => hs.iter_mut().for_each(|h| h.update(&d.buf)),
-                    HashMsg::Fill(sym, off, len) => {
-                        let mut done = 0u64;
-                        while done < len {
-                            let n = ((len - done) as usize).min(buf.len());
-                            sym.fill(off + done, &mut buf[..n]);
-                            hs.iter_mut().for_each(|h| h.update(&buf[..n]));
-                            done += n as u64;
-                        }
-                    }
-                }
-            }
-            hs.into_iter().map(|h| h.finish()).collect()
-        });
         let bevy = BevyWriter::new(&stream_urn, opts.chunks_per_bevy, &opts.block_hashes);
+        let hashes = LinearHashes::start(&opts.hashes);
         Ok(Imager {
             chunk: Vec::with_capacity(opts.chunk_size as usize),
             max_in_flight: (threads * 8) as u64,
@@ -280,9 +332,7 @@ impl Imager {
             job_tx: Some(job_tx),
             res_rx,
             workers,
-            hash_tx: Some(hash_tx),
-            hash_end: None,
-            hasher: Some(hasher),
+            hashes,
             pending: BTreeMap::new(),
             bevy,
             stats: ImagerStats::default(),
@@ -320,6 +370,7 @@ impl Imager {
             targets: self.map.targets().to_vec(),
             from: from as u64,
             entries: entries.to_vec(),
+            in_place: None,
         };
         vol.add_journal("map", &rec.to_bytes())?;
         self.journaled_entries = self.map.entries().len();
@@ -341,23 +392,14 @@ impl Imager {
     /// hashed. For an interrupted acquisition, whose unread rest (often most of the address
     /// space) would otherwise be hashed as aff4:UnknownData before the volume could close.
     pub fn stop_hashing(&mut self) {
-        self.hash_end.get_or_insert(self.pos);
+        self.hashes.stop_at(self.pos);
     }
 
     fn hash(&self, m: HashMsg) -> Result<()> {
-        if self.hash_end.is_some() {
-            return Ok(());
-        }
-        self.hash_tx.as_ref().and_then(|t| t.send(m).ok()).ok_or(Error::Internal("hasher thread ended"))
+        self.hashes.send(m)
     }
 
-    /// A buffer of `len` bytes for the next [`Imager::write`], reused from earlier writes when
-    /// possible (its content is whatever was there: fill it completely).
-    pub fn buffer(&self, len: usize) -> Vec<u8> {
-        self.buffers().get(len)
-    }
-
-    /// The pool [`Imager::buffer`] draws from, for a reader on another thread.
+    /// The pool of input buffers (reused from earlier writes), for a reader on another thread.
     pub fn buffers(&self) -> Buffers {
         Buffers(self.pool.clone())
     }
@@ -503,9 +545,7 @@ impl Imager {
         let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
         let (chunks, block_digests) = bevy.finish(vol)?;
         self.journal(vol)?;
-        self.hash_tx = None;
-        let digests = self.hasher.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
-        let hashes: Vec<(HashAlgo, Vec<u8>)> = self.opts.hashes.iter().copied().zip(digests).collect();
+        let hashes = self.hashes.finish(&self.opts.hashes);
         self.describe(vol, size, chunks, block_digests, hashes, None)
     }
 
@@ -523,10 +563,7 @@ impl Imager {
             let _ = w.join();
         }
         self.pending.clear();
-        self.hash_tx = None;
-        if let Some(h) = self.hasher.take() {
-            let _ = h.join();
-        }
+        self.hashes.abandon();
         let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
         let (chunks, block_digests, rewind_to) = bevy.abandon();
         if let Some(at) = rewind_to {
@@ -546,7 +583,6 @@ impl Imager {
         // The map still names its stream (dependentStream), even when nothing of it was kept.
         map.target(&self.stream_urn);
         self.map = map;
-        self.hash_end = Some(0);
         self.describe(vol, size.max(end), chunks, block_digests, Vec::new(), Some(lost_from))
     }
 
@@ -561,16 +597,7 @@ impl Imager {
         lost_from: Option<u64>,
     ) -> Result<ImagerResult> {
         let (s, m) = (self.stream_urn.clone(), self.map_urn.clone());
-        let map_bytes = self.map.map_bytes();
-        let idx_bytes = self.map.idx_bytes();
-        vol.add_segment(&format!("{m}/map"), &map_bytes)?;
-        vol.add_segment(&format!("{m}/idx"), &idx_bytes)?;
-        let point = HashAlgo::Sha512.digest(&map_bytes);
-        let idxh = HashAlgo::Sha512.digest(&idx_bytes);
-        let mut both = HashAlgo::Sha512.hasher();
-        both.update(&map_bytes);
-        both.update(&idx_bytes);
-        let maph = both.finish();
+        let (point, idxh) = write_map(vol, &m, &self.map)?;
 
         let cs = self.opts.chunk_size as u64;
         let g = vol.graph_mut();
@@ -593,13 +620,8 @@ impl Imager {
                 }
             }
         }
-        g.add(&m, RDF_TYPE, Node::iri(vocab::MAP));
         g.add(&m, vocab::SIZE, Node::long(size));
         g.add(&m, vocab::DEPENDENT_STREAM, Node::iri(&s));
-        g.add(&m, vocab::MAP_GAP_DEFAULT_STREAM, Node::iri(vocab::ZERO));
-        g.add(&m, vocab::MAP_POINT_HASH, Node::typed(crate::hash::hex(&point), &sha512));
-        g.add(&m, vocab::MAP_IDX_HASH, Node::typed(crate::hash::hex(&idxh), &sha512));
-        g.add(&m, vocab::MAP_HASH, Node::typed(crate::hash::hex(&maph), &sha512));
         let block_map_hash = block_map.map(|mut h| {
             h.update(&point);
             h.update(&idxh);
@@ -615,13 +637,36 @@ impl Imager {
             map_urn: m,
             size,
             hashes,
-            hashed: self.hash_end.unwrap_or(size),
+            hashed: self.hashes.end().unwrap_or(size),
             block_map_hash,
             stats: self.stats.clone(),
             map_entries: self.map.entries().len(),
             lost_from,
         })
     }
+}
+
+/// Writes `map`'s entries and targets as the segments of Map `m` and describes it (type, gap
+/// stream, map hashes); returns the SHA-512 of the entries and of the targets.
+pub(crate) fn write_map(vol: &mut VolumeWriter, m: &str, map: &MapBuilder) -> Result<(Vec<u8>, Vec<u8>)> {
+    let map_bytes = map.map_bytes();
+    let idx_bytes = map.idx_bytes();
+    vol.add_segment(&format!("{m}/map"), &map_bytes)?;
+    vol.add_segment(&format!("{m}/idx"), &idx_bytes)?;
+    let point = HashAlgo::Sha512.digest(&map_bytes);
+    let idxh = HashAlgo::Sha512.digest(&idx_bytes);
+    let mut both = HashAlgo::Sha512.hasher();
+    both.update(&map_bytes);
+    both.update(&idx_bytes);
+    let maph = both.finish();
+    let sha512 = HashAlgo::Sha512.datatype();
+    let g = vol.graph_mut();
+    g.add(m, RDF_TYPE, Node::iri(vocab::MAP));
+    g.add(m, vocab::MAP_GAP_DEFAULT_STREAM, Node::iri(vocab::ZERO));
+    g.add(m, vocab::MAP_POINT_HASH, Node::typed(crate::hash::hex(&point), &sha512));
+    g.add(m, vocab::MAP_IDX_HASH, Node::typed(crate::hash::hex(&idxh), &sha512));
+    g.add(m, vocab::MAP_HASH, Node::typed(crate::hash::hex(&maph), &sha512));
+    Ok((point, idxh))
 }
 
 /// How the reading of an image ended, as the caller saw it (see [`ImageWriter::finish`]).
@@ -690,10 +735,19 @@ impl std::fmt::Display for Completion {
 /// its provenance (times, completion state, tool) in one place for every kind of capture.
 pub struct ImageWriter<'v> {
     vol: &'v mut VolumeWriter,
-    im: Imager,
+    im: Pipeline,
+    zero_page: usize,
     urn: String,
     types: Vec<String>,
     started: String,
+}
+
+/// How the image's bytes are stored.
+enum Pipeline {
+    /// Chunks of an ImageStream, compressed on all cores.
+    Chunked(Box<Imager>),
+    /// One uncompressed member, byte for byte the image.
+    InPlace(Box<crate::in_place::InPlace>),
 }
 
 /// What [`ImageWriter::finish`] recorded.
@@ -714,9 +768,22 @@ impl VolumeWriter {
     /// # Errors
     /// Invalid options.
     pub fn image(&mut self, opts: &ImagerOptions, types: &[&str], expected: Option<u64>) -> Result<ImageWriter<'_>> {
-        let mut im = Imager::new(opts.clone())?;
-        im.announce(expected, types);
-        Ok(ImageWriter { vol: self, im, urn: new_urn(), types: types.iter().map(|t| t.to_string()).collect(), started: crate::rdf::now() })
+        let im = match &opts.in_place {
+            Some(name) => Pipeline::InPlace(Box::new(crate::in_place::InPlace::new(opts, self.urn(), name, expected, types))),
+            None => {
+                let mut im = Imager::new(opts.clone())?;
+                im.announce(expected, types);
+                Pipeline::Chunked(Box::new(im))
+            }
+        };
+        Ok(ImageWriter {
+            vol: self,
+            im,
+            zero_page: opts.zero_page,
+            urn: new_urn(),
+            types: types.iter().map(|t| t.to_string()).collect(),
+            started: crate::rdf::now(),
+        })
     }
 }
 
@@ -728,12 +795,18 @@ impl ImageWriter<'_> {
 
     /// The virtual offset reached so far.
     pub fn position(&self) -> u64 {
-        self.im.position()
+        match &self.im {
+            Pipeline::Chunked(im) => im.position(),
+            Pipeline::InPlace(p) => p.position(),
+        }
     }
 
     /// Statistics so far.
     pub fn stats(&self) -> &ImagerStats {
-        self.im.stats()
+        match &self.im {
+            Pipeline::Chunked(im) => im.stats(),
+            Pipeline::InPlace(p) => p.stats(),
+        }
     }
 
     /// Whether the volume is a stream (stdout, an upload), which cannot be cut back after a
@@ -744,7 +817,15 @@ impl ImageWriter<'_> {
 
     /// A buffer of `len` bytes for the next write (reused from earlier writes when possible: its content is whatever was there, fill it completely).
     pub fn buffer(&self, len: usize) -> Vec<u8> {
-        self.im.buffer(len)
+        self.buffers().get(len)
+    }
+
+    /// The pool [`ImageWriter::buffer`] draws from, for a reader on another thread.
+    pub fn buffers(&self) -> Buffers {
+        match &self.im {
+            Pipeline::Chunked(im) => im.buffers(),
+            Pipeline::InPlace(p) => Buffers(p.pool()),
+        }
     }
 
     /// Adds the bytes at virtual `offset` (at or after everything written so far; a gap before it is recorded as zeros).
@@ -752,7 +833,10 @@ impl ImageWriter<'_> {
     /// # Errors
     /// Offsets going backwards, or I/O writing the volume.
     pub fn write(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
-        self.im.write(self.vol, offset, data)
+        match &mut self.im {
+            Pipeline::Chunked(im) => im.write(self.vol, offset, data),
+            Pipeline::InPlace(p) => p.write(self.vol, offset, data, self.zero_page),
+        }
     }
 
     /// Records `[offset, offset+len)` as a symbolic stream (zeros, unreadable data).
@@ -760,7 +844,10 @@ impl ImageWriter<'_> {
     /// # Errors
     /// Offsets going backwards.
     pub fn fill(&mut self, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
-        self.im.fill(offset, len, sym)
+        match &mut self.im {
+            Pipeline::Chunked(im) => im.fill(offset, len, sym),
+            Pipeline::InPlace(p) => p.fill(self.vol, offset, len, sym),
+        }
     }
 
     /// Ends the image at `size` as `ending` says (the unread rest aff4:UnknownData after an
@@ -772,24 +859,27 @@ impl ImageWriter<'_> {
     /// # Errors
     /// Writing the volume fails (after a failed write: writing the map or metadata fails too).
     pub fn finish(mut self, size: u64, ending: Ending, properties: Vec<(String, Node)>) -> Result<FinishedImage> {
-        let at = self.im.position();
+        let at = self.position();
         let size = size.max(at);
-        let result = match &ending {
-            Ending::WriteFailed(_) => self.im.abandon(self.vol, size)?,
-            Ending::Interrupted => {
+        match &ending {
+            Ending::Interrupted if size > at => {
                 // Hashing the unread rest (often most of an address space) would delay the
                 // exit by minutes: the linear hashes cover what was read (aff4:prefixHash).
-                if size > at {
-                    self.im.stop_hashing();
-                    self.im.fill(at, size - at, Symbolic::Unknown)?;
+                match &mut self.im {
+                    Pipeline::Chunked(im) => im.stop_hashing(),
+                    Pipeline::InPlace(p) => p.stop_hashing(),
                 }
-                self.im.finish(self.vol, size)?
+                self.fill(at, size - at, Symbolic::Unknown)?;
             }
-            Ending::ReadStopped(_) => {
-                self.im.fill(at, size - at, Symbolic::Unreadable)?;
-                self.im.finish(self.vol, size)?
-            }
-            Ending::Complete => self.im.finish(self.vol, size)?,
+            Ending::ReadStopped(_) => self.fill(at, size - at, Symbolic::Unreadable)?,
+            _ => {}
+        }
+        let failed = matches!(ending, Ending::WriteFailed(_));
+        let result = match (self.im, failed) {
+            (Pipeline::Chunked(im), true) => (*im).abandon(self.vol, size)?,
+            (Pipeline::Chunked(im), false) => (*im).finish(self.vol, size)?,
+            (Pipeline::InPlace(p), true) => (*p).abandon(self.vol, size)?,
+            (Pipeline::InPlace(p), false) => (*p).finish(self.vol, size)?,
         };
         let completion = match ending {
             Ending::Complete if result.stats.unreadable_bytes > 0 => Completion::ReadErrors,

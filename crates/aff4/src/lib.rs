@@ -26,6 +26,7 @@ pub mod evidence;
 pub mod hash;
 pub mod image_stream;
 pub mod imager;
+pub mod in_place;
 pub mod logical;
 pub mod map;
 pub mod parallel;

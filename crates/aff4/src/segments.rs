@@ -60,6 +60,13 @@ impl Segments {
         }
     }
 
+    /// Where the segment for `urn` lies, as it is, in a plain file (see
+    /// [`crate::volume::Backend::in_place`]).
+    pub fn in_place(&self, urn: &str) -> Option<(String, u64)> {
+        let (i, name) = self.locate(urn)?;
+        self.volumes[i].1.in_place(name)
+    }
+
     /// All URNs that have a segment.
     pub fn urns(&self) -> impl Iterator<Item = &String> {
         self.index.keys()

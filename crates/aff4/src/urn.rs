@@ -51,6 +51,19 @@ fn escape_component(s: &str, out: &mut String) {
     }
 }
 
+/// `s` as one member name (c-aff4 escaping, `/` escaped too): a flat file name in a directory
+/// volume.
+pub fn escape_name(s: &str) -> String {
+    let mut out = String::new();
+    for part in s.split('/').enumerate() {
+        if part.0 > 0 {
+            out.push_str("%2F");
+        }
+        escape_component(part.1, &mut out);
+    }
+    out
+}
+
 /// The member name to store `urn` under in volume `volume_urn` (c-aff4 escaping, upper-case hex).
 pub fn urn_to_member(volume_urn: &str, urn: &str) -> String {
     let mut out = String::new();

@@ -40,6 +40,7 @@ fn write_image(vol: &mut VolumeWriter, data: &[u8], codec: Codec, chunk: u32, cp
         hashes: vec![HashAlgo::Sha1],
         block_hashes: vec![HashAlgo::Md5],
         zero_page: page,
+        in_place: None,
     };
     let mut w = vol.image(&opts, &[vocab::IMAGE, vocab::DISK_IMAGE], Some(data.len() as u64)).unwrap();
     let mut off = 0;

@@ -199,6 +199,21 @@ fn add_range(ranges: &mut Vec<Range>, start: u64, len: u64) {
     }
 }
 
+/// The member an in-place image of source `name` is stored as: the source's path escaped into
+/// one name with the layout as extension (`proc%2Fkcore.raw`), numbered when the volume
+/// already has one (an append).
+fn in_place_name(vol: &VolumeWriter, name: &str, ext: &str) -> String {
+    let base = aff4::urn::escape_name(name.trim_start_matches(['/', '\\']));
+    let taken = |n: &str| vol.graph().subjects().iter().any(|s| *s == aff4::urn::member_to_urn(vol.urn(), n));
+    let mut candidate = format!("{base}.{ext}");
+    let mut k = 2;
+    while taken(&candidate) {
+        candidate = format!("{base}-{k}.{ext}");
+        k += 1;
+    }
+    candidate
+}
+
 /// A physical-memory source as the capture engine's input.
 struct Physical(Arc<dyn PhysicalSource>);
 
@@ -276,8 +291,15 @@ pub fn acquire(
     let ram_bytes: u64 = ranges.iter().map(|r| r.len()).sum();
     let vmcoreinfo = src.vmcoreinfo();
     let mut iopts = opts.imager.clone();
-    if opts.format == Format::Raw {
-        iopts.zero_page = 0;
+    let in_place = matches!(opts.format, Format::Raw | Format::Elf);
+    if in_place {
+        // RAW and ELF are stored in place (one uncompressed member, a plain file in a directory
+        // volume): no chunks for block hashes, so a linear SHA-256 protects them.
+        iopts.in_place = Some(in_place_name(vol, &src.name(), opts.format.name()));
+        iopts.block_hashes.clear();
+        if iopts.hashes.is_empty() {
+            iopts.hashes.push(aff4::hash::HashAlgo::Sha256);
+        }
     }
     let notes: Vec<Note> = vmcoreinfo.iter().map(|t| Note { name: "VMCOREINFO".into(), n_type: 0, desc: t.as_bytes().to_vec() }).collect();
     let arch = src.architecture();
@@ -304,7 +326,7 @@ pub fn acquire(
         progress,
     };
     let input = Input::Shared(Arc::new(Physical(src.clone())));
-    let mut cap = Capture::new(input, RetryPolicy::pages(opts.read_timeout), stop).pad_holes(opts.format == Format::Raw);
+    let mut cap = Capture::new(input, RetryPolicy::pages(opts.read_timeout), stop);
     let outcome = cap.run(&mut w, &plan, &mut obs)?;
     let MemoryObserver { timeline, first_pass, progress } = obs;
     let unreadable: Vec<Range> = outcome.unreadable.iter().map(|&(start, end)| Range { start, end }).collect();

@@ -78,7 +78,10 @@ impl MemoryView {
             None => None,
         };
         let machine = meta.architecture.as_deref().and_then(elf::machine_of).unwrap_or(elf::EM_X86_64);
-        if meta.layout == Some(Layout::Elf) {
+        // An ELF core also when the metadata that says so was lost (a recovered in-place image).
+        let mut magic = [0u8; 4];
+        let elf_magic = meta.layout.is_none() && stream.read_at(0, &mut magic).is_ok_and(|n| n == 4) && &magic == b"\x7fELF";
+        if meta.layout == Some(Layout::Elf) || elf_magic {
             let ra = StreamAsReadAt(stream.clone());
             let ph = elf::program_headers(&ra, image)?;
             let notes = elf::notes(&ra, &ph, image).unwrap_or_default();

@@ -189,6 +189,14 @@ pub struct EncryptArgs {
 }
 
 impl EncryptArgs {
+    /// Whether encryption is asked for (without reading a certificate or a password yet).
+    pub fn requested(&self) -> bool {
+        !self.encrypt_to.is_empty()
+            || self.encrypt_password
+            || self.encrypt_password_file.is_some()
+            || std::env::var_os("PMEM_ENCRYPT_PASSWORD").is_some_and(|p| !p.is_empty())
+    }
+
     /// The recipients asked for (none: not encrypted).
     pub fn recipients(&self) -> Result<Vec<aff4::crypto::Recipient>, Failure> {
         let mut out = Vec::new();
@@ -427,9 +435,12 @@ pub fn hash() -> impl TypedValueParser<Value = Option<HashAlgo>> {
 pub fn layout() -> impl TypedValueParser<Value = memformat::meta::Layout> {
     use memformat::meta::Layout;
     one_of(&Layout::ALL, Layout::name, |l| match l {
-        Layout::Map => "a Map over physical addresses (zero pages and holes cost nothing)",
-        Layout::Elf => "an ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note)",
-        Layout::Raw => "the padded physical address space",
+        Layout::Map => "a Map over physical addresses, compressed (zero pages and holes cost nothing)",
+        Layout::Elf => "an ELF core (PT_LOAD per range with p_paddr, VMCOREINFO note), stored in place like raw",
+        Layout::Raw => {
+            "the physical address space stored in place: uncompressed, one ZIP member from a page-aligned offset \
+             (`pmem info` shows it), or a plain sparse file in a directory volume, that other tools read as it is"
+        }
     })
 }
 

@@ -484,3 +484,31 @@ fn an_encrypted_volume_on_a_full_disk_is_recovered_with_its_key() {
     assert!(back[..good] == data[..good], "the recovered bytes are the input's");
     assert_eq!(code(&["verify", "-q", "--key", &s(&key), &s(&fixed)]).0, Some(8));
 }
+
+/// RAW stored in place on a full disk: the member is closed where the room to close the volume
+/// began, with the memory that reached it (exit 4, verify 8, `cat` gives the source's bytes up
+/// to there); in a directory volume the plain file keeps what the file system took.
+#[test]
+fn an_in_place_image_on_a_full_disk_keeps_what_reached_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = incompressible(80 << 20, 0x9E37_79B9_7F4A_7C15);
+    let lime = dir.path().join("mem.lime");
+    lime_file(&lime, 0x100000, &data);
+    let Some(disk) = SmallDisk::new(&dir.path().join("disk"), 40) else { return };
+    for out in [disk.0.join("raw.aff4").display().to_string(), format!("{}/", disk.0.join("rawdir").display())] {
+        let (c, _, err) = code(&["acquire", "-q", "--no-extras", "--format", "raw", "--source", lime.to_str().unwrap(), "-o", &out]);
+        assert_eq!(c, Some(4), "{out}: {err}");
+        assert!(err.contains("closed with the memory stored so far"), "{err}");
+        let (st, at) = state_and_stop(Path::new(&out));
+        assert!(at > 16 << 20, "{out}: most of the disk's room held memory: {st}");
+        let kept = (at - 0x100000) as usize;
+        let got = ok(&["cat", "--offset", "1048576", "--length", &kept.to_string(), &out]).stdout;
+        assert!(got == data[..kept], "{out}: the kept memory is the source's");
+        assert_eq!(code(&["verify", "-q", &out]).0, Some(8), "{out}");
+        if out.ends_with(".aff4") {
+            std::fs::remove_file(&out).unwrap();
+        } else {
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+    }
+}

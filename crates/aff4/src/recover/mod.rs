@@ -48,6 +48,9 @@ pub struct MapRecord {
     pub from: u64,
     /// Entries from `from` on.
     pub entries: Vec<MapEntry>,
+    /// The image is stored in place as this member (see [`crate::in_place`]): `stream` is its
+    /// URN and the map is the identity over what reached the disk; no chunks.
+    pub in_place: Option<String>,
 }
 
 const RECORD_MAGIC: &str = "pmem-journal-map 1";
@@ -67,6 +70,9 @@ impl MapRecord {
         }
         for t in &self.targets {
             h.push_str(&format!("target {t}\n"));
+        }
+        if let Some(m) = &self.in_place {
+            h.push_str(&format!("in_place {m}\n"));
         }
         h.push_str(&format!("entries {} {}\n", self.from, self.entries.len()));
         let mut out = h.into_bytes();
@@ -93,6 +99,7 @@ impl MapRecord {
             targets: Vec::new(),
             from: 0,
             entries: Vec::new(),
+            in_place: None,
         };
         let mut pos = 0usize;
         let mut first = true;
@@ -119,6 +126,7 @@ impl MapRecord {
                 "size" => rec.size = Some(num(v)?),
                 "type" => rec.types.push(v.to_string()),
                 "target" => rec.targets.push(v.to_string()),
+                "in_place" => rec.in_place = Some(v.to_string()),
                 "entries" => {
                     let (f, n) = v.split_once(' ').ok_or_else(|| bad(at, "entries needs a start and a count"))?;
                     rec.from = num(f)?;
@@ -133,7 +141,7 @@ impl MapRecord {
                 _ => {}
             }
         }
-        if rec.map.is_empty() || rec.stream.is_empty() || rec.chunk_size == 0 || rec.chunks_per_bevy == 0 {
+        if rec.map.is_empty() || rec.stream.is_empty() || (rec.in_place.is_none() && (rec.chunk_size == 0 || rec.chunks_per_bevy == 0)) {
             return Err(bad(0, "map, stream, chunk_size and chunks_per_bevy are required"));
         }
         Ok(rec)
@@ -189,6 +197,8 @@ pub struct Recovery {
     reencrypt: Option<encrypted::Reencrypt>,
     file: Arc<dyn ReadAt>,
     members: Vec<LocalMember>,
+    /// Members written with their data page-aligned (images stored in place).
+    aligned: HashSet<String>,
     skip: HashSet<String>,
     new_members: Vec<(String, Vec<u8>)>,
     graph: Graph,
@@ -323,12 +333,51 @@ fn rebuild(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
     let member_of = |urn: &str| urn_to_member(&vol_urn, urn);
     let mut skip: HashSet<String> = HashSet::new();
     let mut new_members: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut members = scan.members.clone();
+    let mut aligned = HashSet::new();
     for p in &maps {
         let (map, stream) = (&p.rec.map, &p.rec.stream);
         let (map_m, idx_m) = (member_of(&format!("{map}/map")), member_of(&format!("{map}/idx")));
         let stored = by_name.get(map_m.as_str()).zip(by_name.get(idx_m.as_str()));
         if graph.has_type(map, vocab::MAP) && stored.is_some() {
             report.complete_images += 1;
+            continue;
+        }
+        if let Some(member) = &p.rec.in_place {
+            // What reached the member: all of it if it was closed, else up to the end of the file.
+            let kept = match by_name.get(member.as_str()) {
+                Some(m) => Some(m.compressed_size),
+                None => scan.cut_at.and_then(|at| cut_member(&*file, at, scan.file_len, member)).map(|mut m| {
+                    // (past the image's size: the start of the data descriptor, not data)
+                    let n = m.compressed_size.min(p.rec.size.unwrap_or(u64::MAX));
+                    (m.compressed_size, m.uncompressed_size) = (n, n);
+                    members.push(m);
+                    report.cut_at = None;
+                    report.dropped_bytes = scan.unrecognised;
+                    n
+                }),
+            };
+            let Some(kept) = kept else {
+                report.notes.push(format!("{member}: the image stored in place was not found; nothing of it came back"));
+                continue;
+            };
+            aligned.insert(member.clone());
+            let mut b = crate::map::write::MapBuilder::new();
+            let id = b.target(stream);
+            let size = p.rec.size.unwrap_or(kept).max(kept);
+            b.push(0, kept, id, 0);
+            let lost_from = (size > kept).then_some(kept);
+            if size > kept {
+                let id = b.target(vocab::UNKNOWN_DATA);
+                b.push(kept, size - kept, id, kept);
+            }
+            new_members.push((map_m, b.map_bytes()));
+            new_members.push((idx_m, b.idx_bytes()));
+            graph.add(stream, RDF_TYPE, Node::iri(vocab::ZIP_SEGMENT));
+            graph.set(stream, vocab::SIZE, Node::long(kept));
+            graph.add(stream, vocab::TARGET, Node::iri(map));
+            let image = describe_recovered(&mut graph, &vol_urn, &p.rec, size, lost_from);
+            report.images.push(RecoveredImage { image, map: map.clone(), size, lost_from, data_bytes: kept });
             continue;
         }
         // The map: as stored when its segments were complete, else as the journal has it.
@@ -403,40 +452,7 @@ fn rebuild(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
             g.add(stream, vocab::TARGET, Node::iri(map));
         }
         g.set(stream, vocab::SIZE, Node::long(kept));
-        g.add(map, RDF_TYPE, Node::iri(vocab::MAP));
-        g.set(map, vocab::SIZE, Node::long(size));
-        g.add(map, vocab::DEPENDENT_STREAM, Node::iri(stream));
-        g.add(map, vocab::MAP_GAP_DEFAULT_STREAM, Node::iri(vocab::ZERO));
-        // Hashes recorded for a stored map no longer describe the rebuilt one.
-        for h in [vocab::MAP_POINT_HASH, vocab::MAP_IDX_HASH, vocab::MAP_HASH, vocab::BLOCK_MAP_HASH] {
-            g.remove(map, h);
-        }
-        let image = g
-            .subjects()
-            .iter()
-            .find(|s| g.values(s, vocab::DATA_STREAM).any(|n| n.as_iri() == Some(map.as_str())))
-            .cloned()
-            .unwrap_or_else(crate::urn::new_urn);
-        if p.rec.types.is_empty() {
-            g.add(&image, RDF_TYPE, Node::iri(vocab::IMAGE));
-        }
-        for t in &p.rec.types {
-            g.add(&image, RDF_TYPE, Node::iri(t));
-        }
-        g.add(&image, vocab::DATA_STREAM, Node::iri(map));
-        g.set(&image, vocab::SIZE, Node::long(size));
-        g.add(map, vocab::TARGET, Node::iri(&image));
-        let state = match lost_from {
-            Some(at) => format!(
-                "Recovered: rebuilt by pmem recover from a volume that was never closed; stopped at byte {at}: the rest is aff4:UnknownData"
-            ),
-            None => "Recovered: rebuilt by pmem recover from a volume that was never closed; every byte of its map came back".to_string(),
-        };
-        g.set(&image, &format!("{}acquisitionCompletionState", vocab::AFF4), Node::string(state));
-        for o in [stream.as_str(), map.as_str(), image.as_str()] {
-            g.add(&vol_urn, vocab::CONTAINS, Node::iri(o));
-            g.add(o, vocab::STORED, Node::iri(&vol_urn));
-        }
+        let image = describe_recovered(g, &vol_urn, &p.rec, size, lost_from);
         report.images.push(RecoveredImage { image, map: map.clone(), size, lost_from, data_bytes });
     }
     if !graph.has_type(&vol_urn, vocab::ZIP_VOLUME) {
@@ -471,8 +487,74 @@ fn rebuild(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
         report.notes.push(format!("member {n} at offset {at} left out: {why}"));
         skip.insert(n);
     }
-    report.members = scan.members.len();
-    Ok(Recovery { name, reencrypt: None, file, members: scan.members, skip, new_members, graph, report })
+    report.members = members.len();
+    Ok(Recovery { name, reencrypt: None, file, members, aligned, skip, new_members, graph, report })
+}
+
+/// Describes the rebuilt map of `rec` (virtual `size`, lost from `lost_from`) and its Image
+/// (the one described before the crash, or a new one) as recovered; returns the Image URN.
+fn describe_recovered(g: &mut Graph, vol_urn: &str, rec: &MapRecord, size: u64, lost_from: Option<u64>) -> String {
+    let (map, stream) = (&rec.map, &rec.stream);
+    g.add(map, RDF_TYPE, Node::iri(vocab::MAP));
+    g.set(map, vocab::SIZE, Node::long(size));
+    g.add(map, vocab::DEPENDENT_STREAM, Node::iri(stream));
+    g.add(map, vocab::MAP_GAP_DEFAULT_STREAM, Node::iri(vocab::ZERO));
+    // Hashes recorded for a stored map no longer describe the rebuilt one.
+    for h in [vocab::MAP_POINT_HASH, vocab::MAP_IDX_HASH, vocab::MAP_HASH, vocab::BLOCK_MAP_HASH] {
+        g.remove(map, h);
+    }
+    let image = g
+        .subjects()
+        .iter()
+        .find(|s| g.values(s, vocab::DATA_STREAM).any(|n| n.as_iri() == Some(map.as_str())))
+        .cloned()
+        .unwrap_or_else(crate::urn::new_urn);
+    if rec.types.is_empty() {
+        g.add(&image, RDF_TYPE, Node::iri(vocab::IMAGE));
+    }
+    for t in &rec.types {
+        g.add(&image, RDF_TYPE, Node::iri(t));
+    }
+    g.add(&image, vocab::DATA_STREAM, Node::iri(map));
+    g.set(&image, vocab::SIZE, Node::long(size));
+    g.add(map, vocab::TARGET, Node::iri(&image));
+    let state = match lost_from {
+        Some(at) => format!(
+            "Recovered: rebuilt by pmem recover from a volume that was never closed; stopped at byte {at}: the rest is aff4:UnknownData"
+        ),
+        None => "Recovered: rebuilt by pmem recover from a volume that was never closed; every byte of its map came back".to_string(),
+    };
+    g.set(&image, &format!("{}acquisitionCompletionState", vocab::AFF4), Node::string(state));
+    for o in [stream.as_str(), map.as_str(), image.as_str()] {
+        g.add(vol_urn, vocab::CONTAINS, Node::iri(o));
+        g.add(o, vocab::STORED, Node::iri(vol_urn));
+    }
+    image
+}
+
+/// The member `name` cut off by the end of the file at `at` (the writer was killed while
+/// writing it), with the bytes that are there.
+fn cut_member(file: &dyn ReadAt, at: u64, file_len: u64, name: &str) -> Option<LocalMember> {
+    let mut h = [0u8; 30];
+    if file.read_at(at, &mut h).ok()? < 30 || u32::from_le_bytes([h[0], h[1], h[2], h[3]]) != crate::zip::LOCAL_SIG {
+        return None;
+    }
+    let (nlen, xlen) = (u64::from(u16::from_le_bytes([h[26], h[27]])), u64::from(u16::from_le_bytes([h[28], h[29]])));
+    let mut n = vec![0u8; nlen as usize];
+    if file.read_at(at + 30, &mut n).ok()? < n.len() || n != name.as_bytes() || u16::from_le_bytes([h[8], h[9]]) != METHOD_STORED {
+        return None;
+    }
+    let data_start = at + 30 + nlen + xlen;
+    let len = file_len.checked_sub(data_start)?;
+    Some(LocalMember {
+        name: name.to_string(),
+        method: METHOD_STORED,
+        header_offset: at,
+        data_start,
+        compressed_size: len,
+        uncompressed_size: len,
+        crc32: 0,
+    })
 }
 
 /// Whether a deflate member inflates to exactly its recorded size and CRC.
@@ -556,21 +638,28 @@ impl Recovery {
         // The volume inside an encrypted one fills whole chunks (see ZipWriter::end_aligned).
         let align = if self.reencrypt.is_some() { crate::crypto::CHUNK as u64 } else { 1 };
         let zip = ZipWriter::new(out, 0, 0, context.to_string()).end_aligned(align);
-        write_volume(zip, &self.report.volume, &self.members, &self.skip, &self.new_members, &self.graph, &*self.file, &self.name)
+        let sel = Selection { members: &self.members, aligned: &self.aligned, skip: &self.skip, new_members: &self.new_members };
+        write_volume(zip, &self.report.volume, &sel, &self.graph, &*self.file, &self.name)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What goes into the rebuilt volume.
+struct Selection<'a> {
+    members: &'a [LocalMember],
+    aligned: &'a HashSet<String>,
+    skip: &'a HashSet<String>,
+    new_members: &'a [(String, Vec<u8>)],
+}
+
 fn write_volume<W: Write>(
     mut zip: ZipWriter<W>,
     vol_urn: &str,
-    members: &[LocalMember],
-    skip: &HashSet<String>,
-    new_members: &[(String, Vec<u8>)],
+    sel: &Selection,
     graph: &Graph,
     file: &dyn ReadAt,
     name: &str,
 ) -> Result<(W, usize)> {
+    let Selection { members, aligned, skip, new_members } = *sel;
     let mut copied = 0;
     zip.add_member("container.description", vol_urn.as_bytes())?;
     let mut seen: HashSet<&str> = HashSet::new();
@@ -589,7 +678,11 @@ fn write_volume<W: Write>(
         {
             continue;
         }
-        zip.start_member(n)?;
+        if aligned.contains(n) {
+            zip.start_aligned_member(n, crate::in_place::ALIGN)?;
+        } else {
+            zip.start_member(n)?;
+        }
         copy_member(file, m, name, &mut zip)?;
         zip.finish_member()?;
         copied += 1;

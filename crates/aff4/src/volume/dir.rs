@@ -66,4 +66,7 @@ impl Backend for DirBackend {
         let len = f.metadata().map_err(|e| Error::io(path.display().to_string(), e))?.len();
         Ok(Some(Arc::new(SliceStream::new(Arc::new(f), 0, len, format!("{}: {}", self.name, name)))))
     }
+    fn in_place(&self, name: &str) -> Option<(String, u64)> {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok().map(|_| (self.root.join(name).display().to_string(), 0))
+    }
 }

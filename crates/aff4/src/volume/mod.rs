@@ -26,6 +26,11 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// Corrupt storage or I/O failure; `Ok(None)` when there is no such segment.
     fn open_member(&self, name: &str) -> Result<Option<Arc<dyn Stream>>>;
+    /// Where a stored member's bytes lie, as they are, in a plain file: the file and the
+    /// offset of the first byte (`None` for compressed members, or none of that name).
+    fn in_place(&self, _name: &str) -> Option<(String, u64)> {
+        None
+    }
     /// Bytes after the last complete ZIP directory (left by an interrupted append).
     fn trailing_bytes(&self) -> u64 {
         0

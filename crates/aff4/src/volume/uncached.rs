@@ -217,6 +217,39 @@ impl Uncached {
         self.file.set_len(end)
     }
 
+    /// Moves on by `n` zero bytes: whole buffers of them become a hole in the file (never
+    /// written, and freed if space was reserved there), the rest are written as zeros.
+    ///
+    /// # Errors
+    /// Writing out a full buffer fails.
+    pub fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            if self.len == 0 && n >= CAPACITY as u64 {
+                let whole = n - n % CAPACITY as u64;
+                // (file systems ignore a punch past the end of the file: it is extended first,
+                // once the blocks before are written, so that a crash never leaves a stretch
+                // that reads as zeros where data was still on its way)
+                if self.file.metadata()?.len() < self.start + whole {
+                    self.drain()?;
+                    self.file.set_len(self.start + whole)?;
+                }
+                punch_hole(&self.file, self.start, whole);
+                self.start += whole;
+                n -= whole;
+                continue;
+            }
+            let k = ((CAPACITY - self.len) as u64).min(n) as usize;
+            let len = self.len;
+            self.bytes()[len..len + k].fill(0);
+            self.len += k;
+            n -= k as u64;
+            if self.len == CAPACITY {
+                self.write_behind()?;
+            }
+        }
+        Ok(())
+    }
+
     fn bytes(&mut self) -> &mut [u8] {
         let off = self.block.1;
         &mut self.block.0[off..off + CAPACITY]
@@ -379,6 +412,20 @@ fn einval() -> i32 {
 fn einval() -> i32 {
     22
 }
+
+/// Frees `[at, at+len)` of `f` (blocks reserved ahead for closing the volume, before a hole
+/// skipped them), keeping its length; where that is not supported, the blocks stay allocated.
+#[cfg(target_os = "linux")]
+fn punch_hole(f: &File, at: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    if let (Ok(off), Ok(len)) = (i64::try_from(at), i64::try_from(len)) {
+        // SAFETY: fallocate on a valid descriptor; the range is one we never write.
+        unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, off, len) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_f: &File, _at: u64, _len: u64) {}
 
 #[cfg(unix)]
 fn write_all_at(f: &File, b: &[u8], at: u64) -> io::Result<()> {

@@ -7,7 +7,7 @@ use crate::rdf::{Graph, Node};
 use crate::urn::{new_urn, urn_to_member};
 use crate::vocab::{self, RDF_TYPE, XSD};
 use crate::volume::uncached::Uncached;
-use crate::zip::{WrittenEntry, ZipArchive, ZipWriter};
+use crate::zip::{WrittenEntry, ZipArchive, ZipWriter, ZEROS};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,22 @@ trait Sink: Send {
     /// volume's directory leaves out.
     fn start(&mut self, name: &str, listed: bool) -> Result<()>;
     fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Starts a listed member whose data begins at a multiple of `align` in the volume.
+    fn start_aligned(&mut self, name: &str, _align: u16) -> Result<()> {
+        self.start(name, true)
+    }
+    /// Appends `n` zero bytes to the member, as a hole where the output is a file.
+    fn skip(&mut self, mut n: u64) -> Result<()> {
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            self.write(&ZEROS[..k])?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
     fn finish_member(&mut self) -> Result<()>;
+    /// Closes the open member after a failed write with what surely reached it; its length.
+    fn cut_member(&mut self) -> Result<u64>;
     fn close(self: Box<Self>, comment: &[u8]) -> Result<()>;
     fn bytes_written(&self) -> u64;
     /// Gives up without closing: an append is cut back to the old end, a replacement's
@@ -49,6 +64,21 @@ impl Target {
     /// A volume file written from `pos` on, around the page cache.
     fn file(f: File, pos: u64, name: &str) -> Result<Target> {
         Ok(Target::File(Uncached::new(f, pos).map_err(|e| Error::io(name, e))?))
+    }
+
+    /// Moves on by `n` zero bytes: a hole in a file, zeros in a stream.
+    fn skip(&mut self, mut n: u64) -> std::io::Result<()> {
+        match self {
+            Target::File(f) => f.skip(n),
+            Target::Stream(s) => {
+                while n > 0 {
+                    let k = n.min(ZEROS.len() as u64) as usize;
+                    s.write_all(&ZEROS[..k])?;
+                    n -= k as u64;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -109,7 +139,32 @@ impl Sink for ZipSink {
         self.note(r)
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
+        // The room to close the volume stays ahead of a long member too: a refusal here writes
+        // nothing, so the member can still be closed where it stands (see `cut_member`).
+        let end = self.zip()?.position() + data.len() as u64;
+        self.keep_room(end)?;
         let r = self.zip()?.write_data(data);
+        self.note(r)
+    }
+    fn start_aligned(&mut self, name: &str, align: u16) -> Result<()> {
+        if self.broken {
+            self.rewind()?;
+        }
+        let r = self.zip()?.start_aligned_member(name, align);
+        self.note(r)
+    }
+    fn skip(&mut self, n: u64) -> Result<()> {
+        let end = self.zip()?.position() + n;
+        self.keep_room(end)?;
+        // A file's writer buffers nothing itself (see `out`): its hole goes straight in.
+        let r = self.zip()?.skip_data(n, |out, n| {
+            if out.buffer().is_empty() {
+                out.get_mut().skip(n)
+            } else {
+                out.flush()?;
+                out.get_mut().skip(n)
+            }
+        });
         self.note(r)
     }
     fn finish_member(&mut self) -> Result<()> {
@@ -125,6 +180,20 @@ impl Sink for ZipSink {
         }
         self.committed = end;
         Ok(())
+    }
+    fn cut_member(&mut self) -> Result<u64> {
+        // Nothing was written past a refused reservation (see `write`): the member is whole up
+        // to where it stands. After any other failure it is given up.
+        if self.broken {
+            return Ok(0);
+        }
+        let zip = self.zip()?;
+        let kept = zip.open_size();
+        // (no new reservation: closing uses the room kept so far)
+        let r = zip.finish_member().and_then(|_| zip.flush());
+        self.note(r)?;
+        self.committed = self.zip()?.position();
+        Ok(kept)
     }
     fn close(mut self: Box<Self>, comment: &[u8]) -> Result<()> {
         if self.broken {
@@ -326,6 +395,14 @@ impl Sink for DirSink {
         self.written += data.len() as u64;
         Ok(())
     }
+    fn skip(&mut self, n: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let (p, f) = self.current.as_mut().ok_or_else(|| Error::Unsupported("no segment open".into()))?;
+        let by = i64::try_from(n).map_err(|_| Error::Unsupported(format!("a hole of {n} bytes")))?;
+        f.seek(SeekFrom::Current(by)).map_err(|e| Error::io(p.display().to_string(), e))?;
+        self.written += n;
+        Ok(())
+    }
     fn committed(&self) -> u64 {
         self.written
     }
@@ -344,13 +421,27 @@ impl Sink for DirSink {
     }
     fn finish_member(&mut self) -> Result<()> {
         if let Some((p, mut f)) = self.current.take() {
-            f.flush().map_err(|e| Error::io(p.display().to_string(), e))?;
+            use std::io::Seek;
+            // A hole at the end (skipped, never written) still counts in the file's length.
+            let end = f.stream_position().and_then(|end| f.flush().map(|()| end));
+            end.and_then(|end| f.get_ref().set_len(end)).map_err(|e| Error::io(p.display().to_string(), e))?;
             if self.recent.len() == DIR_RECENT {
                 self.recent.pop_front();
             }
             self.recent.push_back((self.started_at, p));
         }
         Ok(())
+    }
+    fn cut_member(&mut self) -> Result<u64> {
+        let Some((p, f)) = self.current.take() else { return Ok(0) };
+        // What the file system took, the unwritten rest of the buffer dropped; less the room
+        // the metadata needs to be written, as a directory volume keeps none in reserve.
+        let (f, _) = f.into_parts();
+        let io = |e| Error::io(p.display().to_string(), e);
+        let took = f.metadata().map_err(io)?.len();
+        let kept = took.saturating_sub(RESERVE_BASE) & !4095;
+        f.set_len(kept).map_err(io)?;
+        Ok(kept)
     }
     fn close(self: Box<Self>, _comment: &[u8]) -> Result<()> {
         Ok(())
@@ -780,6 +871,36 @@ impl VolumeWriter {
         self.maybe_roll()?;
         let name = urn_to_member(&self.urn, urn);
         self.sink()?.start(&name, true)
+    }
+
+    /// Starts member `name` (already escaped: one flat name, a plain file in a directory
+    /// volume) with its data at a multiple of `align` bytes into the volume file (a ZIP volume;
+    /// a directory volume's file starts at 0 anyway); its URN is [`crate::urn::member_to_urn`]'s.
+    ///
+    /// # Errors
+    /// Another segment is open, or I/O.
+    pub fn start_aligned_member(&mut self, name: &str, align: u16) -> Result<()> {
+        self.holds_data = true;
+        self.maybe_roll()?;
+        self.sink()?.start_aligned(name, align)
+    }
+
+    /// Appends `n` zero bytes to the open segment: a hole where the volume is a file.
+    ///
+    /// # Errors
+    /// I/O.
+    pub fn skip_segment(&mut self, n: u64) -> Result<()> {
+        self.sink()?.skip(n)
+    }
+
+    /// Closes the open segment after a failed write with what surely reached it, and returns
+    /// its length (0 when it had to be given up).
+    ///
+    /// # Errors
+    /// I/O closing it.
+    pub fn cut_segment(&mut self) -> Result<u64> {
+        self.members += 1;
+        self.sink()?.cut_member()
     }
 
     /// True when the volume keeps a recovery journal (a ZIP volume: a file or a stream).

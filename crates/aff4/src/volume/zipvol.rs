@@ -94,6 +94,10 @@ impl Backend for ZipBackend {
             m => Err(Error::corrupt(ctx, e.header_offset, format!("unsupported ZIP compression method {m}"))),
         }
     }
+    fn in_place(&self, name: &str) -> Option<(String, u64)> {
+        let e = &self.zip.entries()[*self.by_name.get(name)?];
+        (e.method == METHOD_STORED).then(|| self.zip.data_start(e).ok()).flatten().map(|at| (self.zip.name().to_string(), at))
+    }
     fn trailing_bytes(&self) -> u64 {
         self.zip.trailing_bytes()
     }

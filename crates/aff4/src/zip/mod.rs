@@ -9,6 +9,7 @@ mod write;
 
 pub use read::{ZipArchive, ZipEntry};
 pub use scan::{scan_local_headers, LocalMember, LocalScan};
+pub(crate) use write::ZEROS;
 pub use write::{WrittenEntry, ZipWriter};
 
 pub(crate) const LOCAL_SIG: u32 = 0x0403_4b50;

@@ -6,6 +6,12 @@ use super::*;
 use crate::error::{Error, Result};
 use std::io::Write;
 
+/// Zero bytes for zero runs (CRCs of holes, zeros written where no hole can be made).
+pub(crate) static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+
+/// Header ID of the extra field that pads a local header to an alignment (Android zipalign).
+const ALIGNMENT_EXTRA: u16 = 0xD935;
+
 /// A member already in the archive, as the central directory will list it.
 #[derive(Debug, Clone)]
 pub struct WrittenEntry {
@@ -110,7 +116,17 @@ impl<W: Write> ZipWriter<W> {
     /// # Errors
     /// A member is already open, or the write fails.
     pub fn start_member(&mut self, name: &str) -> Result<()> {
-        self.begin(name, true)
+        self.begin(name, true, 1)
+    }
+
+    /// Starts a stored member whose data begins at an absolute file offset that is a multiple
+    /// of `align` (at most 32 KiB), padded by an extra field (zipalign's 0xD935): a raw image
+    /// in the member can then be read, or mapped, in place.
+    ///
+    /// # Errors
+    /// See [`ZipWriter::start_member`].
+    pub fn start_aligned_member(&mut self, name: &str, align: u16) -> Result<()> {
+        self.begin(name, true, align.clamp(1, 1 << 15))
     }
 
     /// Starts a member that the central directory will not list: its local header and data
@@ -120,16 +136,22 @@ impl<W: Write> ZipWriter<W> {
     /// # Errors
     /// See [`ZipWriter::start_member`].
     pub fn start_transient_member(&mut self, name: &str) -> Result<()> {
-        self.begin(name, false)
+        self.begin(name, false, 1)
     }
 
-    fn begin(&mut self, name: &str, listed: bool) -> Result<()> {
+    fn begin(&mut self, name: &str, listed: bool, align: u16) -> Result<()> {
         if self.open.is_some() {
             return Err(Error::Unsupported("ZIP writer: a member is already open".into()));
         }
         let header_offset = self.pos - self.base;
         let flags: u16 = if name.is_ascii() { 0x0008 } else { 0x0808 };
-        let mut h = Vec::with_capacity(30 + name.len() + 20);
+        // Padding to the alignment: an extra field of at least its 6-byte header.
+        let unpadded = self.pos + 30 + name.len() as u64 + 20;
+        let mut pad = ((u64::from(align) - unpadded % u64::from(align)) % u64::from(align)) as usize;
+        if pad > 0 && pad < 6 {
+            pad += usize::from(align);
+        }
+        let mut h = Vec::with_capacity(30 + name.len() + 20 + pad);
         h.extend_from_slice(&LOCAL_SIG.to_le_bytes());
         h.extend_from_slice(&45u16.to_le_bytes());
         h.extend_from_slice(&flags.to_le_bytes());
@@ -140,12 +162,18 @@ impl<W: Write> ZipWriter<W> {
         h.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
         h.extend_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
         h.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        h.extend_from_slice(&20u16.to_le_bytes());
+        h.extend_from_slice(&((20 + pad) as u16).to_le_bytes());
         h.extend_from_slice(name.as_bytes());
         h.extend_from_slice(&1u16.to_le_bytes());
         h.extend_from_slice(&16u16.to_le_bytes());
         h.extend_from_slice(&u64::MAX.to_le_bytes());
         h.extend_from_slice(&u64::MAX.to_le_bytes());
+        if pad > 0 {
+            h.extend_from_slice(&ALIGNMENT_EXTRA.to_le_bytes());
+            h.extend_from_slice(&((pad - 4) as u16).to_le_bytes());
+            h.extend_from_slice(&align.to_le_bytes());
+            h.resize(h.len() + pad - 6, 0);
+        }
         self.put(&h)?;
         self.open = Some(Open { name: name.to_string(), header_offset, crc: crc32fast::Hasher::new(), size: 0, listed });
         Ok(())
@@ -160,6 +188,31 @@ impl<W: Write> ZipWriter<W> {
         open.crc.update(data);
         open.size += data.len() as u64;
         self.put(data)
+    }
+
+    /// Appends `n` zero bytes to the open member without handing them to the writer: `skip`
+    /// moves the writer on by `n` (e.g. leaving a hole in a file).
+    ///
+    /// # Errors
+    /// No member is open, or `skip` fails.
+    pub fn skip_data(&mut self, n: u64, skip: impl FnOnce(&mut W, u64) -> std::io::Result<()>) -> Result<()> {
+        let open = self.open.as_mut().ok_or_else(|| Error::Unsupported("ZIP writer: no member is open".into()))?;
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64) as usize;
+            open.crc.update(&ZEROS[..k]);
+            left -= k as u64;
+        }
+        open.size += n;
+        let at = self.pos;
+        skip(&mut self.out, n).map_err(|e| Error::io(format!("{}: writing at offset {at}", self.context), e))?;
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Bytes in the open member so far (0 if none is open).
+    pub fn open_size(&self) -> u64 {
+        self.open.as_ref().map(|o| o.size).unwrap_or(0)
     }
 
     /// Closes the open member with its ZIP64 data descriptor.

@@ -116,6 +116,23 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         pmem: a.pmem_path.clone(),
         driver: a.driver.clone(),
     };
+    if matches!(a.format, Format::Raw | Format::Elf) {
+        let why = if a.store.split.is_some() {
+            Some(("--split", "a split volume cannot hold one member across its parts"))
+        } else if a.store.encrypt.requested() {
+            Some(("the encryption", "an encrypted volume can be read only through pmem or pyaff4"))
+        } else {
+            None
+        };
+        if let Some((flag, why)) = why {
+            return Err(anyhow!(
+                "--format {}: the memory is stored in place (one uncompressed member that other tools read as it is), \
+                 and {why}: use --format map (the default), or leave out {flag}",
+                a.format.name()
+            ))
+            .code(exit::USAGE);
+        }
+    }
     let src = match source::open(&choice, &paths) {
         Ok(s) => s,
         Err(memacq::Error::NoSource(errs)) => {
@@ -192,7 +209,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
             eprintln!("pmem: note: {n}");
         }
     }
-    if opts.imager.block_hashes.is_empty() && opts.imager.hashes.is_empty() {
+    if opts.imager.block_hashes.is_empty() && opts.imager.hashes.is_empty() && !matches!(a.format, Format::Raw | Format::Elf) {
         eprintln!("pmem: warning: no block hashes and no linear hash: nothing in the volume will show whether the memory image changes after capture");
     }
     let mut vol = a.store.open_volume()?;
@@ -261,8 +278,14 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     }
     let hashes: serde_json::Map<String, serde_json::Value> =
         report.result.hashes.iter().map(|(k, d)| (k.name().to_string(), json!(aff4::hash::hex(d)))).collect();
-    // The acquisition hash: the Block-Map hash (SHA-512 over the block hashes and the map).
-    let acquisition_hash = report.result.block_map_hash.as_deref().map(aff4::hash::hex);
+    // The acquisition hash: the Block-Map hash (SHA-512 over the block hashes and the map), or
+    // for an image stored in place (no chunks, so no block hashes) its linear SHA-256.
+    let sha256 = report.result.hashes.iter().find(|(k, _)| *k == aff4::hash::HashAlgo::Sha256).map(|(_, d)| aff4::hash::hex(d));
+    let acquisition_hash = match (&report.result.block_map_hash, &sha256) {
+        (Some(b), _) => Some(("blockMapHashSHA512", aff4::hash::hex(b))),
+        (None, Some(h)) if matches!(a.format, Format::Raw | Format::Elf) => Some(("SHA256", h.clone())),
+        _ => None,
+    };
     if a.store.json {
         println!(
             "{}",
@@ -272,7 +295,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
                 "ram_bytes": report.ram_bytes, "stored_bytes": report.result.stats.stored_bytes,
                 "unreadable_pages": report.unreadable_pages, "interrupted": report.interrupted, "notes": report.notes,
                 "kernel_release": report.kernel_release, "hashes": hashes,
-                "acquisition_hash": acquisition_hash.as_ref().map(|h| json!({"kind": "blockMapHashSHA512", "value": h})),
+                "acquisition_hash": acquisition_hash.as_ref().map(|(kind, h)| json!({"kind": kind, "value": h})),
                 // Bytes the hashes cover: the image size, or where an interruption stopped it.
                 "hashed_bytes": report.result.hashed,
                 "extras": report.extras.iter().map(|(f, n)| json!({"file": f, "size": n})).collect::<Vec<_>>(),
@@ -308,9 +331,13 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         } else {
             String::new()
         };
-        if let Some(h) = &acquisition_hash {
-            let algos: Vec<&str> = opts.imager.block_hashes.iter().map(|a| a.name()).collect();
-            eprintln!("pmem: acquisition hash (SHA-512 Block-Map hash over the {} block hashes and the map) {h}", algos.join("+"));
+        match &acquisition_hash {
+            Some(("SHA256", h)) => eprintln!("pmem: acquisition hash (linear SHA-256 of the image stored in place) {h}"),
+            Some((_, h)) => {
+                let algos: Vec<&str> = opts.imager.block_hashes.iter().map(|a| a.name()).collect();
+                eprintln!("pmem: acquisition hash (SHA-512 Block-Map hash over the {} block hashes and the map) {h}", algos.join("+"));
+            }
+            None => {}
         }
         for (k, v) in &hashes {
             eprintln!("pmem: linear {k}{part} {}", v.as_str().unwrap_or(""));

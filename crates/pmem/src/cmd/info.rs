@@ -76,6 +76,12 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         if stored > 0 {
             println!("  stored        {} compressed", human(stored));
         }
+        // RAW and ELF stored in place: where other tools read them.
+        for s in i.data_streams.iter().filter_map(|m| g.aff4(m, "dependentStream").and_then(|n| n.as_iri())) {
+            if let Some((file, at)) = c.segments().in_place(s) {
+                println!("  in place      {file} from byte {at} (uncompressed: other tools read it there)");
+            }
+        }
         if let Some(u) = m.unreadable_pages {
             let list = if m.unreadable_ranges.is_empty() { String::new() } else { format!(": {}", format_ranges(&m.unreadable_ranges)) };
             println!("  unreadable    {u} pages{list}");
