@@ -458,13 +458,7 @@ impl Imager {
         if len == 0 {
             return Ok(());
         }
-        let id = self.map.target(&sym.iri());
-        self.map.push(offset, len, id, offset);
-        match sym {
-            Symbolic::Constant(0) => self.stats.zero_bytes += len,
-            Symbolic::Unreadable => self.stats.unreadable_bytes += len,
-            _ => self.stats.other_symbolic_bytes += len,
-        }
+        map_symbolic(&mut self.map, &mut self.stats, offset, len, sym);
         self.hash(HashMsg::Fill(sym, offset, len))?;
         self.pos = offset + len;
         Ok(())
@@ -643,6 +637,17 @@ impl Imager {
             map_entries: self.map.entries().len(),
             lost_from,
         })
+    }
+}
+
+/// Maps virtual `[offset, offset+len)` to `sym` and counts it.
+pub(crate) fn map_symbolic(map: &mut MapBuilder, stats: &mut ImagerStats, offset: u64, len: u64, sym: Symbolic) {
+    let id = map.target(&sym.iri());
+    map.push(offset, len, id, offset);
+    match sym {
+        Symbolic::Constant(0) => stats.zero_bytes += len,
+        Symbolic::Unreadable => stats.unreadable_bytes += len,
+        _ => stats.other_symbolic_bytes += len,
     }
 }
 

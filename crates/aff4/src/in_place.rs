@@ -172,13 +172,7 @@ impl InPlace {
         if len == 0 {
             return Ok(());
         }
-        let id = self.map.target(&sym.iri());
-        self.map.push(offset, len, id, offset);
-        match sym {
-            Symbolic::Constant(0) => self.stats.zero_bytes += len,
-            Symbolic::Unreadable => self.stats.unreadable_bytes += len,
-            _ => self.stats.other_symbolic_bytes += len,
-        }
+        crate::imager::map_symbolic(&mut self.map, &mut self.stats, offset, len, sym);
         self.hashes.send(HashMsg::Fill(sym, offset, len))?;
         if matches!(sym, Symbolic::Constant(0) | Symbolic::Unknown) {
             // (what was never read stays a hole: no pattern that a tool could take for data)
