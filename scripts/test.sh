@@ -34,9 +34,11 @@ export PMEM_STATIC_BIN=$PWD/target/x86_64-unknown-linux-gnu/ci/pmem
 rustup target list --installed | grep -q '^aarch64-unknown-linux-musl$' || rustup target add aarch64-unknown-linux-musl
 cargo build --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
 export PMEM_AARCH64_BIN=$PWD/target/aarch64-unknown-linux-musl/ci/pmem PMEM_QEMU_AARCH64=$(command -v qemu-aarch64-static)
-# The kernel module, built against the headers of the rig's kernel (fetched into a cache).
+# The kernel module, built against the headers of the rig's kernel (fetched into a cache), and
+# the rig kernel's own fuse.ko for the live-mount test.
 PMEM_DRIVER_KO=$(driver/linux/build.sh | tail -1)
-export PMEM_DRIVER_KO
+PMEM_RIG_FUSE_KO=$(scripts/rig-module.sh fuse | tail -1)
+export PMEM_DRIVER_KO PMEM_RIG_FUSE_KO
 
 # pmem.exe for Windows (tested under Wine below) and the macOS build, type-checked and linted.
 rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin >/dev/null 2>&1 || true

@@ -9,6 +9,7 @@
 pub mod acquire;
 pub mod error;
 pub mod iomem;
+pub mod live;
 pub mod mapped;
 pub mod pagefile;
 pub mod recheck;

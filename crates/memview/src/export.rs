@@ -126,6 +126,13 @@ impl MemoryView {
         Ok(MemoryView { stream, segs: None, ranges, vmcoreinfo, machine, size, zero })
     }
 
+    /// The physical view of memory read through `stream` by physical address (live memory):
+    /// its RAM `ranges`, VMCOREINFO and ELF `machine`.
+    pub fn of_physical(stream: Arc<dyn Stream>, ranges: Vec<Range>, vmcoreinfo: Option<String>, machine: u16) -> MemoryView {
+        let size = stream.size();
+        MemoryView { stream, segs: None, ranges, vmcoreinfo, machine, size, zero: Vec::new() }
+    }
+
     /// The memory image in `c`: the one typed aff4:MemoryImage (or with category memory:physical).
     ///
     /// # Errors

@@ -341,14 +341,28 @@ fn vmcoreinfo_value(v: &str, key: &str) -> Option<u64> {
 /// Something needed was not captured, or does not parse.
 pub fn from_container(c: &Container, image: &str) -> Result<Isf> {
     let view = MemoryView::open(c, image)?;
-    // The banner check below walks x86-64's kernel mapping (__START_KERNEL_map, phys_base).
+    arch_supported(&view)?;
+    let btf = captured(c, "/sys/kernel/btf/vmlinux", 256 << 20)?;
+    let kallsyms = captured(c, "/proc/kallsyms", 256 << 20)?;
+    from_view(&view, &btf, &String::from_utf8_lossy(&kallsyms))
+}
+
+/// The banner check walks x86-64's kernel mapping (__START_KERNEL_map, phys_base).
+fn arch_supported(view: &MemoryView) -> Result<()> {
     if view.machine != memformat::elf::EM_X86_64 {
         let arch = memformat::elf::arch_name(view.machine).unwrap_or("unknown");
         return Err(Error::Unsupported(format!("symbol tables are built for x86-64 kernels only; this memory image is {arch}")));
     }
-    let btf = captured(c, "/sys/kernel/btf/vmlinux", 256 << 20)?;
-    let kallsyms = captured(c, "/proc/kallsyms", 256 << 20)?;
-    let kallsyms = String::from_utf8_lossy(&kallsyms);
+    Ok(())
+}
+
+/// Builds the symbol table of the memory in `view` from its kernel's BTF and kallsyms (as
+/// captured, or read live from /sys/kernel/btf/vmlinux and /proc/kallsyms).
+///
+/// # Errors
+/// Not x86-64, or the inputs do not parse, or the banner is not where kallsyms says.
+pub fn from_view(view: &MemoryView, btf: &[u8], kallsyms: &str) -> Result<Isf> {
+    arch_supported(view)?;
     let vmci = view.vmcoreinfo.clone().unwrap_or_default();
     let kernel_offset = vmcoreinfo_value(&vmci, "KERNELOFFSET=").unwrap_or(0);
     let phys_base = vmcoreinfo_value(&vmci, "NUMBER(phys_base)=").unwrap_or(0);
@@ -373,7 +387,7 @@ pub fn from_container(c: &Container, image: &str) -> Result<Isf> {
     buf.truncate(n);
     let end = buf.iter().position(|&b| b == 0).map(|p| p + 1).unwrap_or(buf.len());
     buf.truncate(end);
-    build(&Inputs { btf: &btf, kallsyms: &kallsyms, kernel_offset, banner: &buf })
+    build(&Inputs { btf, kallsyms, kernel_offset, banner: &buf })
 }
 
 /// Writes the table as JSON, xz-compressed if `xz`.

@@ -65,10 +65,7 @@ fn path_components(name: &str) -> Vec<String> {
 impl Tree {
     /// Builds the tree of `c`.
     pub fn build(c: &Container) -> Tree {
-        let mut t = Tree {
-            nodes: vec![Node { ino: ROOT, parent: ROOT, name: String::new(), kind: NodeKind::Dir(BTreeMap::new()) }],
-            warnings: Vec::new(),
-        };
+        let mut t = Tree::empty();
         let turtle = c.graph().to_turtle().into_bytes();
         t.add_file(ROOT, "information.turtle", Arc::new(MemStream::new(turtle, "information.turtle")));
         let images = c.images();
@@ -103,6 +100,27 @@ impl Tree {
             t.add_file(dir, &parts[parts.len() - 1], stream);
         }
         t
+    }
+
+    /// The tree of live memory: `memory.raw` and `memory.elf` of `view` at the root (read on
+    /// demand: each read reads the machine again), with `files` beside them (the symbol table,
+    /// a note).
+    pub fn live(view: Arc<MemoryView>, files: Vec<(String, Arc<dyn Stream>)>) -> Tree {
+        let mut t = Tree::empty();
+        for fmt in [ExportFormat::Raw, ExportFormat::Elf] {
+            t.add_file(ROOT, &format!("memory.{}", fmt.name()), Arc::new(FormattedMemory::new(view.clone(), fmt)));
+        }
+        for (name, s) in files {
+            t.add_file(ROOT, &safe_component(&name), s);
+        }
+        t
+    }
+
+    fn empty() -> Tree {
+        Tree {
+            nodes: vec![Node { ino: ROOT, parent: ROOT, name: String::new(), kind: NodeKind::Dir(BTreeMap::new()) }],
+            warnings: Vec::new(),
+        }
     }
 
     /// The node with inode `ino`.

@@ -45,9 +45,10 @@ pub enum Command {
     /// Export images and streams to files under a directory.
     Export(cmd::export::Args),
     /// Mount volumes read-only (FUSE): memory images as memory.raw, memory.elf and memory.lime,
-    /// other images and logical files under their recorded names, metadata as information.turtle.
-    /// Runs until Ctrl-C or `umount MOUNTPOINT`.
+    /// other images and logical files under their recorded names, metadata as information.turtle;
+    /// or with --live this machine's memory, read on demand. Runs until Ctrl-C or `umount MOUNTPOINT`.
     #[cfg(all(feature = "fuse", target_os = "linux"))]
+    #[command(override_usage = "pmem mount [OPTIONS] <VOLUME>... <MOUNTPOINT>\n       pmem mount --live [--source SOURCE] <MOUNTPOINT>")]
     Mount(cmd::mount::Args),
     /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image from what
     /// the acquisition captured: types from BTF, addresses from kallsyms, the banner from memory.
@@ -75,7 +76,7 @@ impl Command {
             Command::Cat(a) => &a.input.s3,
             Command::Export(a) => &a.input.s3,
             #[cfg(all(feature = "fuse", target_os = "linux"))]
-            Command::Mount(a) => &a.input.s3,
+            Command::Mount(a) => &a.s3,
             Command::Isf(a) => &a.input.s3,
             Command::Verify(a) => &a.input.s3,
             Command::Acquire(a) => &a.store.s3,

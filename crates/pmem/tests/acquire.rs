@@ -785,3 +785,21 @@ fn raw_and_elf_are_stored_in_place_for_other_tools() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("in place"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!split.exists());
 }
+
+/// `pmem mount --live MOUNTPOINT` takes the mount point alone; without --live, volumes come
+/// first; --source belongs to --live.
+#[test]
+fn mount_live_takes_the_mount_point_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().to_str().unwrap();
+    for (args, says) in [
+        (vec!["mount", "--live", "v.aff4", m], "only the mount point"),
+        (vec!["mount", m], "give the volumes, then the mount point"),
+        (vec!["mount", "--source", "kcore", "v.aff4", m], "--live"),
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -500,3 +500,88 @@ fn raw_and_elf_in_place_are_read_by_volatility_in_place() {
         assert!(a == b, "{fmt}: kernel code in the plain file differs from QEMU's dump");
     }
 }
+
+/// The rig kernel's fuse.ko (scripts/rig-module.sh, set by scripts/test.sh); required in CI.
+fn fuse_ko() -> Option<PathBuf> {
+    match std::env::var_os("PMEM_RIG_FUSE_KO").map(PathBuf::from) {
+        Some(p) if p.exists() => Some(p),
+        _ if std::env::var_os("CI").is_some() => panic!("CI: PMEM_RIG_FUSE_KO is not set; scripts/test.sh sets it"),
+        _ => None,
+    }
+}
+
+/// `pmem mount --live` in the guest: memory.raw read through the mount holds the guest's
+/// kernel code exactly as QEMU's dump of it, memory.elf is an ELF core of the guest's RAM
+/// ranges, and linux.json.xz, built from the live kernel, gives Volatility 3 the guest's banner.
+#[test]
+fn live_mount_serves_the_running_kernel() {
+    let Some(_) = static_bin() else { return };
+    let Some(ko) = fuse_ko() else { return };
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("guest.elf");
+    let pre = "insmod /rig/bin/fuse.ko; mkdir -p /mnt/live; (/rig/bin/pmem mount --live /mnt/live > /out/mount.log 2>&1 &); \
+               for i in $(seq 1200); do [ -e /mnt/live/linux.json.xz ] && break; sleep 0.5; done; \
+               set -- $(grep 'Kernel code' /proc/iomem | tr -- '-:' '  '); s=$((0x$1)); e=$((0x$2)); \
+               dd if=/mnt/live/memory.raw of=/out/kcode.bin bs=4096 skip=$((s / 4096)) count=$(((e + 1 - s) / 4096)) 2>/out/dd.log; \
+               dd if=/mnt/live/memory.elf of=/out/head.elf bs=65536 count=1 2>>/out/dd.log; \
+               cp /mnt/live/linux.json.xz /mnt/live/NOTE.txt /out/; ls -l /mnt/live > /out/ls.txt";
+    let r = rig(
+        tmp.path(),
+        &["--mem", "512M", "--timeout", "900", "--add", ko.to_str().unwrap(), "--pre", pre, "--host-dump", dump.to_str().unwrap()],
+        &["--version"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.dir.join("out");
+    let log = std::fs::read_to_string(out.join("mount.log")).unwrap_or_default();
+    let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
+    let (start, len) = iomem_range(&iomem, "Kernel code");
+    let got = std::fs::read(out.join("kcode.bin")).unwrap_or_else(|e| panic!("no kernel code read through the mount: {e}\n{log}"));
+    assert_eq!(got.len() as u64, len / 4096 * 4096, "{log}");
+    let host = memacq::source::open_file(&dump).unwrap();
+    let mut want = vec![0u8; got.len()];
+    host.read_at(start, &mut want).unwrap();
+    let first = got.iter().zip(&want).position(|(a, b)| a != b);
+    assert!(first.is_none(), "kernel code through the live mount differs from QEMU's dump at +{:#x}\n{log}", first.unwrap_or(0));
+    eprintln!("Kernel code ({start:#x}+{:#x}) through pmem mount --live: identical to QEMU's dump", got.len());
+    // memory.elf: an ELF core whose PT_LOADs are the guest's RAM.
+    let head = std::fs::read(out.join("head.elf")).unwrap();
+    assert_eq!(&head[..4], b"\x7fELF", "{log}");
+    let ph = memformat::elf::program_headers(&head, "memory.elf").unwrap();
+    let loads: Vec<(u64, u64)> = ph.iter().filter(|p| p.p_type == memformat::elf::PT_LOAD).map(|p| (p.paddr, p.filesz)).collect();
+    let (ram_start, ram_len) = {
+        let ram = memacq::iomem::named(&iomem, "System RAM");
+        let last = ram.last().unwrap();
+        (last.start, last.len())
+    };
+    assert!(loads.iter().any(|&(a, l)| a <= ram_start && ram_start + ram_len <= a + l), "{loads:x?} lacks {ram_start:#x}+{ram_len:#x}");
+    assert!(std::fs::read_to_string(out.join("NOTE.txt")).unwrap().contains("changes while it is read"));
+    // The symbol table of the live kernel: Volatility finds the guest's banner with it in the dump.
+    let isf = out.join("linux.json.xz");
+    assert!(std::fs::metadata(&isf).map(|m| m.len() > 100_000).unwrap_or(false), "no symbol table: {log}");
+    if let Some(vol3) = vol_python() {
+        let symbols = tmp.path().join("symbols");
+        std::fs::create_dir_all(&symbols).unwrap();
+        std::fs::copy(&isf, symbols.join("linux.json.xz")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
+        let o = Command::new(&vol3)
+            .args(["-q", "--offline", "--cache-path"])
+            .arg(tmp.path().join("volcache"))
+            .arg("-s")
+            .arg(&symbols)
+            .arg("-f")
+            .arg(&dump)
+            .arg("linux.pslist")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).filter(|r: &Vec<&str>| r.len() >= 5).collect();
+        assert!(
+            rows.iter().any(|r| r[1] == "1" && r[2] == "1"),
+            "linux.pslist with the live ISF:\n{text}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(rows.iter().any(|r| r[4] == "pmem"), "the serving pmem is in linux.pslist:\n{text}");
+        eprintln!("linux.pslist of QEMU's dump with the live mount's linux.json.xz: {} processes", rows.len() - 1);
+    }
+}

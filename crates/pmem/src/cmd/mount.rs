@@ -1,18 +1,22 @@
 //! `pmem mount`: serves [`memview::mount::Tree`] read-only through FUSE (the `fuser` crate's
-//! pure-Rust mount: no libfuse, `mount(2)` directly as root) until Ctrl-C, SIGTERM or `umount`.
+//! pure-Rust mount: no libfuse, `mount(2)` directly as root) until Ctrl-C, SIGTERM or `umount`:
+//! the images of volumes, or with `--live` this machine's physical memory read on demand.
 
-use crate::args::Input;
+use crate::args::{Input, KeyArgs, S3Args};
 use crate::{exit, Failure, WithCode};
 use aff4::readahead::ReadAhead;
+use aff4::stream::MemStream;
 use aff4::Stream;
 use anyhow::{anyhow, Context};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags,
     ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
 };
+use memacq::source::SourceChoice;
 use memview::mount::{NodeKind, Tree};
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The tree never changes while mounted, so the kernel may cache everything.
@@ -22,10 +26,39 @@ const MAX_READ: u32 = 1 << 20;
 /// Read-ahead unit: sequential readers get the next 8 of these decoded in the background.
 const READ_AHEAD_BLOCK: usize = 1 << 20;
 
+/// How a file's bytes are read.
+enum Reader {
+    /// Decoded ahead in the background (images do not change).
+    Ahead(ReadAhead),
+    /// Read at each request, nothing kept (live memory changes between reads).
+    Direct(Arc<dyn Stream>),
+}
+
+impl Reader {
+    fn with_range<T>(&self, offset: u64, len: usize, f: impl FnOnce(&[u8]) -> T) -> aff4::Result<T> {
+        match self {
+            Reader::Ahead(r) => r.with_range(offset, len, f),
+            Reader::Direct(s) => {
+                let n = (len as u64).min(s.size().saturating_sub(offset)) as usize;
+                let mut buf = vec![0u8; n];
+                s.read_exact_at(offset, &mut buf)?;
+                Ok(f(&buf))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Reader::Ahead(r) => r.describe(),
+            Reader::Direct(s) => s.describe(),
+        }
+    }
+}
+
 struct Fs {
     tree: Tree,
-    /// Each file's stream with read-ahead, by inode.
-    files: HashMap<u64, ReadAhead>,
+    /// Each file's reader, by inode.
+    files: HashMap<u64, Reader>,
     time: SystemTime,
     uid: u32,
     gid: u32,
@@ -142,28 +175,106 @@ impl Filesystem for Fs {
 /// `pmem mount`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// AFF4 volume files, directory volumes or s3://BUCKET/KEY objects, then the mount point
+    /// (an existing directory); with --live, the mount point alone.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
     #[command(flatten)]
-    pub input: Input,
-    /// The mount point: an existing directory.
-    #[arg(required = true, value_name = "MOUNTPOINT")]
-    pub mountpoint: std::path::PathBuf,
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// Serve this machine's physical memory instead (root): memory.raw and memory.elf read on
+    /// demand through the same sources as `acquire`, and linux.json.xz, a Volatility 3 symbol
+    /// table from the running kernel's BTF and kallsyms, so that `vol -s MOUNTPOINT -f
+    /// MOUNTPOINT/memory.elf` analyses the live machine without writing an image. Live memory
+    /// changes while it is read: for evidence, acquire it.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: where to read memory (as `acquire --source`: auto, kcore, crash, mem, pmem-driver).
+    #[arg(long, requires = "live", default_value = "auto", value_name = "SOURCE", value_parser = |s: &str| Ok::<_, String>(SourceChoice::parse(s)))]
+    pub source: SourceChoice,
+    /// With --live: the pmem kernel module to load when /dev/pmem is needed.
+    #[arg(long, requires = "live", value_name = "FILE")]
+    pub driver: Option<std::path::PathBuf>,
     /// Threads serving requests.
     #[arg(long, short = 'T')]
     pub threads: Option<usize>,
 }
 
+/// The note served beside live memory.
+const LIVE_NOTE: &str = "This is the running machine's physical memory, read on demand through pmem: every read reads \
+it again, so it changes while it is read, and two reads of the same page may differ. Unreadable pages read as the \
+UNREADABLEDATA pattern, holes between RAM ranges as zeros. For evidence, acquire it (pmem acquire).\n";
+
+impl Args {
+    /// The volumes to serve (checked against --live) and the mount point.
+    fn split(&self) -> Result<(Input, &std::path::Path), Failure> {
+        let (mountpoint, volumes) = self.paths.split_last().ok_or_else(|| anyhow!("give the mount point")).code(exit::USAGE)?;
+        if self.live != volumes.is_empty() {
+            let msg = if self.live {
+                "--live serves this machine's memory: give only the mount point"
+            } else {
+                "give the volumes, then the mount point"
+            };
+            return Err(anyhow!(msg)).code(exit::USAGE);
+        }
+        Ok((Input { volumes: volumes.to_vec(), keys: self.keys.clone(), s3: self.s3.clone() }, mountpoint))
+    }
+}
+
+/// The tree of this machine's memory: the source opened as `acquire` would, its symbol table
+/// built from the live kernel (a warning, not a failure, when that cannot be done).
+fn live_tree(a: &Args) -> Result<Tree, Failure> {
+    let paths = memacq::source::LivePaths { driver: a.driver.clone(), ..Default::default() };
+    let src = memacq::source::open(&a.source, &paths).map_err(|e| anyhow!("{e}")).code(exit::NO_SOURCE)?;
+    let src: Arc<dyn memacq::source::PhysicalSource> = Arc::from(src);
+    let machine = src.architecture().and_then(memformat::elf::machine_of).unwrap_or(memformat::elf::EM_X86_64);
+    let live: Arc<dyn Stream> = Arc::new(memacq::live::LiveMemory::new(src.clone()));
+    let view = Arc::new(memview::export::MemoryView::of_physical(live, src.ranges(), src.vmcoreinfo(), machine));
+    eprintln!(
+        "pmem mount: live memory through {} ({}), {} of RAM",
+        src.name(),
+        src.kind(),
+        super::human(src.ranges().iter().map(|r| r.len()).sum())
+    );
+    let mut files: Vec<(String, Arc<dyn Stream>)> =
+        vec![("NOTE.txt".into(), Arc::new(MemStream::new(LIVE_NOTE.as_bytes().to_vec(), "NOTE.txt")))];
+    let isf = std::fs::read("/sys/kernel/btf/vmlinux")
+        .map_err(|e| format!("/sys/kernel/btf/vmlinux: {e}"))
+        .and_then(|btf| Ok((btf, std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("/proc/kallsyms: {e}"))?)))
+        .and_then(|(btf, ks)| memview::isf::from_view(&view, &btf, &ks).map_err(|e| e.to_string()))
+        .and_then(|isf| {
+            let mut out = Vec::new();
+            memview::isf::write(&isf, &mut out, true).map_err(|e| e.to_string())?;
+            Ok((isf, out))
+        });
+    match isf {
+        Ok((isf, xz)) => {
+            eprintln!("pmem mount: linux.json.xz: {} types, {} symbols; banner {}", isf.types, isf.symbols, isf.banner.trim_end());
+            files.push(("linux.json.xz".into(), Arc::new(MemStream::new(xz, "linux.json.xz"))));
+        }
+        Err(e) => eprintln!("pmem mount: warning: no symbol table (linux.json.xz): {e}"),
+    }
+    Ok(Tree::live(view, files))
+}
+
 pub fn run(a: &Args) -> Result<u8, Failure> {
-    let (input, mountpoint) = (&a.input, a.mountpoint.as_path());
+    let (input, mountpoint) = a.split()?;
     let threads = a.threads;
-    let c = super::open(input)?;
-    super::warn_problems(&c);
-    let tree = Tree::build(&c);
+    let tree = if a.live {
+        live_tree(a)?
+    } else {
+        let c = super::open(&input)?;
+        super::warn_problems(&c);
+        Tree::build(&c)
+    };
     let workers = crate::args::threads(threads);
     let files = tree
         .nodes()
         .iter()
         .filter_map(|n| match &n.kind {
-            NodeKind::File(s) => Some((n.ino, ReadAhead::new(s.clone(), READ_AHEAD_BLOCK, 8, workers))),
+            NodeKind::File(s) if a.live => Some((n.ino, Reader::Direct(s.clone()))),
+            NodeKind::File(s) => Some((n.ino, Reader::Ahead(ReadAhead::new(s.clone(), READ_AHEAD_BLOCK, 8, workers)))),
             NodeKind::Dir(_) => None,
         })
         .collect();
@@ -176,14 +287,17 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     if !mountpoint.is_dir() {
         return Err(anyhow!("mount point {} is not a directory", mountpoint.display())).code(exit::OUTPUT);
     }
-    let time =
-        input.volumes.first().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| m.modified().ok()).unwrap_or(SystemTime::UNIX_EPOCH);
+    let time = if a.live {
+        SystemTime::now()
+    } else {
+        input.volumes.first().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| m.modified().ok()).unwrap_or(SystemTime::UNIX_EPOCH)
+    };
     let (uid, gid) = crate::platform::ids();
     let fs = Fs { tree, files, time, uid, gid };
     let mut cfg = fuser::Config::default();
     cfg.mount_options = vec![
         MountOption::RO,
-        MountOption::FSName(input.volumes.first().map(|p| p.display().to_string()).unwrap_or_else(|| "aff4".into())),
+        MountOption::FSName(input.volumes.first().map(|p| p.display().to_string()).unwrap_or_else(|| "live-memory".into())),
         MountOption::Subtype("pmem".into()),
         MountOption::DefaultPermissions,
         MountOption::CUSTOM(format!("max_read={MAX_READ}")),
@@ -193,12 +307,8 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
     let session = fuser::spawn_mount(fs, mountpoint, &cfg)
         .with_context(|| format!("cannot mount on {} (FUSE needs /dev/fuse and root, or fusermount3)", mountpoint.display()))
         .code(exit::OUTPUT)?;
-    eprintln!(
-        "pmem mount: {} mounted read-only on {}; Ctrl-C or `umount {}` ends it",
-        input.volumes[0].display(),
-        mountpoint.display(),
-        mountpoint.display()
-    );
+    let what = input.volumes.first().map(|p| p.display().to_string()).unwrap_or_else(|| "live memory (it changes while it is read)".into());
+    eprintln!("pmem mount: {what} mounted read-only on {}; Ctrl-C or `umount {}` ends it", mountpoint.display(), mountpoint.display());
     while !crate::signals::STOP.load(std::sync::atomic::Ordering::SeqCst) && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
