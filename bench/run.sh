@@ -18,7 +18,8 @@
 # vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
 #          --compress`, `pmem acquire` (defaults: SHA-256 block hashes, extras), with the linear SHA-256
 #          of earlier releases instead (`--hash sha256 --block-hashes none`), with `--recheck`, with
-#          `--no-mapped-files` (what capturing mapped files and /boot costs), `--no-extras` (memory only, as AVML) and with `--no-extras --block-hashes none` (also no hash, as AVML), page cache
+#          `--no-mapped-files` (what capturing mapped files and /boot costs), `--format raw` (stored
+#          in place, uncompressed, linear SHA-256), `--no-extras` (memory only, as AVML) and with `--no-extras --block-hashes none` (also no hash, as AVML), page cache
 #          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
 #          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
 # footprint: one boot of the rig per tool (pmem, $BASE_PMEM if set: a static pmem of an earlier
@@ -69,13 +70,14 @@ pmd5() { run pmem-memonly /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras -o
 pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-extras --block-hashes none -o /out/m.aff4; }
 precheck() { run pmem-recheck /out/m.aff4 /rig/bin/pmem acquire -q -t --recheck -o /out/m.aff4; }
 pnomap() { run pmem-no-mapped-files /out/m.aff4 /rig/bin/pmem acquire -q -t --no-mapped-files -o /out/m.aff4; }
+praw() { run pmem-raw-in-place /out/m.aff4 /rig/bin/pmem acquire -q -t --format raw -o /out/m.aff4; }
 /rig/bin/hashspeed > /out/hashspeed.txt
 for r in \$(seq $N); do
     case \$((r % 4)) in
-        1) avml; p256; pnomap; plin; precheck; pmd5; pnone ;;
-        2) p256; plin; precheck; pmd5; pnone; pnomap; avml ;;
-        3) pmd5; pnone; avml; pnomap; plin; precheck; p256 ;;
-        0) pnomap; precheck; pnone; avml; p256; plin; pmd5 ;;
+        1) avml; p256; pnomap; plin; praw; precheck; pmd5; pnone ;;
+        2) p256; plin; precheck; pmd5; pnone; pnomap; avml; praw ;;
+        3) praw; pmd5; pnone; avml; pnomap; plin; precheck; p256 ;;
+        0) pnomap; precheck; pnone; avml; praw; p256; plin; pmd5 ;;
     esac
 done
 EOS

@@ -58,7 +58,15 @@ pub fn add_file(
     times: &FileTimes,
     hashes: &[HashAlgo],
 ) -> Result<(String, u64)> {
-    let urn = file_urn(vol.urn(), name);
+    // A name already in the volume (an earlier acquisition's /proc/kallsyms, in an append) gets
+    // a URN of its own: one URN with two contents would read as altered, and lose the first.
+    let base = file_urn(vol.urn(), name);
+    let mut urn = base.clone();
+    let mut k = 2;
+    while !vol.graph().properties(&urn).is_empty() {
+        urn = format!("{base}~{k}");
+        k += 1;
+    }
     let mut hs: Vec<_> = hashes.iter().map(|a| a.hasher()).collect();
     vol.start_segment(&urn)?;
     let mut buf = vec![0u8; 1 << 20];

@@ -204,7 +204,7 @@ fn add_range(ranges: &mut Vec<Range>, start: u64, len: u64) {
 /// already has one (an append).
 fn in_place_name(vol: &VolumeWriter, name: &str, ext: &str) -> String {
     let base = aff4::urn::escape_name(name.trim_start_matches(['/', '\\']));
-    let taken = |n: &str| vol.graph().subjects().iter().any(|s| *s == aff4::urn::member_to_urn(vol.urn(), n));
+    let taken = |n: &str| !vol.graph().properties(&aff4::urn::member_to_urn(vol.urn(), n)).is_empty();
     let mut candidate = format!("{base}.{ext}");
     let mut k = 2;
     while taken(&candidate) {

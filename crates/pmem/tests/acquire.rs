@@ -767,8 +767,41 @@ fn raw_and_elf_are_stored_in_place_for_other_tools() {
             }
         }
     }
-    // One flipped byte in the raw member: verify says altered.
+    // An append: a second member of its own name, both images read back, verify OK.
     let raw = f.root.join("raw.aff4");
+    let r = raw.to_str().unwrap();
+    ok(&["acquire", "-q", "--no-extras", "-o", r, "--kcore-path", &f.kcore, "--iomem-path", &f.iomem, "--format", "raw"]);
+    let z = aff4::zip::ZipArchive::open(std::sync::Arc::new(std::fs::File::open(&raw).unwrap()), r).unwrap();
+    let names: Vec<&str> = z.entries().iter().map(|e| e.name.as_str()).filter(|n| n.ends_with(".raw")).collect();
+    assert!(names.len() == 2 && names.iter().any(|n| n.ends_with("kcore-2.raw")), "{names:?}");
+    let j: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", r]).stdout).unwrap();
+    let mem: Vec<&str> =
+        j["images"].as_array().unwrap().iter().filter(|i| i["memory"] == true).map(|i| i["urn"].as_str().unwrap()).collect();
+    assert_eq!(mem.len(), 2, "{j}");
+    for urn in mem {
+        assert!(ok(&["cat", "--stream", urn, r]).stdout == f.physical, "{urn}");
+    }
+    assert_eq!(run(&["verify", "-q", r]).status.code(), Some(0));
+    // Two acquisitions appended to one volume, each with its files of the same names (here the
+    // read timeline and a changed -i file): each keeps its own, and verify says OK.
+    let twice = f.root.join("twice.aff4");
+    let note = f.root.join("note.txt");
+    for round in 0..2 {
+        std::fs::write(&note, format!("round {round}\n")).unwrap();
+        let t = twice.to_str().unwrap();
+        ok(&["acquire", "-q", "--no-extras", "-i", note.to_str().unwrap(), "-o", t, "--kcore-path", &f.kcore, "--iomem-path", &f.iomem]);
+    }
+    let o = run(&["verify", twice.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    // Mounted: memory.raw of an in-place image is the physical address space.
+    if fuse_available() {
+        let mnt = f.root.join("mnt-raw");
+        let mut m = Mounted::new(&[&f.root.join("elf-dir/")], &mnt);
+        let d = std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("memory.raw").exists()).unwrap();
+        assert!(std::fs::read(d.join("memory.raw")).unwrap() == f.physical, "mounted memory.raw of the ELF stored in place");
+        assert!(m.stop().success());
+    }
+    // One flipped byte in the raw member: verify says altered.
     let mut bytes = std::fs::read(&raw).unwrap();
     let z = aff4::zip::ZipArchive::open(std::sync::Arc::new(std::fs::File::open(&raw).unwrap()), "raw").unwrap();
     let e = z.entries().iter().find(|e| e.name.ends_with("kcore.raw")).unwrap();
