@@ -60,7 +60,7 @@ run() { # NAME OUTFILE CMD...
     s=\$(cut -d' ' -f1 /proc/uptime)
     "\$@" > /dev/null 2> /out/last-stderr.txt; rc=\$?
     e=\$(cut -d' ' -f1 /proc/uptime)
-    echo "\$r \$name \$(echo "\$e \$s" | awk '{print \$1 - \$2}') \$(stat -c %s "\$out") \$rc" >> /out/runs.txt
+    echo "\$r \$name \$(echo "\$e \$s" | awk '{print \$1 - \$2}') \$(stat -c %s "\$out") \$rc \$((\$(stat -c %b "\$out") * \$(stat -c %B "\$out")))" >> /out/runs.txt
     rm -f "\$out"
 }
 avml() { run avml-compress /out/m.limec /rig/bin/avml acquire --compress /out/m.limec; }
@@ -92,13 +92,15 @@ EOS
     sed 's/^/guest: /' "$W/vm/rig/out/hashspeed.txt"
     python3 - "$W/vm/rig/out/runs.txt" <<'EOP'
 import statistics, sys
-runs = {}
+runs, alloc = {}, {}
 for line in open(sys.argv[1]):
-    r, name, secs, size, rc = line.split()
+    r, name, secs, size, rc, *rest = line.split()
     runs.setdefault(name, []).append((float(secs), int(size), int(rc)))
+    alloc.setdefault(name, []).append(int(rest[0]) if rest else int(size))
 med = {k: (statistics.median(s for s, _, _ in v), statistics.median(b for _, b, _ in v)) for k, v in runs.items()}
 for k, v in sorted(runs.items()):
-    print(f"{k:20} median {med[k][0]:6.1f} s  runs {' '.join(f'{s:.1f}' for s, _, _ in v)}  median size {med[k][1]:,.0f} B")
+    print(f"{k:20} median {med[k][0]:6.1f} s  runs {' '.join(f'{s:.1f}' for s, _, _ in v)}  median size {med[k][1]:,.0f} B"
+          f" (allocated {statistics.median(alloc[k]):,.0f} B)")
 base = med["avml-compress"]
 for k in sorted(runs):
     if k != "avml-compress":

@@ -1,7 +1,8 @@
 //! Images stored in place: the image byte for byte in one uncompressed member (a plain file in
 //! a directory volume), so that other tools read it without knowing AFF4, under a Map that
 //! says, as for a chunked image, which parts are data, zeros or unreadable. Zero runs are
-//! holes where the volume is a file; the member's data starts at [`ALIGN`] in a ZIP volume.
+//! holes where the volume is a file; the member's data starts at [`ALIGN`] in a ZIP volume; an
+//! interrupted image's member ends where its reading stopped.
 
 use crate::error::{Error, Result};
 use crate::imager::{is_zero, HashMsg, ImagerOptions, ImagerResult, ImagerStats, LinearHashes, Pool, Pooled};
@@ -28,8 +29,9 @@ pub(crate) struct InPlace {
     member_id: u32,
     /// The virtual offset reached (the member's length, holes included).
     pos: u64,
-    /// Zeros owed to the member before its next bytes (written, or skipped as a hole).
-    zeros: u64,
+    /// The member's length so far: behind `pos` by the zeros it is owed, written (or skipped
+    /// as a hole) only when bytes follow them or the image ends complete.
+    member_len: u64,
     started: bool,
     /// Parts never read were left as holes: the member's bytes are not all the image's.
     unknown: bool,
@@ -54,7 +56,7 @@ impl InPlace {
             map,
             member_id,
             pos: 0,
-            zeros: 0,
+            member_len: 0,
             started: false,
             unknown: false,
             hashes: LinearHashes::start(&opts.hashes),
@@ -108,9 +110,10 @@ impl InPlace {
         Ok(())
     }
 
-    /// Writes the zeros owed: a hole when there are enough of them.
-    fn pay_zeros(&mut self, vol: &mut VolumeWriter) -> Result<()> {
-        let n = std::mem::take(&mut self.zeros);
+    /// Brings the member to virtual offset `to` with zeros: a hole when there are enough.
+    fn zeros_to(&mut self, vol: &mut VolumeWriter, to: u64) -> Result<()> {
+        let n = to.saturating_sub(self.member_len);
+        self.member_len = self.member_len.max(to);
         if n >= HOLE_MIN {
             vol.skip_segment(n)
         } else if n > 0 {
@@ -139,13 +142,11 @@ impl InPlace {
             let len = p.len() as u64;
             if is_zero(p) {
                 if i * page > run_start {
-                    self.pay_zeros(vol)?;
-                    vol.write_segment(&data.buf[run_start..i * page])?;
+                    self.put(vol, offset + run_start as u64, &data.buf[run_start..i * page])?;
                 }
                 run_start = i * page + p.len();
                 self.map.push(v, len, zero_id, v);
                 self.stats.zero_bytes += len;
-                self.zeros += len;
             } else {
                 self.map.push(v, len, self.member_id, v);
                 self.stats.data_bytes += len;
@@ -153,14 +154,22 @@ impl InPlace {
             v += len;
         }
         if data.buf.len() > run_start {
-            self.pay_zeros(vol)?;
-            vol.write_segment(&data.buf[run_start..])?;
+            self.put(vol, offset + run_start as u64, &data.buf[run_start..])?;
         }
         self.pos = v;
         Ok(())
     }
 
-    /// Records `[offset, offset+len)` as `sym`; the member holds its bytes (zeros as a hole).
+    /// Writes `b` into the member at virtual offset `at` (after the zeros owed before it).
+    fn put(&mut self, vol: &mut VolumeWriter, at: u64, b: &[u8]) -> Result<()> {
+        self.zeros_to(vol, at)?;
+        vol.write_segment(b)?;
+        self.member_len = at + b.len() as u64;
+        Ok(())
+    }
+
+    /// Records `[offset, offset+len)` as `sym`; the member holds its bytes (zeros as a hole;
+    /// nothing for what was never read, which only ever ends an image).
     pub(crate) fn fill(&mut self, vol: &mut VolumeWriter, offset: u64, len: u64, sym: Symbolic) -> Result<()> {
         if offset < self.pos {
             return Err(Error::Unsupported(format!("imager: fill at {offset:#x} before the current position {:#x}", self.pos)));
@@ -174,18 +183,16 @@ impl InPlace {
         }
         crate::imager::map_symbolic(&mut self.map, &mut self.stats, offset, len, sym);
         self.hashes.send(HashMsg::Fill(sym, offset, len))?;
-        if matches!(sym, Symbolic::Constant(0) | Symbolic::Unknown) {
-            // (what was never read stays a hole: no pattern that a tool could take for data)
-            self.unknown |= sym == Symbolic::Unknown;
-            self.zeros += len;
-        } else {
-            self.pay_zeros(vol)?;
+        if sym == Symbolic::Unknown {
+            // (the member ends before what was never read: no pattern a tool could take for data)
+            self.unknown = true;
+        } else if sym != Symbolic::Constant(0) {
             let mut buf = vec![0u8; len.min(1 << 20) as usize];
             let mut done = 0u64;
             while done < len {
                 let n = ((len - done) as usize).min(buf.len());
                 sym.fill(offset + done, &mut buf[..n]);
-                vol.write_segment(&buf[..n])?;
+                self.put(vol, offset + done, &buf[..n])?;
                 done += n as u64;
             }
         }
@@ -202,10 +209,12 @@ impl InPlace {
         if size > self.pos {
             self.fill(vol, self.pos, size - self.pos, Symbolic::Constant(0))?;
         }
-        self.pay_zeros(vol)?;
+        if !self.unknown {
+            self.zeros_to(vol, size)?;
+        }
         vol.finish_segment()?;
         let hashes = self.hashes.finish(&self.algos);
-        self.describe(vol, size, self.pos, hashes, None)
+        self.describe(vol, size, self.member_len, hashes, None)
     }
 
     /// Ends the image after a failed write: the member keeps what reached it, the map records
@@ -241,7 +250,7 @@ impl InPlace {
         g.add(&s, vocab::TARGET, Node::iri(&m));
         // The member is the image byte for byte: the same hashes cover all of it, so that what
         // other tools read there (also where the map says zeros or unreadable) is verified.
-        if !self.unknown && lost_from.is_none() && self.hashes.end().is_none() {
+        if member_len == size && !self.unknown && lost_from.is_none() && self.hashes.end().is_none() {
             for (a, d) in &hashes {
                 g.add(&s, vocab::HASH, Node::typed(crate::hash::hex(d), a.datatype()));
             }

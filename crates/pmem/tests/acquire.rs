@@ -269,34 +269,53 @@ fn sparse_kcore(d: &Path, len: u64) {
 fn sigint_closes_an_incomplete_volume_that_verifies() {
     // A large sparse fake kcore (32 GiB of zeros) so that the signal arrives mid-way; the exit
     // is prompt because the unread rest is not hashed.
+    // Also stored in place (--format raw): the member ends where the reading stopped.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     sparse_kcore(d, 32 << 30);
-    let vol = d.join("m.aff4");
-    let mut child = pmem()
-        // A linear hash (not the default for memory): the prefix hash of an interrupted run.
-        .args(["acquire", "-q", "--no-extras", "--hash", "sha256", "-o", vol.to_str().unwrap(), "--source", "kcore"])
-        .arg("--kcore-path")
-        .arg(d.join("kcore"))
-        .arg("--iomem-path")
-        .arg(d.join("iomem"))
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    // SAFETY: kill with a valid pid and signal.
-    unsafe { kill(child.id() as i32, 2) };
-    let st = child.wait().unwrap();
-    assert_eq!(st.code(), Some(130), "exit code after SIGINT");
-    let v = verify_incomplete(&vol);
-    let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
-    assert!(t.contains("Interrupted: incomplete"), "metadata must say the image is incomplete");
-    // The hash covers what was read (the unread rest is not hashed, so the exit is prompt).
-    let prefix: Vec<&serde_json::Value> =
-        v["checks"].as_array().unwrap().iter().filter(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")).collect();
-    assert!(prefix.len() == 1 && prefix[0]["status"] == "pass", "{v}");
-    assert!(t.contains("aff4:prefixHashLength"), "{t}");
-    let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
-    assert!(info.contains("hash          SHA256[.."), "pmem info shows the partial hash as such:\n{info}");
+    for format in ["map", "raw"] {
+        let vol = d.join(format!("{format}.aff4"));
+        let mut child = pmem()
+            // A linear hash (not the default for memory): the prefix hash of an interrupted run.
+            .args([
+                "acquire",
+                "-q",
+                "--no-extras",
+                "--hash",
+                "sha256",
+                "--format",
+                format,
+                "-o",
+                vol.to_str().unwrap(),
+                "--source",
+                "kcore",
+            ])
+            .arg("--kcore-path")
+            .arg(d.join("kcore"))
+            .arg("--iomem-path")
+            .arg(d.join("iomem"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { kill(child.id() as i32, 2) };
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(130), "exit code after SIGINT");
+        let v = verify_incomplete(&vol);
+        let t = String::from_utf8(ok(&["view", vol.to_str().unwrap()]).stdout).unwrap();
+        assert!(t.contains("Interrupted: incomplete"), "metadata must say the image is incomplete");
+        // The hash covers what was read (the unread rest is not hashed, so the exit is prompt).
+        let prefix: Vec<&serde_json::Value> =
+            v["checks"].as_array().unwrap().iter().filter(|c| c["what"].as_str().unwrap().starts_with("aff4:prefixHash SHA256")).collect();
+        assert!(prefix.len() == 1 && prefix[0]["status"] == "pass", "{v}");
+        assert!(t.contains("aff4:prefixHashLength"), "{t}");
+        let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
+        assert!(info.contains("hash          SHA256[.."), "pmem info shows the partial hash as such:\n{info}");
+        if format == "raw" {
+            let len = std::fs::metadata(&vol).unwrap().len();
+            assert!(len < 1 << 30, "{format}: the member stops where the reading did ({len} bytes)");
+        }
+    }
 }
 
 /// Ctrl-C while a pagefile is being read: the memory image stays complete, the pagefile is kept
