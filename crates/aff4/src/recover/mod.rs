@@ -347,7 +347,7 @@ fn rebuild(file: Arc<dyn ReadAt>, name: String) -> Result<Recovery> {
             // What reached the member: all of it if it was closed, else up to the end of the file.
             let kept = match by_name.get(member.as_str()) {
                 Some(m) => Some(m.compressed_size),
-                None => scan.cut_at.and_then(|at| cut_member(&*file, at, scan.file_len, member)).map(|mut m| {
+                None => scan.cut.clone().filter(|m| m.name == *member && m.method == METHOD_STORED).map(|mut m| {
                     // (past the image's size: the start of the data descriptor, not data)
                     let n = m.compressed_size.min(p.rec.size.unwrap_or(u64::MAX));
                     (m.compressed_size, m.uncompressed_size) = (n, n);
@@ -530,31 +530,6 @@ fn describe_recovered(g: &mut Graph, vol_urn: &str, rec: &MapRecord, size: u64, 
         g.add(o, vocab::STORED, Node::iri(vol_urn));
     }
     image
-}
-
-/// The member `name` cut off by the end of the file at `at` (the writer was killed while
-/// writing it), with the bytes that are there.
-fn cut_member(file: &dyn ReadAt, at: u64, file_len: u64, name: &str) -> Option<LocalMember> {
-    let mut h = [0u8; 30];
-    if file.read_at(at, &mut h).ok()? < 30 || u32::from_le_bytes([h[0], h[1], h[2], h[3]]) != crate::zip::LOCAL_SIG {
-        return None;
-    }
-    let (nlen, xlen) = (u64::from(u16::from_le_bytes([h[26], h[27]])), u64::from(u16::from_le_bytes([h[28], h[29]])));
-    let mut n = vec![0u8; nlen as usize];
-    if file.read_at(at + 30, &mut n).ok()? < n.len() || n != name.as_bytes() || u16::from_le_bytes([h[8], h[9]]) != METHOD_STORED {
-        return None;
-    }
-    let data_start = at + 30 + nlen + xlen;
-    let len = file_len.checked_sub(data_start)?;
-    Some(LocalMember {
-        name: name.to_string(),
-        method: METHOD_STORED,
-        header_offset: at,
-        data_start,
-        compressed_size: len,
-        uncompressed_size: len,
-        crc32: 0,
-    })
 }
 
 /// Whether a deflate member inflates to exactly its recorded size and CRC.

@@ -24,13 +24,8 @@ trait Sink: Send {
         self.start(name, true)
     }
     /// Appends `n` zero bytes to the member, as a hole where the output is a file.
-    fn skip(&mut self, mut n: u64) -> Result<()> {
-        while n > 0 {
-            let k = n.min(ZEROS.len() as u64) as usize;
-            self.write(&ZEROS[..k])?;
-            n -= k as u64;
-        }
-        Ok(())
+    fn skip(&mut self, n: u64) -> Result<()> {
+        in_zeros(n, |z| self.write(z))
     }
     fn finish_member(&mut self) -> Result<()>;
     /// Closes the open member after a failed write with what surely reached it; its length.
@@ -53,6 +48,16 @@ trait Sink: Send {
     fn abandon_since(&mut self, _at: u64) {}
 }
 
+/// Hands `put` `n` zero bytes, in pieces.
+fn in_zeros<E>(mut n: u64, mut put: impl FnMut(&[u8]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        put(&ZEROS[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
 /// Where a ZIP volume's bytes go: a file (which can be cut back, and room kept in it for
 /// closing), or a stream that is only ever written forwards (stdout, an upload).
 enum Target {
@@ -67,17 +72,10 @@ impl Target {
     }
 
     /// Moves on by `n` zero bytes: a hole in a file, zeros in a stream.
-    fn skip(&mut self, mut n: u64) -> std::io::Result<()> {
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
         match self {
             Target::File(f) => f.skip(n),
-            Target::Stream(s) => {
-                while n > 0 {
-                    let k = n.min(ZEROS.len() as u64) as usize;
-                    s.write_all(&ZEROS[..k])?;
-                    n -= k as u64;
-                }
-                Ok(())
-            }
+            Target::Stream(s) => in_zeros(n, |z| s.write_all(z)),
         }
     }
 }
@@ -131,12 +129,7 @@ struct ZipSink {
 
 impl Sink for ZipSink {
     fn start(&mut self, name: &str, listed: bool) -> Result<()> {
-        if self.broken {
-            self.rewind()?;
-        }
-        let zip = self.zip()?;
-        let r = if listed { zip.start_member(name) } else { zip.start_transient_member(name) };
-        self.note(r)
+        self.open_member(|zip| if listed { zip.start_member(name) } else { zip.start_transient_member(name) })
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
         // The room to close the volume stays ahead of a long member too: a refusal here writes
@@ -147,11 +140,7 @@ impl Sink for ZipSink {
         self.note(r)
     }
     fn start_aligned(&mut self, name: &str, align: u16) -> Result<()> {
-        if self.broken {
-            self.rewind()?;
-        }
-        let r = self.zip()?.start_aligned_member(name, align);
-        self.note(r)
+        self.open_member(|zip| zip.start_aligned_member(name, align))
     }
     fn skip(&mut self, n: u64) -> Result<()> {
         let end = self.zip()?.position() + n;
@@ -280,6 +269,15 @@ impl ZipSink {
 
     fn zip(&mut self) -> Result<&mut ZipWriter<Out>> {
         self.zip.as_mut().ok_or_else(closed)
+    }
+
+    /// Starts a member with `start` (after cutting back a failed write), noting a failure.
+    fn open_member(&mut self, start: impl FnOnce(&mut ZipWriter<Out>) -> Result<()>) -> Result<()> {
+        if self.broken {
+            self.rewind()?;
+        }
+        let r = start(self.zip()?);
+        self.note(r)
     }
 
     /// Remembers a failed write: the volume will be cut back to its last complete member.

@@ -35,6 +35,9 @@ pub struct LocalScan {
     pub damaged: Vec<(String, u64)>,
     /// Where the first incomplete member starts (everything from there on is lost), if any.
     pub cut_at: Option<u64>,
+    /// That member, when its header is whole: its sizes are the bytes that are there (up to
+    /// the end of the file), its CRC-32 unknown (0).
+    pub cut: Option<LocalMember>,
     /// Bytes that belonged to no recognisable record (skipped to the next local header).
     pub unrecognised: u64,
     /// Length of the file.
@@ -69,8 +72,9 @@ pub fn scan_local_headers(file: &dyn ReadAt, name: &str) -> Result<LocalScan> {
                     }
                     end
                 }
-                Member::Cut => {
+                Member::Cut(m) => {
                     out.cut_at = Some(pos);
+                    out.cut = m;
                     break;
                 }
             },
@@ -107,24 +111,37 @@ pub fn scan_local_headers(file: &dyn ReadAt, name: &str) -> Result<LocalScan> {
 enum Member {
     /// A member whose end was found; true when its CRC-32 matches.
     Complete(LocalMember, bool),
-    /// The member runs past the end of the file.
-    Cut,
+    /// The member runs past the end of the file: what of it is there, if its header is whole.
+    Cut(Option<LocalMember>),
 }
 
 fn local_member(file: &dyn ReadAt, pos: u64, file_len: u64, name: &str) -> Result<Member> {
-    let Some(h) = fixed(file, pos, 30, file_len, name)? else { return Ok(Member::Cut) };
+    let Some(h) = fixed(file, pos, 30, file_len, name)? else { return Ok(Member::Cut(None)) };
     let flags = le16(&h, 6);
     let method = le16(&h, 8);
     let mut crc = le32(&h, 14);
     let mut csize = le32(&h, 18) as u64;
     let mut usize = le32(&h, 22) as u64;
     let (nlen, xlen) = (le16(&h, 26) as u64, le16(&h, 28) as u64);
-    let Some(var) = fixed(file, pos + 30, (nlen + xlen) as usize, file_len, name)? else { return Ok(Member::Cut) };
+    let Some(var) = fixed(file, pos + 30, (nlen + xlen) as usize, file_len, name)? else { return Ok(Member::Cut(None)) };
     let member = String::from_utf8_lossy(&var[..nlen as usize]).into_owned();
     let data_start = pos + 30 + nlen + xlen;
+    let there = file_len.saturating_sub(data_start);
+    let cut = || {
+        let m = LocalMember {
+            name: member.clone(),
+            method,
+            header_offset: pos,
+            data_start,
+            compressed_size: there,
+            uncompressed_size: there,
+            crc32: 0,
+        };
+        Ok(Member::Cut(Some(m)))
+    };
     if flags & 0x0008 != 0 {
         // Sizes follow the data: the member ends where a descriptor whose sizes match does.
-        let Some((c, cs, us)) = descriptor(file, data_start, file_len, method, name)? else { return Ok(Member::Cut) };
+        let Some((c, cs, us)) = descriptor(file, data_start, file_len, method, name)? else { return cut() };
         (crc, csize, usize) = (c, cs, us);
     } else if csize == 0xFFFF_FFFF || usize == 0xFFFF_FFFF {
         let extra = &var[nlen as usize..];
@@ -145,7 +162,7 @@ fn local_member(file: &dyn ReadAt, pos: u64, file_len: u64, name: &str) -> Resul
         }
     }
     if data_start.saturating_add(csize) > file_len {
-        return Ok(Member::Cut);
+        return cut();
     }
     let ok = method != METHOD_STORED || (csize == usize && crc_of(file, data_start, csize, name)? == crc);
     let m =
