@@ -15,7 +15,7 @@
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
 #          afresh for each run, so nothing comes from the page cache) vs `lz4 -d` of the corpus
 #          (needs root and /dev/fuse)                                                  [issue 6]
-# vm:      one boot of the QEMU rig (../shared/vm, 1 GiB guest): N rounds of `avml acquire
+# vm:      one boot of the QEMU rig (tests/rig, 1 GiB guest): N rounds of `avml acquire
 #          --compress`, `pmem acquire` (defaults: SHA-256 block hashes, extras), with the linear SHA-256
 #          of earlier releases instead (`--hash sha256 --block-hashes none`), with `--recheck`, with
 #          `--no-mapped-files` (what capturing mapped files and /boot costs), `--format raw` (stored
@@ -50,7 +50,7 @@ if [[ $WHAT == vm ]]; then
     AVML=$CACHE/avml-static/bin/avml
     [[ -x $AVML ]] || RUSTFLAGS='-C target-feature=+crt-static' cargo install -q --root "$CACHE/avml-static" --target x86_64-unknown-linux-gnu avml --no-default-features
     BUSYBOX=$CACHE/pmem-vm-rig/busybox
-    [[ -x $BUSYBOX ]] || { echo "run ../shared/vm/run-in-vm.sh once first (it fetches busybox)" >&2; exit 1; }
+    [[ -x $BUSYBOX ]] || { echo "run tests/rig/run-in-vm.sh once first (it fetches busybox)" >&2; exit 1; }
     rm -rf "$W/vm"; mkdir -p "$W/vm"
     cat > "$W/vm/rounds.sh" <<EOS
 # one line per run: round tool seconds bytes exit_code
@@ -85,7 +85,7 @@ EOS
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -q --target x86_64-unknown-linux-gnu --example hashspeed -p aff4
     # init_on_free: pages freed by dropping the page cache are zeroed, so each run finds the
     # guest's memory as the previous run found it (not full of the last output's bytes).
-    "$SHARED/vm/run-in-vm.sh" --mem 1G --timeout 3000 --out "$W/vm/rig" --append init_on_free=1 \
+    "$PWD/tests/rig/run-in-vm.sh" --mem 1G --timeout 3000 --out "$W/vm/rig" --append init_on_free=1 \
         --add "$SPMEM" --add "$AVML" --add "$PWD/target/x86_64-unknown-linux-gnu/release/examples/hashspeed" --add "$W/vm/rounds.sh" \
         -- "$BUSYBOX" sh /rig/bin/rounds.sh > /dev/null
     echo "== vm: acquisition of a 1 GiB TCG guest (2 vCPUs), $N rounds in one boot, page cache dropped and zeroed before each run"
@@ -121,7 +121,7 @@ if [[ $WHAT == footprint ]]; then
     rm -rf "$W/fp"; mkdir -p "$W/fp"
     one() { # NAME OUTPUT-IN-GUEST BINARY ARGS...
         local name=$1 out=$2; shift 2
-        "$SHARED/vm/run-in-vm.sh" --mem 1G --timeout 900 --out "$W/fp/$name" --host-dump "$W/fp/$name.elf" -- "$@" > /dev/null 2>&1
+        "$PWD/tests/rig/run-in-vm.sh" --mem 1G --timeout 900 --out "$W/fp/$name" --host-dump "$W/fp/$name.elf" -- "$@" > /dev/null 2>&1
         local vol=$W/fp/$name/out/${out#/out/}
         if [[ $name == avml* ]]; then
             "$SNAPPY_PY" bench/avml2raw.py "$vol" "$W/fp/$name.raw"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job, end to end on a real kernel: build pmem as a static binary, boot a stock Debian
-# kernel in QEMU (../shared/vm), acquire the guest's physical memory from inside it as root,
+# kernel in QEMU (tests/rig), acquire the guest's physical memory from inside it as root,
 # take a QEMU-side dump of the same guest, and show the result: the volume's contents, every
 # hash verified, the kernel's code and rodata compared byte for byte with the QEMU dump, how
 # many pages of the capture hold our own output (none should), and Volatility 3 reading the ELF
@@ -29,7 +29,7 @@ PMEM=$TARGET/release/pmem
 STATIC=$TARGET/x86_64-unknown-linux-gnu/release/pmem
 
 echo "== acquiring a 1 GiB guest running Debian's kernel (pmem runs as root inside it)"
-"$SHARED/vm/run-in-vm.sh" --mem 1G --out "$OUT/vm" --host-dump "$OUT/qemu-dump.elf" -- "$STATIC" acquire --recheck -o /out/mem.aff4
+tests/rig/run-in-vm.sh --mem 1G --out "$OUT/vm" --host-dump "$OUT/qemu-dump.elf" -- "$STATIC" acquire --recheck -o /out/mem.aff4
 cat "$OUT/vm/stderr.txt"
 VOL=$OUT/vm/out/mem.aff4
 [[ -f $VOL ]] && check ok "acquired the guest's memory as root inside it" || check no "the acquisition wrote no volume"

@@ -5,17 +5,9 @@
 #   scripts/rig-module.sh NAME
 set -euo pipefail
 NAME=${1:?usage: rig-module.sh NAME}
-RIG=${XDG_CACHE_HOME:-$HOME/.cache}/pmem-vm-rig/kernel-cloud/package
-# The kernel package the rig boots: its cache if it has one, else resolved as the rig does.
-if [[ -s $RIG ]]; then
-    read -r pkg version < "$RIG"
-else
-    resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-    pkg=$(resolve)
-    [[ -n $pkg || $EUID -ne 0 ]] || { apt-get update -q >&2; pkg=$(resolve); }
-    [[ -n $pkg ]] || { echo "rig-module.sh: cannot resolve linux-image-cloud-amd64 (apt-get update?)" >&2; exit 2; }
-    version=$(apt-cache show "$pkg" | awk '/^Version:/ {print $2; exit}')
-fi
+# The kernel package the rig boots (tests/rig/kernels.txt, fetched into the rig's cache).
+read -r pkg version _ < <("$(dirname "$0")/../tests/rig/run-in-vm.sh" --print-kernel) ||
+    { echo "rig-module.sh: the rig cannot resolve its kernel" >&2; exit 2; }
 DIR=${XDG_CACHE_HOME:-$HOME/.cache}/pmem-rig-modules/$pkg-$version
 if [[ ! -f $DIR/$NAME.ko ]]; then
     echo "rig-module.sh: fetching $pkg $version for $NAME.ko" >&2

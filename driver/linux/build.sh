@@ -8,20 +8,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(mkdir -p "${1:-$HERE/../../target/driver}" && cd "${1:-$HERE/../../target/driver}" && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pmem-kernel-headers
-RIG=${XDG_CACHE_HOME:-$HOME/.cache}/pmem-vm-rig/kernel-cloud/package
 log() { echo "driver/build.sh: $*" >&2; }
 
-# The kernel package the rig boots: its cache if it has one, else resolved as the rig does.
+# The kernel package the rig boots (tests/rig/kernels.txt, fetched into the rig's cache).
 if [[ -z ${KVER:-} ]]; then
-    if [[ -s $RIG ]]; then
-        read -r pkg VERSION < "$RIG"
-    else
-        resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}'; }
-        pkg=$(resolve)
-        [[ -n $pkg || $EUID -ne 0 ]] || { apt-get update -q >&2; pkg=$(resolve); }
-        [[ -n $pkg ]] || { log "cannot resolve linux-image-cloud-amd64 (apt-get update?)"; exit 2; }
-        VERSION=$(apt-cache show "$pkg" | awk '/^Version:/ {print $2; exit}')
-    fi
+    read -r pkg VERSION _ < <("$HERE/../../tests/rig/run-in-vm.sh" --print-kernel) || { log "the rig cannot resolve its kernel"; exit 2; }
     KVER=${pkg#linux-image-}
 fi
 [[ -n ${VERSION:-} ]] || { log "set VERSION (the Debian package version) with KVER"; exit 2; }

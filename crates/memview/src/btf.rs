@@ -66,7 +66,9 @@ pub enum Kind {
         /// Of a union rather than a struct.
         union: bool,
     },
-    /// typedef, volatile, const, restrict or a type tag: the type they qualify.
+    /// A typedef of a type (its name is the typedef's).
+    Typedef(u32),
+    /// volatile, const, restrict or a type tag: the type they qualify.
     Alias(u32),
     /// A function (its prototype's id).
     Func(u32),
@@ -202,7 +204,8 @@ impl Btf {
                     Kind::Enum { size: size_or_type, signed: kind_flag, values }
                 }
                 7 => Kind::Fwd { union: kind_flag },
-                8..=11 | 18 => Kind::Alias(size_or_type),
+                8 => Kind::Typedef(size_or_type),
+                9..=11 | 18 => Kind::Alias(size_or_type),
                 12 => Kind::Func(size_or_type),
                 13 => {
                     for _ in 0..vlen {
@@ -243,7 +246,7 @@ impl Btf {
     pub fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..64 {
             match self.get(id).map(|t| &t.kind) {
-                Some(Kind::Alias(next)) => id = *next,
+                Some(Kind::Alias(next) | Kind::Typedef(next)) => id = *next,
                 _ => return id,
             }
         }

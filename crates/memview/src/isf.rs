@@ -14,6 +14,8 @@ use std::io::Write;
 
 /// Where the kernel's text mapping starts (`__START_KERNEL_map`).
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// The dwarf2json release whose table layout this one follows.
+const DWARF2JSON_LAYOUT: &str = "0.9.0";
 /// Nesting limit for type descriptors (pointers to arrays of pointers ...).
 const MAX_DEPTH: u32 = 32;
 
@@ -27,6 +29,11 @@ pub struct Isf {
     pub enums: usize,
     /// Symbols with addresses.
     pub symbols: usize,
+    /// Globals typed from the table of declarations ([`crate::globals`]).
+    pub typed_globals: usize,
+    /// Globals of that table in this kernel whose declaration does not fit it (a type its BTF
+    /// lacks, or more bytes than kallsyms leaves the symbol): left untyped.
+    pub untyped_globals: Vec<String>,
     /// The kernel banner it matches.
     pub banner: String,
 }
@@ -45,7 +52,8 @@ pub struct Inputs<'a> {
 
 struct Namer<'b> {
     btf: &'b Btf,
-    /// ISF name of each struct/union/enum id.
+    /// ISF name of each struct/union/enum id, and of each typedef of a struct or union, which
+    /// a DWARF-derived table names by the typedef (`spinlock_t`, `kuid_t`, `Elf64_Ehdr`).
     names: HashMap<u32, String>,
     /// Struct/union ids by name, for forward declarations.
     by_name: HashMap<(bool, String), u32>,
@@ -64,56 +72,133 @@ fn int_name(size: u64, signed: bool) -> &'static str {
     }
 }
 
+/// Whether `t` is a typedef that names a struct or union directly (and which).
+fn typedef_of_struct(btf: &Btf, t: &crate::btf::Type) -> Option<bool> {
+    match &t.kind {
+        Kind::Typedef(to) if !t.name.is_empty() => match btf.get(*to).map(|t| &t.kind) {
+            Some(Kind::Struct { union, .. }) => Some(*union),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn aggregate(union: bool) -> &'static str {
+    if union {
+        "union"
+    } else {
+        "struct"
+    }
+}
+
 impl Namer<'_> {
-    fn desc(&self, id: u32, depth: u32) -> Value {
+    /// Names every struct, union, enum and typedef of a struct. Where BTF has several types of
+    /// one name (the kernel reuses names in different files), the last takes the plain name, as
+    /// in dwarf2json (whose last definition wins), and the others `NAME__btf_ID`.
+    fn new(btf: &Btf) -> Namer<'_> {
+        let mut cands: Vec<(u32, bool, &str)> = Vec::new();
+        for (id, t) in btf.types.iter().enumerate() {
+            match &t.kind {
+                Kind::Struct { .. } => cands.push((id as u32, false, &t.name)),
+                Kind::Enum { .. } => cands.push((id as u32, true, &t.name)),
+                _ if typedef_of_struct(btf, t).is_some() => cands.push((id as u32, false, &t.name)),
+                _ => {}
+            }
+        }
+        // How often each type is referred to (by members, pointers, arrays, typedefs, variables).
+        let mut refs: HashMap<u32, u32> = HashMap::new();
+        for t in &btf.types {
+            let mut add = |id: u32| *refs.entry(id).or_default() += 1;
+            match &t.kind {
+                Kind::Struct { members, .. } => members.iter().for_each(|m| add(m.ty)),
+                Kind::Ptr(to) | Kind::Typedef(to) | Kind::Alias(to) | Kind::Var(to) => add(*to),
+                Kind::Array { elem, .. } => add(*elem),
+                _ => {}
+            }
+        }
+        let mut owner: HashMap<(bool, &str), u32> = HashMap::new();
+        for &(id, e, n) in cands.iter().filter(|c| !c.2.is_empty()) {
+            let count = |id: u32| refs.get(&id).copied().unwrap_or(0);
+            let o = owner.entry((e, n)).or_insert(id);
+            if count(id) >= count(*o) {
+                *o = id;
+            }
+        }
+        let mut namer = Namer { btf, names: HashMap::new(), by_name: HashMap::new() };
+        for &(id, is_enum, name) in &cands {
+            let isf_name = if name.is_empty() {
+                format!("unnamed_btf_{id}")
+            } else if owner.get(&(is_enum, name)) == Some(&id) {
+                name.to_string()
+            } else {
+                format!("{name}__btf_{id}")
+            };
+            if let Some(Kind::Struct { union, .. }) = btf.get(id).map(|t| &t.kind) {
+                let key = (*union, name.to_string());
+                if isf_name == name || !namer.by_name.contains_key(&key) {
+                    namer.by_name.insert(key, id);
+                }
+            }
+            namer.names.insert(id, isf_name);
+        }
+        namer
+    }
+
+    fn desc(&self, mut id: u32, depth: u32) -> Value {
         let void = json!({"kind": "base", "name": "void"});
         if depth > MAX_DEPTH {
             return void;
         }
-        let id = self.btf.resolve(id);
+        // Qualifiers are dropped; a typedef of a struct keeps its own name; other typedefs are followed.
+        for _ in 0..64 {
+            match self.btf.get(id).map(|t| (t, &t.kind)) {
+                Some((_, Kind::Alias(next))) => id = *next,
+                Some((t, Kind::Typedef(next))) => {
+                    if let (Some(union), Some(name)) = (typedef_of_struct(self.btf, t), self.names.get(&id)) {
+                        return json!({"kind": aggregate(union), "name": name});
+                    }
+                    id = *next;
+                }
+                _ => break,
+            }
+        }
         let Some(t) = self.btf.get(id) else { return void };
         match &t.kind {
             Kind::Int { .. } | Kind::Float { .. } => json!({"kind": "base", "name": t.name}),
             Kind::Ptr(to) => json!({"kind": "pointer", "subtype": self.desc(*to, depth + 1)}),
             Kind::Array { elem, count } => json!({"kind": "array", "count": count, "subtype": self.desc(*elem, depth + 1)}),
-            Kind::Struct { union, .. } => {
-                json!({"kind": if *union { "union" } else { "struct" }, "name": self.names.get(&id).cloned().unwrap_or_default()})
-            }
+            Kind::Struct { union, .. } => json!({"kind": aggregate(*union), "name": self.names.get(&id).cloned().unwrap_or_default()}),
             Kind::Enum { .. } => json!({"kind": "enum", "name": self.names.get(&id).cloned().unwrap_or_default()}),
             Kind::Fwd { union } => {
                 let name = match self.by_name.get(&(*union, t.name.clone())) {
                     Some(real) => self.names.get(real).cloned().unwrap_or_default(),
                     None => t.name.clone(),
                 };
-                json!({"kind": if *union { "union" } else { "struct" }, "name": name})
+                json!({"kind": aggregate(*union), "name": name})
             }
             Kind::Func(_) | Kind::FuncProto => json!({"kind": "function"}),
             _ => void,
         }
     }
 
+    /// Members as Volatility's own tables have them: a bitfield at the byte that holds its first
+    /// bit, with its position in that byte; anonymous members numbered in order.
     fn fields(&self, members: &[crate::btf::Member]) -> Map<String, Value> {
         let mut fields = Map::new();
+        let mut anonymous = 0;
         for m in members {
-            let resolved = self.btf.resolve(m.ty);
             let mut ty = self.desc(m.ty, 0);
-            let mut offset = u64::from(m.bit_offset / 8);
             if m.bitfield_size > 0 {
-                let unit = self.btf.size_of(resolved).clamp(1, 8);
-                let bits = u64::from(m.bit_offset);
-                let mut start = bits / (unit * 8) * unit;
-                if bits - start * 8 + u64::from(m.bitfield_size) > unit * 8 {
-                    start = bits / 8;
-                }
-                offset = start;
-                ty = json!({"kind": "bitfield", "bit_position": bits - start * 8, "bit_length": m.bitfield_size, "type": ty});
+                ty = json!({"kind": "bitfield", "bit_position": m.bit_offset % 8, "bit_length": m.bitfield_size, "type": ty});
             }
-            let anonymous = m.name.is_empty();
-            let name = if anonymous { format!("unnamed_field_{:x}", m.bit_offset / 8) } else { m.name.clone() };
-            let mut f = json!({"type": ty, "offset": offset});
-            if anonymous && matches!(self.btf.get(resolved).map(|t| &t.kind), Some(Kind::Struct { .. })) {
+            let mut f = json!({"type": ty, "offset": m.bit_offset / 8});
+            let name = if m.name.is_empty() {
                 f["anonymous"] = json!(true);
-            }
+                anonymous += 1;
+                format!("unnamed_field_{:x}", anonymous - 1)
+            } else {
+                m.name.clone()
+            };
             fields.entry(name).or_insert(f);
         }
         fields
@@ -129,28 +214,7 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     if !inp.banner.starts_with(b"Linux version ") {
         return Err(Error::corrupt("linux_banner", 0, "the bytes at linux_banner are not a Linux banner"));
     }
-    let mut namer = Namer { btf: &btf, names: HashMap::new(), by_name: HashMap::new() };
-    let mut taken: HashMap<String, u32> = HashMap::new();
-    for (id, t) in btf.types.iter().enumerate() {
-        let id = id as u32;
-        let union = match &t.kind {
-            Kind::Struct { union, .. } => Some(*union),
-            Kind::Enum { .. } => None,
-            _ => continue,
-        };
-        let name = if t.name.is_empty() {
-            format!("unnamed_btf_{id}")
-        } else if taken.contains_key(&t.name) {
-            format!("{}__btf_{id}", t.name)
-        } else {
-            t.name.clone()
-        };
-        taken.insert(name.clone(), id);
-        if let Some(u) = union {
-            namer.by_name.entry((u, t.name.clone())).or_insert(id);
-        }
-        namer.names.insert(id, name);
-    }
+    let namer = Namer::new(&btf);
 
     let mut base_types = Map::new();
     base_types.insert("void".into(), json!({"kind": "void", "size": 0, "signed": false, "endian": "little"}));
@@ -178,8 +242,12 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
             }
             Kind::Struct { union, size, members } => {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
-                let fields = namer.fields(members);
-                user_types.insert(name, json!({"kind": if *union { "union" } else { "struct" }, "size": size, "fields": fields}));
+                user_types.insert(name, json!({"kind": aggregate(*union), "size": size, "fields": namer.fields(members)}));
+            }
+            Kind::Typedef(to) => {
+                if let (Some(name), Some(Kind::Struct { union, size, members })) = (namer.names.get(&id), btf.get(*to).map(|t| &t.kind)) {
+                    user_types.insert(name.clone(), json!({"kind": aggregate(*union), "size": size, "fields": namer.fields(members)}));
+                }
             }
             Kind::Enum { size, signed, values } => {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
@@ -198,7 +266,8 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         }
     }
 
-    // Types of variables: per-CPU ones from BTF's data sections, well-known globals by their C type.
+    // Types of variables: per-CPU ones from BTF's data sections; the others from the table of
+    // declarations (crate::globals), applied below once every symbol's address is known.
     let mut var_types: HashMap<String, Value> = HashMap::new();
     for t in &btf.types {
         if let Kind::Datasec(vars) = &t.kind {
@@ -211,26 +280,9 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
             }
         }
     }
-    for (sym, ty) in [
-        ("init_task", "task_struct"),
-        ("init_mm", "mm_struct"),
-        ("init_files", "files_struct"),
-        ("init_nsproxy", "nsproxy"),
-        ("init_pid_ns", "pid_namespace"),
-        ("init_user_ns", "user_namespace"),
-        ("init_net", "net"),
-        ("init_uts_ns", "uts_namespace"),
-        ("init_cred", "cred"),
-        ("init_fs", "fs_struct"),
-        ("modules", "list_head"),
-        ("tk_data", "tk_data"),
-    ] {
-        if let Some(id) = btf.struct_named(ty) {
-            var_types.insert(sym.into(), namer.desc(id, 0));
-        }
-    }
-    for (sym, ty) in [("page_offset_base", "long unsigned int"), ("vmemmap_base", "long unsigned int"), ("jiffies", "long unsigned int")] {
-        var_types.insert(sym.into(), json!({"kind": "base", "name": ty}));
+    // 6.12's timekeeping data (not in the 6.1-derived table) is a struct of its own name.
+    if let Some(id) = btf.struct_named("tk_data") {
+        var_types.insert("tk_data".into(), namer.desc(id, 0));
     }
     // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; }`.
     if let (Some(tk), Some(seq)) = (btf.struct_named("timekeeper"), btf.types.iter().position(|t| t.name == "seqcount_raw_spinlock_t")) {
@@ -265,6 +317,26 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         }
         symbols.insert(name.to_string(), s);
     }
+    let types = Types { base: &base_types, user: &user_types, enums: &enums };
+    let mut addrs: Vec<u64> = symbols.values().filter_map(|s| s["address"].as_u64()).collect();
+    addrs.sort_unstable();
+    addrs.dedup();
+    let (mut typed_globals, mut untyped_globals) = (0, Vec::new());
+    for (name, decl) in crate::globals::declared() {
+        let Some(sym) = symbols.get_mut(name) else { continue };
+        if sym.get("type").is_some() {
+            continue;
+        }
+        let addr = sym["address"].as_u64().unwrap_or(0);
+        let room = addrs.get(addrs.partition_point(|&a| a <= addr)).map(|next| next - addr);
+        match types.fit(&decl, room) {
+            Some(t) => {
+                sym["type"] = t;
+                typed_globals += 1;
+            }
+            None => untyped_globals.push(name.to_string()),
+        }
+    }
     if !nonzero {
         return Err(Error::corrupt("/proc/kallsyms", 0, "no symbol addresses (captured without root, or with kptr_restrict=2)"));
     }
@@ -280,7 +352,12 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     let doc = json!({
         "metadata": {
             "format": "6.2.0",
-            "producer": {"name": "pmem", "version": env!("CARGO_PKG_VERSION"), "datetime": aff4::rdf::now()},
+            // Volatility gates features on the producer: hidden_modules refuses any table but a
+            // dwarf2json >= 0.8.0 one. The layout here is dwarf2json 0.9.0's (names from typedefs,
+            // byte-based bitfields, numbered anonymous members), so the table says so, and who
+            // built it from what in `pmem`.
+            "producer": {"name": "dwarf2json", "version": DWARF2JSON_LAYOUT, "datetime": aff4::rdf::now(),
+                "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": "the kernel's BTF and /proc/kallsyms, not DWARF"}},
             "linux": {"symbols": [{"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
                 "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))}]},
         },
@@ -294,8 +371,74 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         types: ntypes,
         enums: nenums,
         symbols: nsyms,
+        typed_globals,
+        untyped_globals,
         banner: String::from_utf8_lossy(inp.banner).trim_end_matches('\0').to_string(),
     })
+}
+
+/// The table's types, to check a declaration against this kernel.
+struct Types<'a> {
+    base: &'a Map<String, Value>,
+    user: &'a Map<String, Value>,
+    enums: &'a Map<String, Value>,
+}
+
+impl Types<'_> {
+    /// Whether every type `desc` names is in this table.
+    fn known(&self, desc: &Value, depth: u32) -> bool {
+        let name = desc["name"].as_str().unwrap_or_default();
+        depth <= MAX_DEPTH
+            && match desc["kind"].as_str() {
+                Some("struct" | "union") => self.user.contains_key(name),
+                Some("enum") => self.enums.contains_key(name),
+                Some("base") => self.base.contains_key(name),
+                Some("pointer" | "array") => self.known(&desc["subtype"], depth + 1),
+                Some("function") => true,
+                _ => false,
+            }
+    }
+
+    /// Bytes of an object of type `desc` (None for functions and unknown types).
+    fn size(&self, desc: &Value, depth: u32) -> Option<u64> {
+        let name = desc["name"].as_str().unwrap_or_default();
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match desc["kind"].as_str()? {
+            "struct" | "union" => self.user.get(name)?["size"].as_u64(),
+            "enum" => self.enums.get(name)?["size"].as_u64(),
+            "base" => self.base.get(name)?["size"].as_u64(),
+            "pointer" => Some(8),
+            "array" => desc["count"].as_u64()?.checked_mul(self.size(&desc["subtype"], depth + 1)?),
+            _ => None,
+        }
+    }
+
+    /// The declaration as it applies to a symbol with `room` bytes before the next symbol:
+    /// None if it names a type this kernel lacks or does not fit; an array keeps at most as
+    /// many elements as fit (kernels size some by configuration), a flexible one (count 0) none.
+    fn fit(&self, decl: &Value, room: Option<u64>) -> Option<Value> {
+        if !self.known(decl, 0) {
+            return None;
+        }
+        if decl["kind"] == "array" {
+            let (count, elem) = (decl["count"].as_u64()?, self.size(&decl["subtype"], 1)?);
+            let mut d = decl.clone();
+            if let (Some(room), true) = (room, count > 0 && elem > 0) {
+                let n = count.min(room / elem);
+                if n == 0 {
+                    return None;
+                }
+                d["count"] = json!(n);
+            }
+            return Some(d);
+        }
+        match (self.size(decl, 0), room) {
+            (Some(size), Some(room)) if size > room => None,
+            _ => Some(decl.clone()),
+        }
+    }
 }
 
 fn sha256(b: &[u8]) -> Vec<u8> {

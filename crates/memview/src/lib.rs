@@ -7,6 +7,7 @@
 pub mod btf;
 pub mod error;
 pub mod export;
+pub mod globals;
 pub mod isf;
 pub mod mount;
 pub mod outdir;
