@@ -141,6 +141,8 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
     let iomem = f.root.join("iomem-more");
     let mut text = std::fs::read_to_string(&f.iomem).unwrap();
     text.push_str("10000000-1000ffff : System RAM\n");
+    // RAM that ends inside a page, as 0x1000-0x9fbff does on a PC: kcore maps no part of it.
+    text.push_str("10020000-10020bff : System RAM\n");
     std::fs::write(&iomem, text).unwrap();
     let v = f.root.join("m.aff4");
     let o = ok(&[
@@ -155,18 +157,18 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
         iomem.to_str().unwrap(),
     ]);
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(r["unreadable_pages"], 16, "{r}");
+    assert_eq!(r["unreadable_pages"], 17, "{r}");
     let notes = r["notes"].as_array().unwrap();
     assert!(
         notes.len() == 1
-            && notes[0].as_str().unwrap().contains("65536 bytes of System RAM")
-            && notes[0].as_str().unwrap().contains("0x10000000-0x10010000"),
+            && notes[0].as_str().unwrap().contains("68608 bytes of System RAM")
+            && notes[0].as_str().unwrap().contains("0x10000000-0x10010000,0x10020000-0x10020c00"),
         "{r}"
     );
     let t = String::from_utf8(ok(&["view", v.to_str().unwrap()]).stdout).unwrap();
     assert!(t.contains("aff4:acquisitionNote") && t.contains("Completed with read errors"), "{t}");
     let info = String::from_utf8(ok(&["info", v.to_str().unwrap()]).stdout).unwrap();
-    assert!(info.contains("note          65536 bytes of System RAM"), "{info}");
+    assert!(info.contains("note          68608 bytes of System RAM"), "{info}");
     let verify = verify_incomplete(&v);
     assert!(verify["findings"].as_array().unwrap().iter().any(|f| f["message"].as_str().unwrap().contains("unreadable")), "{verify}");
     // The mapped RAM reads back as before; the unmapped range is unreadable, not zeros.
@@ -174,6 +176,9 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
     assert!(got[..f.physical.len()] == f.physical[..], "the mapped RAM differs");
     let tail = &got[0x10000000..0x10000010];
     assert!(tail.iter().any(|&b| b != 0), "the unmapped RAM must read as aff4:UnreadableData, not zeros: {tail:?}");
+    // The partial page is in the image, unreadable, up to where the RAM ends.
+    assert_eq!(got.len(), 0x10020c00, "the image ends where the last RAM ends");
+    assert!(got[0x10020000..0x10020040].windows(14).any(|w| w == b"UNREADABLEDATA"), "the partial page reads as the unreadable pattern");
 }
 
 /// `--progress-json`: every stderr line is a JSON object; the memory phase ends with all of it

@@ -38,6 +38,7 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
         arch,
         notes: Vec::new(),
         unmapped: Vec::new(),
+        low: None,
     })
 }
 
@@ -61,5 +62,6 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
         arch: None,
         notes: Vec::new(),
         unmapped: Vec::new(),
+        low: None,
     })
 }

@@ -9,11 +9,16 @@ use memformat::elf;
 use memformat::segments::{Segment, SegmentTable};
 use std::fs::File;
 
-/// Opens kcore at `path` with the iomem text `iomem`.
+/// RAM below this is read through /dev/mem where kcore does not map it: x86's STRICT_DEVMEM
+/// allows /dev/mem there, and PC firmware ends the first RAM range inside a page (0x9fbff).
+const LOW_MEM: u64 = 1 << 20;
+
+/// Opens kcore at `path` with the iomem text `iomem`; `mem` (/dev/mem of the same machine)
+/// reads the RAM below 1 MiB that kcore does not map.
 ///
 /// # Errors
 /// Missing, not permitted (with lockdown detected), or no RAM segment.
-pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceError> {
+pub fn open_kcore(path: &str, iomem: &str, mem: Option<&str>) -> Result<SegmentedSource, SourceError> {
     let file = File::open(path).map_err(|e| open_error(path, &e))?;
     let invalid = |m: String| SourceError::new(path, SourceErrorKind::Invalid, m);
     let phdrs = elf::program_headers(&file, path).map_err(|e| invalid(e.to_string()))?;
@@ -24,9 +29,10 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
         .map(|p| Segment { phys: p.paddr, len: p.filesz, file_off: p.offset })
         .collect();
     let table = SegmentTable::new(segs);
-    // kcore maps whole page frames of System RAM.
-    let ram =
-        memformat::ranges::merge(memformat::ranges::whole_pages(&iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?, 4096));
+    // kcore maps whole page frames of System RAM; RAM that ends inside a page (0x9f000-0x9fbff
+    // below the EBDA) is still RAM: it is acquired as iomem gives it and, with no kcore segment,
+    // recorded as unreadable below.
+    let ram = iomem::system_ram(iomem).map_err(|e| invalid(e.to_string()))?;
     let cover = table.coverage();
     if !ram.iter().any(|r| cover.iter().any(|c| r.intersect(c).is_some())) {
         return Err(invalid("no kcore segment covers System RAM (is kcore restricted, or iomem unreadable?)".into()));
@@ -35,6 +41,16 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
     // unreadable, never left out as if it were not there.
     let missing = memformat::ranges::subtract(&ram, &cover);
     let mut notes = Vec::new();
+    let low = mem.and_then(|mem| low_ram(mem, &missing));
+    if let Some((_, low)) = &low {
+        let bytes: u64 = low.iter().map(|r| r.len()).sum();
+        notes.push(format!(
+            "{bytes} bytes of System RAM below 1 MiB that {path} does not map were read through {}: {}",
+            mem.unwrap_or_default(),
+            low.iter().map(|r| format!("{:#x}-{:#x}", r.start, r.end)).collect::<Vec<_>>().join(",")
+        ));
+    }
+    let missing = memformat::ranges::subtract(&missing, low.as_ref().map_or(&[][..], |(_, l)| l));
     if !missing.is_empty() {
         let bytes: u64 = missing.iter().map(|r| r.len()).sum();
         notes.push(format!(
@@ -59,5 +75,24 @@ pub fn open_kcore(path: &str, iomem: &str) -> Result<SegmentedSource, SourceErro
         arch,
         notes,
         unmapped: missing,
+        low,
     })
+}
+
+/// The parts of `missing` below 1 MiB that `mem` reads, with the file open for them.
+fn low_ram(mem: &str, missing: &[memformat::ranges::Range]) -> Option<(File, Vec<memformat::ranges::Range>)> {
+    let below = memformat::ranges::Range { start: 0, end: LOW_MEM };
+    let wanted: Vec<_> = missing.iter().filter_map(|r| r.intersect(&below)).collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let f = File::open(mem).ok()?;
+    let readable: Vec<_> = wanted
+        .into_iter()
+        .filter(|r| {
+            let mut b = vec![0u8; r.len() as usize];
+            memformat::segments::pread_exact(&f, r.start, &mut b).is_ok()
+        })
+        .collect();
+    (!readable.is_empty()).then_some((f, readable))
 }

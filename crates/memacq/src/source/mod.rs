@@ -77,6 +77,8 @@ pub struct SegmentedSource {
     pub(crate) arch: Option<&'static str>,
     pub(crate) notes: Vec<String>,
     pub(crate) unmapped: Vec<Range>,
+    /// RAM the file does not map but /dev/mem reads (kcore's partial pages below 1 MiB).
+    pub(crate) low: Option<(File, Vec<Range>)>,
 }
 
 impl PhysicalSource for SegmentedSource {
@@ -90,7 +92,24 @@ impl PhysicalSource for SegmentedSource {
         self.ranges.clone()
     }
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.table.read(&self.file, phys, buf)
+        let end = phys.saturating_add(buf.len() as u64);
+        let Some((mem, low)) = self.low.as_ref().filter(|(_, low)| low.iter().any(|r| r.start < end && phys < r.end)) else {
+            return self.table.read(&self.file, phys, buf);
+        };
+        // Piece by piece: what /dev/mem reads from it, the rest from the segments.
+        let mut at = phys;
+        while at < end {
+            let (from, to) = ((at - phys) as usize, |e: u64| (e.min(end) - phys) as usize);
+            if let Some(r) = low.iter().find(|r| r.start <= at && at < r.end) {
+                memformat::segments::pread_exact(mem, at, &mut buf[from..to(r.end)])?;
+                at = r.end.min(end);
+            } else {
+                let next = low.iter().filter(|r| r.start > at).map(|r| r.start).min().unwrap_or(end).min(end);
+                self.table.read(&self.file, at, &mut buf[from..to(next)])?;
+                at = next;
+            }
+        }
+        Ok(())
     }
     fn vmcoreinfo(&self) -> Option<String> {
         self.vmcoreinfo.clone()
@@ -236,7 +255,9 @@ pub fn open(choice: &SourceChoice, paths: &LivePaths) -> Result<Box<dyn Physical
     let try_one = |c: &SourceChoice| -> Result<Box<dyn PhysicalSource>, SourceError> {
         let io = iomem()?;
         Ok(match c {
-            SourceChoice::Kcore => Box::new(open_kcore(&paths.kcore, &io)?),
+            // /dev/mem reads what the live kcore leaves out below 1 MiB; a kcore file does not
+            // belong to this machine's /dev/mem.
+            SourceChoice::Kcore => Box::new(open_kcore(&paths.kcore, &io, (paths.kcore == "/proc/kcore").then_some(paths.mem.as_str()))?),
             SourceChoice::Crash => Box::new(DevMemSource::open(&paths.crash, "crash", &io)?),
             #[cfg(target_os = "linux")]
             SourceChoice::Driver => Box::new(driver::DriverSource::open(&paths.pmem, paths.driver.as_deref(), &io)?),
