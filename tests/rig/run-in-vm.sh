@@ -19,9 +19,11 @@
 #                      for a stock kernel (not PVM-backed), else TCG
 #   --cpu MODEL        QEMU -cpu (default: host under KVM; max,la57=off under
 #                      TCG, i.e. 4-level paging; "max" gives 5-level paging)
-#   --flavour cloud|amd64
-#                      Debian kernel flavour (default cloud: NVMe and ext4 are
-#                      built in; amd64 needs modules, which are handled)
+#   --flavour NAME     kernel of tests/rig/kernels.txt (default cloud, Debian 12's
+#                      cloud kernel: NVMe and ext4 are built in; amd64, the
+#                      generic one, needs modules, which are handled; trixie-cloud,
+#                      Debian 13's, is fetched through a private apt configuration
+#                      in the cache, leaving the system's apt alone)
 #   --kernel FILE      use this bzImage instead (needs NVMe+ext4 built in)
 #   --print-kernel     fetch (or find in the cache) the kernel the options
 #                      select, print "PACKAGE VERSION DIR" and exit
@@ -57,8 +59,8 @@
 # Exit status: that of the guest command; 124 if the VM timed out; 125 for a
 # rig failure (no result came back).
 #
-# Kernels: tests/rig/kernels.txt pins the package and version booted for each
-# flavour. Each is fetched once into the cache (kernel-PACKAGE-VERSION). When
+# Kernels: tests/rig/kernels.txt pins the suite, package and version booted for
+# each flavour. Each is fetched once into the cache (kernel-PACKAGE-VERSION). When
 # the archive no longer has the pinned build (Debian replaces its kernels), the
 # newest build of that flavour is fetched instead, with a warning, so a newer
 # build never breaks a run; the version booted is logged and written to
@@ -80,7 +82,7 @@ APPEND='' DISK_SIZE='' HOST_DUMP='' VERBOSE=0 PRE='' PRINT_KERNEL=0
 PINS=$(dirname "$(readlink -f -- "$0")")/kernels.txt
 ADDS=() QEMU_EXTRA=()
 CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pmem-vm-rig}
-CACHE_VERSION=2 # bump when the layout of a cached kernel directory changes
+CACHE_VERSION=3 # bump when the layout of a cached kernel directory changes
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
@@ -119,7 +121,9 @@ if ((!PRINT_KERNEL)); then
     shift
 fi
 ARGS=("$@")
-[[ $FLAVOUR == cloud || $FLAVOUR == amd64 ]] || die "--flavour must be cloud or amd64"
+PIN=$(awk -v f="$FLAVOUR" '$1 == f {print $2, $3, $4, $5; exit}' "$PINS" 2>/dev/null || true)
+[[ -n $PIN ]] || die "--flavour $FLAVOUR is not in $PINS"
+read -r SUITE META PIN_PKG PIN_VERSION <<< "$PIN"
 
 # Convert a QEMU-style size (512M, 4G, plain number = MiB) to MiB.
 to_mib() {
@@ -175,6 +179,25 @@ fetch_deb() {
     dpkg-deb -x "$dir"/*.deb "$dir/x"
 }
 
+# apt for the kernel's suite: the system's own when it is the system's release,
+# else a private configuration under the cache (its own lists; nothing installed).
+KAPT=() KAPT_UPDATED=0
+kernel_apt_setup() {
+    [[ $SUITE == "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" ]] && return 0
+    local d=$CACHE/apt-$SUITE
+    mkdir -p "$d/lists/partial" "$d/archives/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main" > "$d/sources.list"
+    KAPT=(-o "Dir::Etc::SourceList=$d/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d" -o Dir::State::status=/dev/null)
+}
+kernel_apt_update() {
+    if ((${#KAPT[@]} == 0)); then apt_update_once; return; fi
+    ((KAPT_UPDATED)) && return 0
+    log "apt-get update ($SUITE, private)"
+    apt-get "${KAPT[@]}" update -qq >&2 || die "apt-get update of $SUITE failed"
+    KAPT_UPDATED=1
+}
+
 # busybox-static -> $CACHE/busybox
 ensure_busybox() {
     [[ -x $CACHE/busybox && ${RIG_REFRESH:-0} != 1 ]] && return 0
@@ -191,44 +214,38 @@ ensure_busybox() {
 # built in. The package and version are the pin of kernels.txt while the
 # archive has it (or it is cached), else the newest of the flavour.
 ensure_kernel() {
-    local pin pkg version
-    pin=$(awk -v f="$FLAVOUR" '$1 == f {print $2, $3; exit}' "$PINS" 2>/dev/null || true)
-    read -r pkg version <<< "$pin"
-    if [[ -n $pkg ]]; then
-        KDIR=$CACHE/kernel-$pkg-$version
-        [[ -f $KDIR/vmlinuz && $(cat "$KDIR/cache-version" 2>/dev/null) == "$CACHE_VERSION" &&
-            ${RIG_REFRESH:-0} != 1 ]] && return 0
-        apt_update_once
-        if ! apt-cache show "$pkg=$version" > /dev/null 2>&1; then
-            log "warning: pinned kernel $pkg $version is no longer in the archive; using the newest $FLAVOUR kernel"
-            pkg=''
-        fi
-    fi
-    if [[ -z $pkg ]]; then
-        apt_update_once
-        local meta=linux-image-$FLAVOUR-amd64
-        [[ $FLAVOUR == amd64 ]] && meta=linux-image-amd64
-        pkg=$(apt-cache depends "$meta" | awk '/Depends: linux-image-/ {print $2; exit}')
-        [[ -n $pkg ]] || die "cannot resolve $meta to a kernel package"
-        version=$(apt-cache show "$pkg" | awk '/^Version:/ {print $2; exit}')
+    local pkg=$PIN_PKG version=$PIN_VERSION
+    kernel_apt_setup
+    KDIR=$CACHE/kernel-$pkg-$version
+    [[ -f $KDIR/vmlinuz && $(cat "$KDIR/cache-version" 2>/dev/null) == "$CACHE_VERSION" &&
+        ${RIG_REFRESH:-0} != 1 ]] && return 0
+    kernel_apt_update
+    if ! apt-cache "${KAPT[@]}" show "$pkg=$version" > /dev/null 2>&1; then
+        log "warning: pinned kernel $pkg $version is no longer in the archive; using the newest $FLAVOUR kernel"
+        pkg=$(apt-cache "${KAPT[@]}" depends "$META" | awk '/Depends: linux-image-/ {print $2; exit}')
+        [[ -n $pkg ]] || die "cannot resolve $META to a kernel package"
+        version=$(apt-cache "${KAPT[@]}" show "$pkg" | awk '/^Version:/ {print $2; exit}')
         KDIR=$CACHE/kernel-$pkg-$version
         [[ -f $KDIR/vmlinuz && $(cat "$KDIR/cache-version" 2>/dev/null) == "$CACHE_VERSION" &&
             ${RIG_REFRESH:-0} != 1 ]] && return 0
     fi
     local kdir=$KDIR
-    pkg="$pkg=$version"
-    log "fetching $pkg"
+    log "fetching $pkg $version"
     local tmp; tmp=$(mktemp -d "$CACHE/.k.XXXXXX")
-    fetch_deb "$pkg" "$tmp"
-    rm -rf "$kdir.new"; mkdir -p "$kdir.new/ko"
+    mkdir -p "$tmp/x"
+    (cd "$tmp" && apt-get "${KAPT[@]}" download -q "$pkg=$version" >&2) || die "apt-get download $pkg=$version failed"
+    dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+    rm -rf "$kdir.new"; mkdir -p "$kdir.new/ko" "$kdir.new/extra"
     cp "$tmp"/x/boot/vmlinuz-* "$kdir.new/vmlinuz"
     cp "$tmp"/x/boot/config-* "$kdir.new/config"
     cp "$tmp"/x/boot/System.map-* "$kdir.new/System.map"
-    echo "${pkg%%=*} $(dpkg-deb -f "$tmp"/*.deb Version)" > "$kdir.new/package"
+    echo "$pkg $(dpkg-deb -f "$tmp"/*.deb Version)" > "$kdir.new/package"
 
     # Resolve module dependencies from each .ko's .modinfo "depends=" field
     # (the package ships no modules.dep and the host may lack kmod).
-    local mdir; mdir=$(echo "$tmp"/x/lib/modules/*)
+    local mdir # /lib/modules, or /usr/lib/modules in merged-/usr packages (Debian 13)
+    mdir=$(find "$tmp/x/lib/modules" "$tmp/x/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1)
+    [[ -n $mdir ]] || die "$pkg has no modules directory"
     local -A path_of=() seen=()
     local f n order=()
     while IFS= read -r f; do
@@ -256,6 +273,16 @@ ensure_kernel() {
             *.ko.gz) gzip -dc "$f" > "$kdir.new/ko/$n.ko" ;;
         esac
         echo "$n.ko" >> "$kdir.new/modules.load"
+    done
+    # Modules the rig does not load but tests do (the live mount's fuse.ko): extra/NAME.ko.
+    for n in fuse; do
+        f=${path_of[$n]:-}
+        case $f in
+            *.ko) cp "$f" "$kdir.new/extra/$n.ko" ;;
+            *.ko.xz) xz -dc "$f" > "$kdir.new/extra/$n.ko" ;;
+            *.ko.zst) zstd -qdc "$f" > "$kdir.new/extra/$n.ko" ;;
+            *.ko.gz) gzip -dc "$f" > "$kdir.new/extra/$n.ko" ;;
+        esac
     done
     echo "$CACHE_VERSION" > "$kdir.new/cache-version"
     rm -rf "$kdir" "$tmp"
