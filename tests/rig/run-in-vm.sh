@@ -121,9 +121,10 @@ if ((!PRINT_KERNEL)); then
     shift
 fi
 ARGS=("$@")
-PIN=$(awk -v f="$FLAVOUR" '$1 == f {print $2, $3, $4, $5; exit}' "$PINS" 2>/dev/null || true)
+PIN=$(awk -v f="$FLAVOUR" '$1 == f {print $2, $3, $4, $5, $6; exit}' "$PINS" 2>/dev/null || true)
 [[ -n $PIN ]] || die "--flavour $FLAVOUR is not in $PINS"
-read -r SUITE META PIN_PKG PIN_VERSION <<< "$PIN"
+read -r SUITE META PIN_PKG PIN_VERSION GUEST_ARCH <<< "$PIN"
+GUEST_ARCH=${GUEST_ARCH:-amd64} # amd64 or arm64 (qemu-system-aarch64 -M virt, under TCG)
 
 # Convert a QEMU-style size (512M, 4G, plain number = MiB) to MiB.
 to_mib() {
@@ -152,7 +153,7 @@ apt_update_once() {
 
 # Install the Debian packages that provide any missing host tool.
 ensure_host_tools() {
-    local -A pkg_of=([qemu-system-x86_64]=qemu-system-x86 [cpio]=cpio
+    local -A pkg_of=([qemu-system-x86_64]=qemu-system-x86 [qemu-system-aarch64]=qemu-system-arm [cpio]=cpio
         [gzip]=gzip [mkfs.ext4]=e2fsprogs [debugfs]=e2fsprogs
         [dpkg-deb]=dpkg [timeout]=coreutils)
     local missing=() tool
@@ -183,12 +184,16 @@ fetch_deb() {
 # else a private configuration under the cache (its own lists; nothing installed).
 KAPT=() KAPT_UPDATED=0
 kernel_apt_setup() {
-    [[ $SUITE == "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" ]] && return 0
-    local d=$CACHE/apt-$SUITE
+    [[ $SUITE == "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" && $GUEST_ARCH == "$(dpkg --print-architecture)" ]] && return 0
+    local d=$CACHE/apt-$SUITE-$GUEST_ARCH key=/usr/share/keyrings/debian-archive-keyring.gpg
     mkdir -p "$d/lists/partial" "$d/archives/partial"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $SUITE main" > "$d/sources.list"
+    {
+        echo "deb [signed-by=$key] http://deb.debian.org/debian $SUITE main"
+        echo "deb [signed-by=$key] http://deb.debian.org/debian-security $SUITE-security main"
+    } > "$d/sources.list"
     KAPT=(-o "Dir::Etc::SourceList=$d/sources.list" -o Dir::Etc::SourceParts=/dev/null
-        -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d" -o Dir::State::status=/dev/null)
+        -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d" -o Dir::State::status=/dev/null
+        -o "APT::Architecture=$GUEST_ARCH" -o "APT::Architectures=$GUEST_ARCH")
 }
 kernel_apt_update() {
     if ((${#KAPT[@]} == 0)); then apt_update_once; return; fi
@@ -198,13 +203,23 @@ kernel_apt_update() {
     KAPT_UPDATED=1
 }
 
-# busybox-static -> $CACHE/busybox
+# busybox-static -> $BUSYBOX ($CACHE/busybox, or busybox-ARCH for another guest architecture)
+BUSYBOX=$CACHE/busybox
+[[ $GUEST_ARCH == "$(dpkg --print-architecture)" ]] || BUSYBOX=$CACHE/busybox-$GUEST_ARCH
 ensure_busybox() {
-    [[ -x $CACHE/busybox && ${RIG_REFRESH:-0} != 1 ]] && return 0
+    [[ -x $BUSYBOX && ${RIG_REFRESH:-0} != 1 ]] && return 0
     local tmp; tmp=$(mktemp -d "$CACHE/.bb.XXXXXX")
-    log "fetching busybox-static"
-    fetch_deb busybox-static "$tmp"
-    install -m 755 "$tmp/x/bin/busybox" "$CACHE/busybox"
+    log "fetching busybox-static ($GUEST_ARCH)"
+    if [[ $BUSYBOX == "$CACHE/busybox" ]]; then
+        fetch_deb busybox-static "$tmp"
+    else
+        kernel_apt_setup
+        kernel_apt_update
+        mkdir -p "$tmp/x"
+        (cd "$tmp" && apt-get "${KAPT[@]}" download -q busybox-static >&2) || die "apt-get download busybox-static failed"
+        dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+    fi
+    install -m 755 "$tmp/x/bin/busybox" "$BUSYBOX"
     rm -rf "$tmp"
 }
 
@@ -244,7 +259,7 @@ ensure_kernel() {
     # Resolve module dependencies from each .ko's .modinfo "depends=" field
     # (the package ships no modules.dep and the host may lack kmod).
     local mdir # /lib/modules, or /usr/lib/modules in merged-/usr packages (Debian 13)
-    mdir=$(find "$tmp/x/lib/modules" "$tmp/x/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1)
+    mdir=$(find "$tmp/x/lib/modules" "$tmp/x/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1 || true)
     [[ -n $mdir ]] || die "$pkg has no modules directory"
     local -A path_of=() seen=()
     local f n order=()
@@ -317,11 +332,13 @@ kvm_usable() {
     [[ -r /dev/kvm && -w /dev/kvm ]] && [[ ! -d /sys/module/kvm_pvm ]]
 }
 if [[ $ACCEL == auto ]]; then
-    if kvm_usable; then ACCEL=kvm; else ACCEL=tcg; fi
+    if kvm_usable && [[ $GUEST_ARCH == "$(dpkg --print-architecture)" ]]; then ACCEL=kvm; else ACCEL=tcg; fi
 fi
 case $ACCEL in
     kvm) ACCEL_OPTS=(-accel kvm -cpu "${CPU_MODEL:-host}") ;;
-    tcg) ACCEL_OPTS=(-accel "tcg,thread=multi" -cpu "${CPU_MODEL:-max,la57=off}") ;;
+    tcg) # 4-level paging on x86-64 unless --cpu says otherwise
+        if [[ $GUEST_ARCH == arm64 ]]; then ACCEL_OPTS=(-accel "tcg,thread=multi" -cpu "${CPU_MODEL:-max}")
+        else ACCEL_OPTS=(-accel "tcg,thread=multi" -cpu "${CPU_MODEL:-max,la57=off}"); fi ;;
     *) die "--accel must be auto, kvm or tcg" ;;
 esac
 
@@ -345,7 +362,7 @@ trap 'exit 130' INT TERM
 # ------------------------------------------------------------- initramfs
 ROOT=$WORK/root
 mkdir -p "$ROOT"/{bin,sbin,proc,sys,dev,tmp,out,mnt/xfer,rig/bin,rig/modules}
-cp "$CACHE/busybox" "$ROOT/bin/busybox"
+cp "$BUSYBOX" "$ROOT/bin/busybox"
 BIN_NAME=${BIN##*/}
 cp "$BIN" "$ROOT/rig/bin/$BIN_NAME"
 for spec in "${ADDS[@]}"; do
@@ -438,9 +455,11 @@ mkfs.ext4 -q -F -m 0 -O ^has_journal,^metadata_csum -E lazy_itable_init=1 -L rig
 # ------------------------------------------------------------------ boot
 # QEMU option values escape a comma by doubling it.
 qesc() { printf '%s' "${1//,/,,}"; }
-CMDLINE="console=ttyS0 panic=-1 quiet $APPEND"
+CONSOLE=ttyS0 MACHINE=(qemu-system-x86_64 -M q35)
+[[ $GUEST_ARCH == arm64 ]] && CONSOLE=ttyAMA0 MACHINE=(qemu-system-aarch64 -M virt)
+CMDLINE="console=$CONSOLE panic=-1 quiet $APPEND"
 [[ -n $HOST_DUMP ]] && CMDLINE+=" rig.hold=1"
-QEMU=(qemu-system-x86_64 -nodefaults -no-user-config -M q35 "${ACCEL_OPTS[@]}"
+QEMU=("${MACHINE[@]}" -nodefaults -no-user-config "${ACCEL_OPTS[@]}"
     -m "$MEM" -smp "$CPUS" -display none -no-reboot
     -chardev "file,id=ser0,path=$(qesc "$OUT/serial.log")" -serial chardev:ser0
     -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" -append "$CMDLINE"
