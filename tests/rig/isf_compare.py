@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares pmem's symbol table with a DWARF-derived one (dwarf2json) of the same kernel.
 
-    isf_compare.py OURS.json[.xz] DWARF.json[.xz] [--symbols FILE] [--json]
+    isf_compare.py OURS.json[.xz] DWARF.json[.xz] [--symbols FILE] [--json | --summary]
 
 Reports, for the named struct/union types both have, those whose size or fields differ (offset,
 kind, bitfield position); types only DWARF has; and, for the symbols listed in FILE (one per
@@ -82,6 +82,11 @@ def main():
     }
     if "--json" in opts:
         print(json.dumps(report, indent=1))
+    elif "--summary" in opts:
+        print(f"{len(named) - len(missing)}/{len(named)} named types, {len(size_diff)} sizes differ "
+              f"({', '.join(d[0] for d in size_diff) or 'none'}), {len(field_diff)} fields differ; "
+              f"{report['symbols_checked'] - len(untyped)}/{report['symbols_checked']} plugin symbols typed, "
+              f"{len(differ)} differently ({', '.join(d[0] for d in differ) or 'none'})")
     else:
         print(f"named types in DWARF: {len(named)}; missing here: {len(missing)} {missing[:20]}")
         print(f"size differs: {len(size_diff)} {size_diff[:20]}")

@@ -3,6 +3,9 @@
 # with a process, a module, a socket and a log line of known content to find in the image.
 mkdir -p /out/truth
 echo "pmem-rig-marker: ground truth recorded before acquisition" > /dev/kmsg
+# The newest record of the kernel's ring buffer stays unfinalized until the next one is
+# written, and Volatility reads finalized records only: a second line finalizes the marker.
+echo "pmem-rig-marker-end" > /dev/kmsg
 [ -f /rig/bin/fuse.ko ] && insmod /rig/bin/fuse.ko 2> /out/truth/insmod.err
 PMEM_RIG_SECRET=rig-env-value-42 sleep 1000 &
 echo $! > /out/truth/sleep.pid

@@ -666,32 +666,27 @@ fn volatility_plugins_agree_with_the_guest() {
     let elf = std::fs::read_dir(&ex).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "elf")).unwrap();
     let symbols = tmp.path().join("symbols");
     std::fs::create_dir_all(&symbols).unwrap();
-    let isf_path = symbols.join("linux.json.xz");
+    let isf_path = symbols.join("linux.json");
     ok(&["isf", vol.to_str().unwrap(), "-o", isf_path.to_str().unwrap()]);
 
     // Every symbol the installed plugins use is typed (tests/rig/globals.py finds them).
     let kallsyms = tmp.path().join("kallsyms");
     std::fs::write(&kallsyms, ok(&["cat", "--stream", "/proc/kallsyms", vol.to_str().unwrap()]).stdout).unwrap();
-    let isf_json = tmp.path().join("linux.json");
-    let xz = Command::new("xz").arg("-dc").arg(&isf_path).output().unwrap();
-    std::fs::write(&isf_json, &xz.stdout).unwrap();
-    let vol_pkg = Command::new(&vol3).arg("--help").output().ok().and_then(|_| {
-        let py = vol3.parent()?.join("python");
-        let o = Command::new(py).args(["-c", "import volatility3, os; print(os.path.dirname(volatility3.__file__))"]).output().ok()?;
-        Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
-    });
-    let vol_pkg = vol_pkg.filter(|p| !p.is_empty()).expect("the volatility3 package directory");
+    let py = vol3.parent().unwrap().join("python");
+    let o = Command::new(&py).args(["-c", "import volatility3, os; print(os.path.dirname(volatility3.__file__))"]).output().unwrap();
+    let vol_pkg = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(!vol_pkg.is_empty(), "the volatility3 package beside {vol3:?}");
     let o = Command::new("python3")
         .arg(repo().join("tests/rig/globals.py"))
         .arg("uses")
         .arg(&vol_pkg)
         .arg(&kallsyms)
-        .arg(&isf_json)
+        .arg(&isf_path)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let uses: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
-    let isf: serde_json::Value = serde_json::from_slice(&xz.stdout).unwrap();
+    let isf: serde_json::Value = serde_json::from_slice(&std::fs::read(&isf_path).unwrap()).unwrap();
     let untyped: Vec<&String> = uses.iter().filter(|s| isf["symbols"][s.as_str()].get("type").is_none()).collect();
     assert!(uses.len() > 40 && untyped.is_empty(), "{} symbols used by the plugins; untyped: {untyped:?}", uses.len());
     eprintln!("{} symbols named by the installed plugins, all typed in pmem's table", uses.len());
