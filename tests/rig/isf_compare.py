@@ -8,13 +8,10 @@ kind, bitfield position); types only DWARF has; and, for the symbols listed in F
 line; default: every symbol DWARF types), those we leave untyped or type differently. Exit 1 if
 a listed symbol is untyped or typed differently, or a common type's size differs.
 """
-import json, lzma, sys
+import json, os, sys
 
-
-def load(p):
-    op = lzma.open if p.endswith(".xz") else open
-    with op(p, "rt") as f:
-        return json.load(f)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from globals import load  # noqa: E402
 
 
 def norm(t, doc):

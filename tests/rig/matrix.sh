@@ -60,17 +60,11 @@ CRASH_ROOT=$CACHE/pmem-trixie-root/root
 [[ -x $CRASH_ROOT/usr/bin/crash ]] || debootstrap --variant=minbase --include=crash trixie "$CRASH_ROOT" http://deb.debian.org/debian > "$WORK/debootstrap.log"
 
 # The debug package (vmlinux with DWARF, System.map) of a kernel package, from its suite.
-debug_files() { # PACKAGE VERSION SUITE -> prints DIR holding vmlinux and System.map
-    local pkg=$1 version=$2 suite=$3 dir=$CACHE/pmem-dbg/$1-$2
+debug_files() { # FLAVOUR PACKAGE VERSION -> prints DIR holding vmlinux and System.map
+    local f=$1 pkg=$2 version=$3 dir=$CACHE/pmem-dbg/$2-$3
     if [[ ! -f $dir/vmlinux ]]; then
-        local apt=()
-        if [[ $suite != "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
-            local d=$CACHE/pmem-vm-rig/apt-$suite
-            apt=(-o "Dir::Etc::SourceList=$d/sources.list" -o Dir::Etc::SourceParts=/dev/null
-                -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d" -o Dir::State::status=/dev/null)
-        fi
         rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
-        (cd "$dir.tmp" && apt-get "${apt[@]}" download -q "$pkg-dbg=$version" >&2)
+        (cd "$dir.tmp" && "$RIG" --flavour "$f" --download "$pkg-dbg=$version")
         dpkg-deb --fsys-tarfile "$dir.tmp"/*.deb | tar x -C "$dir.tmp" --wildcards './usr/lib/debug/boot/*'
         mkdir -p "$dir"
         mv "$dir.tmp"/usr/lib/debug/boot/vmlinux-* "$dir/vmlinux"
@@ -84,7 +78,6 @@ result() { if "$@" > "$w/$name.log" 2>&1; then echo pass; else echo "**FAIL** ($
 mapfile -t FLAVOURS < <(if (($#)); then printf '%s\n' "$@"; else awk '!/^#/ && NF {print $1}' tests/rig/kernels.txt; fi)
 for f in "${FLAVOURS[@]}"; do
     read -r pkg version kdir < <("$RIG" --flavour "$f" --print-kernel)
-    suite=$(awk -v f="$f" '$1 == f {print $2}' tests/rig/kernels.txt)
     arch=$(awk -v f="$f" '$1 == f {print ($6 == "" ? "amd64" : $6)}' tests/rig/kernels.txt)
     if [[ $arch == arm64 ]]; then
         # The aarch64 build acquires the arm64 guest; no symbol table (see the vm test).
@@ -97,7 +90,7 @@ for f in "${FLAVOURS[@]}"; do
     fi
     w=$WORK/$f; rm -rf "$w"; mkdir -p "$w"
     log "$f: $pkg $version"
-    dbg=$(debug_files "$pkg" "$version" "$suite")
+    dbg=$(debug_files "$f" "$pkg" "$version")
 
     # types: ours from the vmlinux's BTF against dwarf2json's from its DWARF.
     objcopy -O binary --only-section=.BTF "$dbg/vmlinux" "$w/btf"

@@ -27,6 +27,10 @@
 #   --kernel FILE      use this bzImage instead (needs NVMe+ext4 built in)
 #   --print-kernel     fetch (or find in the cache) the kernel the options
 #                      select, print "PACKAGE VERSION DIR" and exit
+#   --download PKG=VERSION
+#                      download that package of the flavour's suite and
+#                      architecture into the current directory and exit
+#                      (e.g. the kernel's -dbg package, for tests/rig/matrix.sh)
 #   --append ARGS      extra kernel command line (e.g. "lockdown=integrity")
 #   --disk-size SIZE   size of the sparse ext4 disk that backs /out
 #                      (default: 2 x RAM + 1G)
@@ -78,7 +82,7 @@ log() { echo "$PROG: $*" >&2; }
 
 # ---------------------------------------------------------------- arguments
 MEM=1G CPUS=2 OUT='' TIMEOUT=300 ACCEL=auto CPU_MODEL='' FLAVOUR=cloud KERNEL=''
-APPEND='' DISK_SIZE='' HOST_DUMP='' VERBOSE=0 PRE='' PRINT_KERNEL=0
+APPEND='' DISK_SIZE='' HOST_DUMP='' VERBOSE=0 PRE='' PRINT_KERNEL=0 DOWNLOAD=
 PINS=$(dirname "$(readlink -f -- "$0")")/kernels.txt
 ADDS=() QEMU_EXTRA=()
 CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pmem-vm-rig}
@@ -108,12 +112,13 @@ while (($#)); do
         --host-dump) HOST_DUMP=$2; shift 2 ;;
         --verbose|-v) VERBOSE=1; shift ;;
         --print-kernel) PRINT_KERNEL=1; shift ;;
+        --download) DOWNLOAD=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
-if ((!PRINT_KERNEL)); then
+if ((!PRINT_KERNEL)) && [[ -z $DOWNLOAD ]]; then
     (($# >= 1)) || { usage >&2; die "missing '-- BINARY [ARGS...]'"; }
     [[ -n $OUT ]] || die "--out DIR is required"
     BIN=$(readlink -f -- "$1") || die "no such binary: $1"
@@ -306,6 +311,12 @@ ensure_kernel() {
 
 ensure_host_tools
 mkdir -p "$CACHE"
+if [[ -n $DOWNLOAD ]]; then
+    kernel_apt_setup
+    kernel_apt_update
+    apt-get "${KAPT[@]}" download -q "$DOWNLOAD" >&2 || die "apt-get download $DOWNLOAD failed"
+    exit 0
+fi
 exec 9> "$CACHE/.lock" # serialise cache fills between concurrent runs
 flock 9
 ensure_busybox

@@ -253,6 +253,17 @@ impl Btf {
         0
     }
 
+    /// The type that pointers, arrays, typedefs and qualifiers are built on (at most 64 steps).
+    pub fn innermost(&self, mut id: u32) -> u32 {
+        for _ in 0..64 {
+            match self.get(id).map(|t| &t.kind) {
+                Some(Kind::Ptr(to) | Kind::Typedef(to) | Kind::Alias(to) | Kind::Array { elem: to, .. }) => id = *to,
+                _ => break,
+            }
+        }
+        id
+    }
+
     /// Size in bytes of a type (0 if unknown), through aliases and arrays (bounded depth).
     pub fn size_of(&self, id: u32) -> u64 {
         self.size_depth(id, 0)

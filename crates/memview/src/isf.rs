@@ -109,18 +109,9 @@ impl Namer<'_> {
         // How many members and variables use each type, through pointers, arrays, typedefs and
         // qualifiers. The most used definition of a reused name takes it; among equals (types
         // local to one function) the last, as dwarf2json keeps the last CU's.
-        let base = |mut id: u32| {
-            for _ in 0..64 {
-                match btf.get(id).map(|t| &t.kind) {
-                    Some(Kind::Ptr(to) | Kind::Typedef(to) | Kind::Alias(to) | Kind::Array { elem: to, .. }) => id = *to,
-                    _ => break,
-                }
-            }
-            id
-        };
         let mut refs: HashMap<u32, u32> = HashMap::new();
         for t in &btf.types {
-            let mut add = |id: u32| *refs.entry(base(id)).or_default() += 1;
+            let mut add = |id: u32| *refs.entry(btf.innermost(id)).or_default() += 1;
             match &t.kind {
                 Kind::Struct { members, .. } => members.iter().for_each(|m| add(m.ty)),
                 Kind::Var(to) => add(*to),
@@ -255,17 +246,20 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
                 user_types.insert(name, json!({"kind": aggregate(*union), "size": size, "fields": namer.fields(members)}));
             }
-            Kind::Typedef(to) => {
-                if let (Some(name), Some(Kind::Struct { union, size, members })) = (namer.names.get(&id), btf.get(*to).map(|t| &t.kind)) {
-                    user_types.insert(name.clone(), json!({"kind": aggregate(*union), "size": size, "fields": namer.fields(members)}));
-                }
-            }
             Kind::Enum { size, signed, values } => {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
                 let constants: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
                 enums.insert(name, json!({"size": size, "base": int_name(u64::from(*size), *signed), "constants": constants}));
             }
             _ => {}
+        }
+    }
+    // A typedef of a struct is also a type of its own name, with the struct's layout.
+    for (id, t) in btf.types.iter().enumerate() {
+        if let (Kind::Typedef(to), Some(name)) = (&t.kind, namer.names.get(&(id as u32))) {
+            if let Some(layout) = namer.names.get(to).and_then(|n| user_types.get(n)).cloned() {
+                user_types.insert(name.clone(), layout);
+            }
         }
     }
     // Forward declarations of types BTF never defines become empty structs, so references resolve.

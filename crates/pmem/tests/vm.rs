@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod util;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -97,6 +98,13 @@ fn assert_small_footprint(vol: &Path, dump: &Path, iomem: &Path, tmp: &Path) {
     assert!(img["ours"].as_u64().unwrap() * 1000 <= img["pages"].as_u64().unwrap(), "our output fills the image: {f}");
     assert!(end["ours"].as_u64().unwrap() * 200 <= end["pages"].as_u64().unwrap(), "our output fills the guest's memory: {f}");
     std::fs::remove_dir_all(&ex).unwrap();
+}
+
+/// Runs Volatility 3 offline with its cache in `tmp`/volcache.
+fn volatility<S: AsRef<OsStr>>(vol3: &Path, tmp: &Path, args: impl IntoIterator<Item = S>) -> std::process::Output {
+    let cache = tmp.join("volcache");
+    std::fs::create_dir_all(&cache).unwrap();
+    Command::new(vol3).args(["-q", "--offline", "--cache-path"]).arg(&cache).args(args).output().unwrap()
 }
 
 fn vol_python() -> Option<PathBuf> {
@@ -211,10 +219,8 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
         assert_eq!(sha256(&melf), exported["elf"], "mounted memory.elf differs from pmem export --format elf");
         assert_eq!(sha256(&memdir.join("memory.raw")), exported["raw"], "mounted memory.raw differs from pmem export --format raw");
         assert_eq!(sha256(&memdir.join("memory.lime")), exported["lime"], "mounted memory.lime differs from pmem export --format lime");
-        std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
         let vol_run = |args: &[&str]| {
-            let o =
-                Command::new(&vol3).args(["-q", "--offline", "--cache-path"]).arg(tmp.path().join("volcache")).args(args).output().unwrap();
+            let o = volatility(&vol3, tmp.path(), args);
             (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
         };
         let (text, err) = vol_run(&["-f", melf.to_str().unwrap(), "banners.Banners"]);
@@ -492,9 +498,8 @@ fn raw_and_elf_in_place_are_read_by_volatility_in_place() {
     ok(&["isf", rawvol.to_str().unwrap(), "-o", symbols.join("linux.json.xz").to_str().unwrap()]);
     let turtle = String::from_utf8(ok(&["view", rawvol.to_str().unwrap()]).stdout).unwrap();
     let banner = turtle.lines().find(|l| l.contains("aff4:kernelVersion")).unwrap().split('"').nth(1).unwrap().to_string();
-    std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
     let vol_run = |args: &[&str]| {
-        let o = Command::new(&vol3).args(["-q", "--offline", "--cache-path"]).arg(tmp.path().join("volcache")).args(args).output().unwrap();
+        let o = volatility(&vol3, tmp.path(), args);
         (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
     for fmt in ["raw", "elf"] {
@@ -591,17 +596,11 @@ fn live_mount_serves_the_running_kernel() {
         let symbols = tmp.path().join("symbols");
         std::fs::create_dir_all(&symbols).unwrap();
         std::fs::copy(&isf, symbols.join("linux.json.xz")).unwrap();
-        std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
-        let o = Command::new(&vol3)
-            .args(["-q", "--offline", "--cache-path"])
-            .arg(tmp.path().join("volcache"))
-            .arg("-s")
-            .arg(&symbols)
-            .arg("-f")
-            .arg(&dump)
-            .arg("linux.pslist")
-            .output()
-            .unwrap();
+        let o = volatility(
+            &vol3,
+            tmp.path(),
+            [OsStr::new("-s"), symbols.as_os_str(), OsStr::new("-f"), dump.as_os_str(), OsStr::new("linux.pslist")],
+        );
         let text = String::from_utf8_lossy(&o.stdout);
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).filter(|r: &Vec<&str>| r.len() >= 5).collect();
         assert!(
@@ -691,19 +690,17 @@ fn volatility_plugins_agree_with_the_guest() {
     assert!(uses.len() > 40 && untyped.is_empty(), "{} symbols used by the plugins; untyped: {untyped:?}", uses.len());
     eprintln!("{} symbols named by the installed plugins, all typed in pmem's table", uses.len());
 
-    std::fs::create_dir_all(tmp.path().join("volcache")).unwrap();
     let plugin = |name: &str, extra: &[&str]| {
-        let o = Command::new(&vol3)
-            .args(["-q", "--offline", "-r", "csv", "--cache-path"])
-            .arg(tmp.path().join("volcache"))
-            .arg("-s")
-            .arg(&symbols)
-            .arg("-f")
-            .arg(&elf)
-            .arg(name)
-            .args(extra)
-            .output()
-            .unwrap();
+        let head = [
+            OsStr::new("-r"),
+            OsStr::new("csv"),
+            OsStr::new("-s"),
+            symbols.as_os_str(),
+            OsStr::new("-f"),
+            elf.as_os_str(),
+            OsStr::new(name),
+        ];
+        let o = volatility(&vol3, tmp.path(), head.into_iter().chain(extra.iter().map(OsStr::new)));
         let (text, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
         assert!(o.status.success() && !err.contains("Traceback"), "{name} failed ({}):\n{err}", o.status);
         let rows = csv_rows(&text);
