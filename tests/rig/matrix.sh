@@ -75,51 +75,36 @@ debug_files() { # FLAVOUR PACKAGE VERSION -> prints DIR holding vmlinux and Syst
 }
 
 result() { if "$@" > "$w/$name.log" 2>&1; then echo pass; else echo "**FAIL** ($name.log)"; fi; }
-mapfile -t FLAVOURS < <(if (($#)); then printf '%s\n' "$@"; else awk '!/^#/ && NF {print $1}' tests/rig/kernels.txt; fi)
-for f in "${FLAVOURS[@]}"; do
-    read -r pkg version kdir < <("$RIG" --flavour "$f" --print-kernel)
-    arch=$(awk -v f="$f" '$1 == f {print ($6 == "" ? "amd64" : $6)}' tests/rig/kernels.txt)
-    if [[ $arch == arm64 ]]; then
-        # The aarch64 build acquires the arm64 guest; no symbol table (see the vm test).
-        cargo build -q --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
-        w=$WORK/$f; rm -rf "$w"; mkdir -p "$w"
-        name=acquire acquire=$(result env PMEM_RIG_FLAVOUR="$f" PMEM_AARCH64_BIN="$ROOT/target/aarch64-unknown-linux-musl/ci/pmem" \
-            cargo test -q -p pmem --test vm arm64_kernel_acquisition_matches_qemu_dump -- --nocapture)
-        echo "| $f | $pkg $version | no table: Debian's arm64 kernels list no data symbols in kallsyms (CONFIG_KALLSYMS_ALL off) | $acquire | - | - | - |" > "$w/row.md"
-        continue
+
+# crash for another architecture: Debian 13's crash of that architecture in its own debootstrap
+# root, run through qemu-user (binfmt_misc, registered here if the host has not).
+crash_root() { # ARCH -> prints the root
+    local arch=$1 root=$CRASH_ROOT q=qemu-aarch64
+    if [[ $arch != amd64 ]]; then
+        root=$CACHE/pmem-trixie-$arch-root/root
+        apt_need "$q-static=qemu-user-static"
+        [[ -e /proc/sys/fs/binfmt_misc/register ]] || mount binfmt_misc -t binfmt_misc /proc/sys/fs/binfmt_misc
+        [[ -e /proc/sys/fs/binfmt_misc/$q ]] || cat "/usr/lib/binfmt.d/$q.conf" > /proc/sys/fs/binfmt_misc/register
+        [[ -x $root/usr/bin/crash ]] || debootstrap --arch="$arch" --variant=minbase --include=crash trixie "$root" http://deb.debian.org/debian > "$WORK/debootstrap-$arch.log"
     fi
-    w=$WORK/$f; rm -rf "$w"; mkdir -p "$w"
-    log "$f: $pkg $version"
-    dbg=$(debug_files "$f" "$pkg" "$version")
+    echo "$root"
+}
 
-    # types: ours from the vmlinux's BTF against dwarf2json's from its DWARF.
-    objcopy -O binary --only-section=.BTF "$dbg/vmlinux" "$w/btf"
-    "$ISF_FROM_VMLINUX" "$dbg/vmlinux" "$w/btf" "$dbg/System.map" "$w/ours.json" 2> "$w/ours.log"
-    [[ -f $dbg/dwarf.json.xz ]] || "$D2J" linux --elf "$dbg/vmlinux" --system-map "$dbg/System.map" | xz -1 -T2 > "$dbg/dwarf.json.xz"
-    python3 tests/rig/globals.py uses "$VOL_PKG" "$dbg/System.map" "$w/ours.json" > "$w/uses.txt"
-    python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" > "$w/types.txt" || true
-    types=$(python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" --summary || true)
-
-    # acquire and plugins: the rig tests, on this kernel.
-    fuse=$(RIG_FLAVOUR=$f scripts/rig-module.sh fuse 2> /dev/null || true)
-    test_env=(env -u PMEM_RIG_FUSE_KO PMEM_RIG_FLAVOUR="$f" PMEM_VOL="$PMEM_VOL" PMEM_SHARED="${PMEM_SHARED:-$ROOT/../shared}")
-    [[ -n $fuse ]] && test_env+=(PMEM_RIG_FUSE_KO="$fuse")
-    name=acquire acquire=$(result "${test_env[@]}" cargo test -q -p pmem --test vm acquire_real_kernel -- --nocapture)
-    name=plugins plugins=$(result "${test_env[@]}" cargo test -q -p pmem --test vm volatility_plugins_agree_with_the_guest -- --nocapture)
-    nplugins=$(grep -c '^linux\..*: [0-9]* rows$' "$w/plugins.log" || true)
-
-    # crash and drgn on our ELF export of a guest that recorded its own view.
-    opts=(--flavour "$f" --mem 1G --timeout 900 --out "$w/run" --pre "$(cat tests/rig/truth.sh)")
+# crash and drgn on our ELF export of a guest that recorded its own view (truth.sh).
+analyse() { # FLAVOUR ARCH PMEM_FOR_THE_GUEST DEBUG_DIR FUSE_KO -> sets crash= and drgn=
+    local f=$1 arch=$2 bin=$3 dbg=$4 fuse=$5 root elf guest_tasks crash_tasks crash_log crash_mods guest_mods
+    local opts=(--flavour "$f" --mem 1G --timeout 900 --out "$w/run" --pre "$(cat tests/rig/truth.sh)")
     [[ -n $fuse ]] && opts+=(--add "$fuse")
-    "$RIG" "${opts[@]}" -- "$PMEM_STATIC_BIN" acquire -q -o /out/mem.aff4 > "$w/rig.log" 2>&1
+    "$RIG" "${opts[@]}" -- "$bin" acquire -q -o /out/mem.aff4 > "$w/rig.log" 2>&1
     "$PMEM" export -D "$w/ex" --format elf "$w/run/out/mem.aff4" > "$w/export.log" 2>&1
     elf=$(ls "$w"/ex/*.elf)
-    mkdir -p "$CRASH_ROOT/work"
-    cp "$elf" "$CRASH_ROOT/work/mem.elf"
-    cp "$dbg/vmlinux" "$CRASH_ROOT/work/vmlinux"
-    printf 'ps\nlog\nmod\nquit\n' > "$CRASH_ROOT/work/cmds"
-    timeout 600 chroot "$CRASH_ROOT" crash -s /work/vmlinux /work/mem.elf -i /work/cmds > "$w/crash.out" 2>&1 || true
-    rm -f "$CRASH_ROOT/work/mem.elf" "$CRASH_ROOT/work/vmlinux"
+    root=$(crash_root "$arch")
+    mkdir -p "$root/work"
+    cp "$elf" "$root/work/mem.elf"
+    cp "$dbg/vmlinux" "$root/work/vmlinux"
+    printf 'ps\nlog\nmod\nquit\n' > "$root/work/cmds"
+    timeout 1200 chroot "$root" crash -s /work/vmlinux /work/mem.elf -i /work/cmds < /dev/null > "$w/crash.out" 2>&1 || true
+    rm -f "$root/work/mem.elf" "$root/work/vmlinux"
     guest_tasks=$(grep -c . "$w/run/out/truth/ps.txt")
     crash_tasks=$(grep -cE '^[ >] +[0-9]+ +[0-9]+ +[0-9]+ +[0-9a-f]{16} ' "$w/crash.out" || true)
     crash_log=$(grep -c 'pmem-rig-marker' "$w/crash.out" || true)
@@ -135,7 +120,45 @@ EOF
     timeout 600 "$DRGN" -c "$elf" -s "$dbg/vmlinux" --no-default-symbols "$w/drgn.py" > "$w/drgn.out" 2>&1 || true
     drgn="$(grep '^tasks' "$w/drgn.out" || echo '**failed**') ($(grep '^modules' "$w/drgn.out" || true))"
     rm -rf "$w/ex" "$w/run/out/mem.aff4"
-    echo "| $f | $pkg $version | $types | $acquire | $plugins ($nplugins plugins) | $crash | $drgn |" > "$w/row.md"
+}
+
+mapfile -t FLAVOURS < <(if (($#)); then printf '%s\n' "$@"; else awk '!/^#/ && NF {print $1}' tests/rig/kernels.txt; fi)
+for f in "${FLAVOURS[@]}"; do
+    read -r pkg version kdir < <("$RIG" --flavour "$f" --print-kernel)
+    arch=$(awk -v f="$f" '$1 == f {print ($6 == "" ? "amd64" : $6)}' tests/rig/kernels.txt)
+    w=$WORK/$f; rm -rf "$w"; mkdir -p "$w"
+    log "$f: $pkg $version"
+    dbg=$(debug_files "$f" "$pkg" "$version")
+    fuse=$(RIG_FLAVOUR=$f scripts/rig-module.sh fuse 2> /dev/null || true)
+    if [[ $arch == arm64 ]]; then
+        # The aarch64 build acquires the arm64 guest. No symbol table and no plugins: Debian's
+        # arm64 kernels list no data symbols in kallsyms, and Volatility 3 has no AArch64 layer.
+        cargo build -q --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
+        bin=$ROOT/target/aarch64-unknown-linux-musl/ci/pmem
+        name=acquire acquire=$(result env PMEM_RIG_FLAVOUR="$f" PMEM_AARCH64_BIN="$bin" \
+            cargo test -q -p pmem --test vm arm64_kernel_acquisition_matches_qemu_dump -- --nocapture)
+        analyse "$f" "$arch" "$bin" "$dbg" "$fuse"
+        echo "| $f | $pkg $version | no table: Debian's arm64 kernels list no data symbols in kallsyms (CONFIG_KALLSYMS_ALL off) | $acquire | - (Volatility 3 2.28 has no AArch64 layer) | $crash | $drgn |" > "$w/row.md"
+        log "$f done"
+        continue
+    fi
+
+    # types: ours from the vmlinux's BTF against dwarf2json's from its DWARF.
+    objcopy -O binary --only-section=.BTF "$dbg/vmlinux" "$w/btf"
+    "$ISF_FROM_VMLINUX" "$dbg/vmlinux" "$w/btf" "$dbg/System.map" "$w/ours.json" 2> "$w/ours.log"
+    [[ -f $dbg/dwarf.json.xz ]] || "$D2J" linux --elf "$dbg/vmlinux" --system-map "$dbg/System.map" | xz -1 -T2 > "$dbg/dwarf.json.xz"
+    python3 tests/rig/globals.py uses "$VOL_PKG" "$dbg/System.map" "$w/ours.json" > "$w/uses.txt"
+    python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" > "$w/types.txt" || true
+    types=$(python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" --summary || true)
+
+    # acquire and plugins: the rig tests, on this kernel.
+    test_env=(env -u PMEM_RIG_FUSE_KO PMEM_RIG_FLAVOUR="$f" PMEM_VOL="$PMEM_VOL" PMEM_SHARED="${PMEM_SHARED:-$ROOT/../shared}")
+    [[ -n $fuse ]] && test_env+=(PMEM_RIG_FUSE_KO="$fuse")
+    name=acquire acquire=$(result "${test_env[@]}" cargo test -q -p pmem --test vm acquire_real_kernel -- --nocapture)
+    name=plugins plugins=$(result "${test_env[@]}" cargo test -q -p pmem --test vm volatility_plugins_agree_with_the_guest -- --nocapture)
+    nplugins=$(grep -c '^linux\..*: [0-9]* rows, the same on the export and the mount$' "$w/plugins.log" || true)
+    analyse "$f" "$arch" "$PMEM_STATIC_BIN" "$dbg" "$fuse"
+    echo "| $f | $pkg $version | $types | $acquire | $plugins ($nplugins plugins, each on the export and on pmem mount) | $crash | $drgn |" > "$w/row.md"
     log "$f done"
 done
 
@@ -143,7 +166,7 @@ done
     echo "# Analysis matrix (tests/rig/matrix.sh)"
     echo
     echo "Run $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD), Volatility $("$PMEM_VOL" -h 2>/dev/null | head -1 | awk '{print $NF}'),"
-    echo "crash $(chroot "$CRASH_ROOT" dpkg-query -W -f '${Version}' crash), drgn $("$DRGN" --version | awk 'NR==1 {print $2}')."
+    echo "crash $(chroot "$CRASH_ROOT" dpkg-query -W -f '${Version}' crash) (arm64: the same version under qemu-user), drgn $("$DRGN" --version | awk 'NR==1 {print $2}')."
     echo
     echo "| flavour | kernel | types against dwarf2json | acquire (QEMU dump) | plugins against the guest | crash | drgn |"
     echo "|---|---|---|---|---|---|---|"

@@ -303,10 +303,11 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     }
 
     let mut symbols = Map::new();
+    let mut functions = Vec::new();
     let mut nonzero = false;
     for line in inp.kallsyms.lines() {
         let mut it = line.split_whitespace();
-        let (Some(addr), Some(_kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
+        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
         if it.next().is_some() {
             continue; // "[module]": module symbols belong to other tables
         }
@@ -319,6 +320,8 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         let mut s = json!({"address": addr});
         if let Some(t) = var_types.get(name) {
             s["type"] = t.clone();
+        } else if matches!(kind, "t" | "T") {
+            functions.push(name);
         }
         symbols.insert(name.to_string(), s);
     }
@@ -340,6 +343,14 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
                 typed_globals += 1;
             }
             None => untyped_globals.push(name.to_string()),
+        }
+    }
+    // Other text symbols are functions, typed `void` as dwarf2json types every function:
+    // plugins that scan for pointers to one (sockscan's destructors) get its address through an
+    // object, which needs a type.
+    for name in functions {
+        if let Some(sym) = symbols.get_mut(name).filter(|s| s.get("type").is_none()) {
+            sym["type"] = json!({"kind": "base", "name": "void"});
         }
     }
     if !nonzero {
@@ -596,12 +607,16 @@ mod tests {
             (2 << 24) | 8,
         ];
         let b = blob(&types, strings);
-        let kallsyms = "ffffffff9a000000 T _text\nffffffff9b200000 D init_task\nffffffff9b000000 D linux_banner\n0000000000012000 A fixed\nffffffffc0000000 t x [mod]\n";
+        let kallsyms = "ffffffff9a000000 T _text\nffffffff9a100000 t do_exit\nffffffff9b200000 D init_task\nffffffff9b000000 D linux_banner\n0000000000012000 A fixed\nffffffffc0000000 t x [mod]\n";
         let isf = build(&Inputs { btf: &b, kallsyms, kernel_offset: 0x1a00_0000, banner: b"Linux version 6.1.0 (x)\n\0" }).unwrap();
         let j = &isf.json;
         assert_eq!(j["symbols"]["_text"]["address"], json!(0xffff_ffff_8000_0000u64));
         assert_eq!(j["symbols"]["fixed"]["address"], json!(0x12000));
         assert!(j["symbols"].get("x").is_none());
+        // A function is typed void, as dwarf2json types functions; _text keeps its declaration.
+        assert_eq!(j["symbols"]["do_exit"]["type"], json!({"kind": "base", "name": "void"}));
+        assert_eq!(j["symbols"]["_text"]["type"]["kind"], json!("array"));
+        assert!(j["symbols"]["fixed"].get("type").is_none());
         assert_eq!(j["symbols"]["init_task"]["type"], json!({"kind": "struct", "name": "task_struct"}));
         let f = &j["user_types"]["task_struct"]["fields"]["flags"];
         assert_eq!(f["offset"], json!(4));

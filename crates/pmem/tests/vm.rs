@@ -639,8 +639,8 @@ fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
 }
 
 /// The Linux plugins of Volatility 3 with only pmem's symbol table, on the ELF export of a guest
-/// that recorded its own view first (tests/rig/truth.sh): each exits 0 and agrees with what the
-/// guest reported (processes, a module, a socket, the kernel log, mounts, a process's maps and
+/// that recorded its own view first (tests/rig/truth.sh) and on `pmem mount`'s memory.raw of the
+/// same volume: each exits 0, prints the same rows on both, and agrees with what the guest reported (processes, a module, a socket, the kernel log, mounts, a process's maps and
 /// environment, iomem), and every symbol the plugins use is typed in the table.
 #[test]
 fn volatility_plugins_agree_with_the_guest() {
@@ -690,21 +690,23 @@ fn volatility_plugins_agree_with_the_guest() {
     assert!(uses.len() > 40 && untyped.is_empty(), "{} symbols used by the plugins; untyped: {untyped:?}", uses.len());
     eprintln!("{} symbols named by the installed plugins, all typed in pmem's table", uses.len());
 
+    // The same volume mounted: each plugin also runs on the mount's memory.raw (another
+    // Volatility layer than the export's ELF, read through FUSE) and must print the same rows.
+    assert!(fuse_available(), "mount tests need /dev/fuse");
+    let mounted = Mounted::new(&[&vol], &tmp.path().join("mnt"));
+    let raw = std::fs::read_dir(&mounted.dir).unwrap().map(|e| e.unwrap().path().join("memory.raw")).find(|p| p.exists()).unwrap();
     let plugin = |name: &str, extra: &[&str]| {
-        let head = [
-            OsStr::new("-r"),
-            OsStr::new("csv"),
-            OsStr::new("-s"),
-            symbols.as_os_str(),
-            OsStr::new("-f"),
-            elf.as_os_str(),
-            OsStr::new(name),
-        ];
-        let o = volatility(&vol3, tmp.path(), head.into_iter().chain(extra.iter().map(OsStr::new)));
-        let (text, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-        assert!(o.status.success() && !err.contains("Traceback"), "{name} failed ({}):\n{err}", o.status);
+        let run = |image: &Path| {
+            let head = [OsStr::new("-r"), OsStr::new("csv"), OsStr::new("-s"), symbols.as_os_str(), OsStr::new("-f"), image.as_os_str()];
+            let o = volatility(&vol3, tmp.path(), head.into_iter().chain([OsStr::new(name)]).chain(extra.iter().map(OsStr::new)));
+            let (text, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
+            assert!(o.status.success() && !err.contains("Traceback"), "{name} on {image:?} failed ({}):\n{err}", o.status);
+            text
+        };
+        let text = run(&elf);
+        assert_eq!(run(&raw), text, "{name}: the mounted memory.raw gives other rows than the exported ELF");
         let rows = csv_rows(&text);
-        eprintln!("{name}: {} rows", rows.len());
+        eprintln!("{name}: {} rows, the same on the export and the mount", rows.len());
         rows
     };
     let col = |rows: &[std::collections::HashMap<String, String>], c: &str| -> Vec<String> {
