@@ -100,6 +100,11 @@ fn assert_small_footprint(vol: &Path, dump: &Path, iomem: &Path, tmp: &Path) {
     std::fs::remove_dir_all(&ex).unwrap();
 }
 
+/// The directory of a mounted volume's memory image (the one holding memory.elf).
+fn memory_dir(m: &Mounted) -> PathBuf {
+    std::fs::read_dir(&m.dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("memory.elf").exists()).unwrap()
+}
+
 /// Runs Volatility 3 offline with its cache in `tmp`/volcache.
 fn volatility<S: AsRef<OsStr>>(vol3: &Path, tmp: &Path, args: impl IntoIterator<Item = S>) -> std::process::Output {
     let cache = tmp.join("volcache");
@@ -214,7 +219,7 @@ fn acquire_real_kernel_matches_qemu_dump_and_volatility_reads_it() {
         // Mounted: memory.raw and memory.elf are the exported bytes, and Volatility reads memory.elf.
         assert!(fuse_available(), "mount tests need /dev/fuse");
         let m = Mounted::new(&[&vol], &tmp.path().join("mnt"));
-        let memdir = std::fs::read_dir(&m.dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("memory.elf").exists()).unwrap();
+        let memdir = memory_dir(&m);
         let melf = memdir.join("memory.elf");
         assert_eq!(sha256(&melf), exported["elf"], "mounted memory.elf differs from pmem export --format elf");
         assert_eq!(sha256(&memdir.join("memory.raw")), exported["raw"], "mounted memory.raw differs from pmem export --format raw");
@@ -640,7 +645,8 @@ fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
 
 /// The Linux plugins of Volatility 3 with only pmem's symbol table, on the ELF export of a guest
 /// that recorded its own view first (tests/rig/truth.sh) and on `pmem mount`'s memory.raw of the
-/// same volume: each exits 0, prints the same rows on both, and agrees with what the guest reported (processes, a module, a socket, the kernel log, mounts, a process's maps and
+/// same volume: each exits 0, prints the same rows on both, and agrees with what the guest
+/// reported (processes, a module, a socket, the kernel log, mounts, a process's maps and
 /// environment, iomem), and every symbol the plugins use is typed in the table.
 #[test]
 fn volatility_plugins_agree_with_the_guest() {
@@ -694,7 +700,7 @@ fn volatility_plugins_agree_with_the_guest() {
     // Volatility layer than the export's ELF, read through FUSE) and must print the same rows.
     assert!(fuse_available(), "mount tests need /dev/fuse");
     let mounted = Mounted::new(&[&vol], &tmp.path().join("mnt"));
-    let raw = std::fs::read_dir(&mounted.dir).unwrap().map(|e| e.unwrap().path().join("memory.raw")).find(|p| p.exists()).unwrap();
+    let raw = memory_dir(&mounted).join("memory.raw");
     let plugin = |name: &str, extra: &[&str]| {
         let run = |image: &Path| {
             let head = [OsStr::new("-r"), OsStr::new("csv"), OsStr::new("-s"), symbols.as_os_str(), OsStr::new("-f"), image.as_os_str()];
