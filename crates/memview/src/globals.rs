@@ -12,13 +12,13 @@
 //! kernel: every type it names must exist in its BTF, and it must fit in the space kallsyms
 //! gives the symbol (an array keeps the table's length or fewer elements, as many as fit).
 
-use serde_json::Value;
+use crate::isf::Desc;
 
 const TABLE: &str = include_str!("globals.tsv");
 
 /// Each global of the table and its declared type (an ISF type descriptor naming types by
 /// their C names, as dwarf2json does).
-pub fn declared() -> impl Iterator<Item = (&'static str, Value)> {
+pub fn declared() -> impl Iterator<Item = (&'static str, Desc)> {
     TABLE.lines().filter(|l| !l.starts_with('#')).filter_map(|l| {
         let (name, ty) = l.split_once('\t')?;
         Some((name, serde_json::from_str(ty).ok()?))
@@ -31,6 +31,6 @@ mod tests {
     fn every_line_of_the_table_parses() {
         let lines = super::TABLE.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(super::declared().count(), lines);
-        assert!(super::declared().any(|(n, t)| n == "prb" && t["kind"] == "pointer"));
+        assert!(super::declared().any(|(n, t)| n == "prb" && matches!(t, crate::isf::Desc::Pointer { .. })));
     }
 }

@@ -8,8 +8,9 @@ use crate::error::{Error, Result};
 use crate::export::MemoryView;
 use aff4::stream::Stream;
 use aff4::Container;
-use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 /// Where the kernel's text mapping starts (`__START_KERNEL_map`).
@@ -19,10 +20,153 @@ const DWARF2JSON_LAYOUT: &str = "0.9.0";
 /// Nesting limit for type descriptors (pointers to arrays of pointers ...).
 const MAX_DEPTH: u32 = 32;
 
+/// An ISF type descriptor: the type of a field, a symbol or a pointer's target, naming
+/// aggregates, enums and base types by their table names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Desc {
+    /// A base type (`int`, `char`, `void`...).
+    Base {
+        /// Its name in `base_types`.
+        name: String,
+    },
+    /// A struct of `user_types`.
+    Struct {
+        /// Its name in `user_types`.
+        name: String,
+    },
+    /// A union of `user_types`.
+    Union {
+        /// Its name in `user_types`.
+        name: String,
+    },
+    /// An enumeration of `enums`.
+    Enum {
+        /// Its name in `enums`.
+        name: String,
+    },
+    /// A pointer.
+    Pointer {
+        /// What it points to.
+        subtype: Box<Desc>,
+    },
+    /// An array.
+    Array {
+        /// Elements.
+        count: u64,
+        /// Element type.
+        subtype: Box<Desc>,
+    },
+    /// Bits of an integer.
+    Bitfield {
+        /// First bit, in the byte at the field's offset.
+        bit_position: u32,
+        /// Width in bits.
+        bit_length: u32,
+        /// The integer type.
+        #[serde(rename = "type")]
+        ty: Box<Desc>,
+    },
+    /// A function.
+    Function,
+}
+
+impl Desc {
+    fn void() -> Desc {
+        Desc::Base { name: "void".into() }
+    }
+
+    fn aggregate(union: bool, name: String) -> Desc {
+        if union {
+            Desc::Union { name }
+        } else {
+            Desc::Struct { name }
+        }
+    }
+}
+
+/// A member of a struct or union.
+#[derive(Debug, Clone, Serialize)]
+pub struct Field {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: Desc,
+    /// Bytes from the start of the aggregate.
+    pub offset: u64,
+    /// Unnamed in C (its table name is `unnamed_field_N`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
+}
+
+/// A struct or union.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserType {
+    /// "struct" or "union".
+    pub kind: &'static str,
+    /// Bytes.
+    pub size: u64,
+    /// Members by name.
+    pub fields: BTreeMap<String, Field>,
+}
+
+/// A base type.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseType {
+    /// "int", "char", "bool", "float" or "void".
+    pub kind: &'static str,
+    /// Bytes.
+    pub size: u64,
+    /// Signed.
+    pub signed: bool,
+    /// Always "little" (x86-64).
+    pub endian: &'static str,
+}
+
+/// An enumeration.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnumType {
+    /// Bytes.
+    pub size: u32,
+    /// The base type of that size and signedness.
+    pub base: &'static str,
+    /// Value of each constant.
+    pub constants: BTreeMap<String, i64>,
+}
+
+/// A symbol.
+#[derive(Debug, Clone, Serialize)]
+pub struct Symbol {
+    /// Link-time virtual address.
+    pub address: u64,
+    /// Its type, when known.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<Desc>,
+    /// Its bytes, base64 (the banner, which is how Volatility matches a table to an image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constant_data: Option<String>,
+}
+
+/// The ISF document, typed rather than a JSON tree: a kernel's table is some 100,000 small
+/// objects, which as `serde_json::Value`s took 440 MB and killed `pmem mount --live` in a
+/// 512 MB machine.
+#[derive(Debug, Serialize)]
+pub struct Table {
+    /// Format, producer and the symbol source's hash.
+    pub metadata: Value,
+    /// Base types by name.
+    pub base_types: BTreeMap<String, BaseType>,
+    /// Structs and unions by name.
+    pub user_types: BTreeMap<String, UserType>,
+    /// Enumerations by name.
+    pub enums: BTreeMap<String, EnumType>,
+    /// Symbols by name.
+    pub symbols: BTreeMap<String, Symbol>,
+}
+
 /// A symbol table and what it holds.
 pub struct Isf {
     /// The ISF document.
-    pub json: Value,
+    pub table: Table,
     /// Struct and union types.
     pub types: usize,
     /// Enumerations.
@@ -146,10 +290,9 @@ impl Namer<'_> {
         namer
     }
 
-    fn desc(&self, mut id: u32, depth: u32) -> Value {
-        let void = json!({"kind": "base", "name": "void"});
+    fn desc(&self, mut id: u32, depth: u32) -> Desc {
         if depth > MAX_DEPTH {
-            return void;
+            return Desc::void();
         }
         // Qualifiers are dropped; a typedef of a struct keeps its own name; other typedefs are followed.
         for _ in 0..64 {
@@ -157,45 +300,45 @@ impl Namer<'_> {
                 Some((_, Kind::Alias(next))) => id = *next,
                 Some((t, Kind::Typedef(next))) => {
                     if let (Some(union), Some(name)) = (typedef_of_struct(self.btf, t), self.names.get(&id)) {
-                        return json!({"kind": aggregate(union), "name": name});
+                        return Desc::aggregate(union, name.clone());
                     }
                     id = *next;
                 }
                 _ => break,
             }
         }
-        let Some(t) = self.btf.get(id) else { return void };
+        let Some(t) = self.btf.get(id) else { return Desc::void() };
+        let name = || self.names.get(&id).cloned().unwrap_or_default();
         match &t.kind {
-            Kind::Int { .. } | Kind::Float { .. } => json!({"kind": "base", "name": t.name}),
-            Kind::Ptr(to) => json!({"kind": "pointer", "subtype": self.desc(*to, depth + 1)}),
-            Kind::Array { elem, count } => json!({"kind": "array", "count": count, "subtype": self.desc(*elem, depth + 1)}),
-            Kind::Struct { union, .. } => json!({"kind": aggregate(*union), "name": self.names.get(&id).cloned().unwrap_or_default()}),
-            Kind::Enum { .. } => json!({"kind": "enum", "name": self.names.get(&id).cloned().unwrap_or_default()}),
+            Kind::Int { .. } | Kind::Float { .. } => Desc::Base { name: t.name.clone() },
+            Kind::Ptr(to) => Desc::Pointer { subtype: Box::new(self.desc(*to, depth + 1)) },
+            Kind::Array { elem, count } => Desc::Array { count: u64::from(*count), subtype: Box::new(self.desc(*elem, depth + 1)) },
+            Kind::Struct { union, .. } => Desc::aggregate(*union, name()),
+            Kind::Enum { .. } => Desc::Enum { name: name() },
             Kind::Fwd { union } => {
                 let name = match self.by_name.get(&(*union, t.name.clone())) {
                     Some(real) => self.names.get(real).cloned().unwrap_or_default(),
                     None => t.name.clone(),
                 };
-                json!({"kind": aggregate(*union), "name": name})
+                Desc::aggregate(*union, name)
             }
-            Kind::Func(_) | Kind::FuncProto => json!({"kind": "function"}),
-            _ => void,
+            Kind::Func(_) | Kind::FuncProto => Desc::Function,
+            _ => Desc::void(),
         }
     }
 
     /// Members as Volatility's own tables have them: a bitfield at the byte that holds its first
     /// bit, with its position in that byte; anonymous members numbered in order.
-    fn fields(&self, members: &[crate::btf::Member]) -> Map<String, Value> {
-        let mut fields = Map::new();
+    fn fields(&self, members: &[crate::btf::Member]) -> BTreeMap<String, Field> {
+        let mut fields = BTreeMap::new();
         let mut anonymous = 0;
         for m in members {
             let mut ty = self.desc(m.ty, 0);
             if m.bitfield_size > 0 {
-                ty = json!({"kind": "bitfield", "bit_position": m.bit_offset % 8, "bit_length": m.bitfield_size, "type": ty});
+                ty = Desc::Bitfield { bit_position: m.bit_offset % 8, bit_length: m.bitfield_size, ty: Box::new(ty) };
             }
-            let mut f = json!({"type": ty, "offset": m.bit_offset / 8});
+            let f = Field { ty, offset: u64::from(m.bit_offset / 8), anonymous: m.name.is_empty() };
             let name = if m.name.is_empty() {
-                f["anonymous"] = json!(true);
                 anonymous += 1;
                 format!("unnamed_field_{:x}", anonymous - 1)
             } else {
@@ -218,14 +361,15 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     }
     let namer = Namer::new(&btf);
 
-    let mut base_types = Map::new();
-    base_types.insert("void".into(), json!({"kind": "void", "size": 0, "signed": false, "endian": "little"}));
-    base_types.insert("pointer".into(), json!({"kind": "int", "size": 8, "signed": false, "endian": "little"}));
+    let base = |kind, size, signed| BaseType { kind, size, signed, endian: "little" };
+    let mut base_types = BTreeMap::new();
+    base_types.insert("void".into(), base("void", 0, false));
+    base_types.insert("pointer".into(), base("int", 8, false));
     for (size, signed) in [(1, true), (1, false), (2, true), (2, false), (4, true), (4, false), (8, true), (8, false)] {
-        base_types.insert(int_name(size, signed).into(), json!({"kind": "int", "size": size, "signed": signed, "endian": "little"}));
+        base_types.insert(int_name(size, signed).into(), base("int", size, signed));
     }
-    let mut user_types = Map::new();
-    let mut enums = Map::new();
+    let mut user_types = BTreeMap::new();
+    let mut enums = BTreeMap::new();
     for (id, t) in btf.types.iter().enumerate() {
         let id = id as u32;
         match &t.kind {
@@ -237,19 +381,19 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
                 } else {
                     "int"
                 };
-                base_types.insert(t.name.clone(), json!({"kind": kind, "size": size, "signed": signed, "endian": "little"}));
+                base_types.insert(t.name.clone(), base(kind, u64::from(*size), *signed));
             }
             Kind::Float { size } => {
-                base_types.insert(t.name.clone(), json!({"kind": "float", "size": size, "signed": true, "endian": "little"}));
+                base_types.insert(t.name.clone(), base("float", u64::from(*size), true));
             }
             Kind::Struct { union, size, members } => {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
-                user_types.insert(name, json!({"kind": aggregate(*union), "size": size, "fields": namer.fields(members)}));
+                user_types.insert(name, UserType { kind: aggregate(*union), size: u64::from(*size), fields: namer.fields(members) });
             }
             Kind::Enum { size, signed, values } => {
                 let name = namer.names.get(&id).cloned().unwrap_or_default();
-                let constants: Map<String, Value> = values.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-                enums.insert(name, json!({"size": size, "base": int_name(u64::from(*size), *signed), "constants": constants}));
+                let constants = values.iter().cloned().collect();
+                enums.insert(name, EnumType { size: *size, base: int_name(u64::from(*size), *signed), constants });
             }
             _ => {}
         }
@@ -266,14 +410,14 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     for t in &btf.types {
         if let Kind::Fwd { union } = t.kind {
             if !namer.by_name.contains_key(&(union, t.name.clone())) && !user_types.contains_key(&t.name) {
-                user_types.insert(t.name.clone(), json!({"kind": if union { "union" } else { "struct" }, "size": 0, "fields": {}}));
+                user_types.insert(t.name.clone(), UserType { kind: aggregate(union), size: 0, fields: BTreeMap::new() });
             }
         }
     }
 
     // Types of variables: per-CPU ones from BTF's data sections; the others from the table of
     // declarations (crate::globals), applied below once every symbol's address is known.
-    let mut var_types: HashMap<String, Value> = HashMap::new();
+    let mut var_types: HashMap<String, Desc> = HashMap::new();
     for t in &btf.types {
         if let Kind::Datasec(vars) = &t.kind {
             for (vid, _, _) in vars {
@@ -293,16 +437,15 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     if let (Some(tk), Some(seq)) = (btf.struct_named("timekeeper"), btf.types.iter().position(|t| t.name == "seqcount_raw_spinlock_t")) {
         let seq_size = btf.size_of(seq as u32);
         let tk_off = seq_size.div_ceil(8) * 8;
-        user_types.insert(
-            "pmem_tk_core".into(),
-            json!({"kind": "struct", "size": tk_off + btf.size_of(tk), "fields": {
-                "seq": {"type": namer.desc(seq as u32, 0), "offset": 0},
-                "timekeeper": {"type": namer.desc(tk, 0), "offset": tk_off}}}),
-        );
-        var_types.insert("tk_core".into(), json!({"kind": "struct", "name": "pmem_tk_core"}));
+        let fields = BTreeMap::from([
+            ("seq".to_string(), Field { ty: namer.desc(seq as u32, 0), offset: 0, anonymous: false }),
+            ("timekeeper".to_string(), Field { ty: namer.desc(tk, 0), offset: tk_off, anonymous: false }),
+        ]);
+        user_types.insert("pmem_tk_core".into(), UserType { kind: "struct", size: tk_off + btf.size_of(tk), fields });
+        var_types.insert("tk_core".into(), Desc::Struct { name: "pmem_tk_core".into() });
     }
 
-    let mut symbols = Map::new();
+    let mut symbols = BTreeMap::new();
     let mut functions = Vec::new();
     let mut nonzero = false;
     for line in inp.kallsyms.lines() {
@@ -317,29 +460,27 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
             continue;
         }
         let addr = if addr >= START_KERNEL_MAP + inp.kernel_offset { addr - inp.kernel_offset } else { addr };
-        let mut s = json!({"address": addr});
-        if let Some(t) = var_types.get(name) {
-            s["type"] = t.clone();
-        } else if matches!(kind, "t" | "T") {
+        let ty = var_types.get(name).cloned();
+        if ty.is_none() && matches!(kind, "t" | "T") {
             functions.push(name);
         }
-        symbols.insert(name.to_string(), s);
+        symbols.insert(name.to_string(), Symbol { address: addr, ty, constant_data: None });
     }
     let types = Types { base: &base_types, user: &user_types, enums: &enums };
-    let mut addrs: Vec<u64> = symbols.values().filter_map(|s| s["address"].as_u64()).collect();
+    let mut addrs: Vec<u64> = symbols.values().map(|s| s.address).collect();
     addrs.sort_unstable();
     addrs.dedup();
     let (mut typed_globals, mut untyped_globals) = (0, Vec::new());
     for (name, decl) in crate::globals::declared() {
         let Some(sym) = symbols.get_mut(name) else { continue };
-        if sym.get("type").is_some() {
+        if sym.ty.is_some() {
             continue;
         }
-        let addr = sym["address"].as_u64().unwrap_or(0);
+        let addr = sym.address;
         let room = addrs.get(addrs.partition_point(|&a| a <= addr)).map(|next| next - addr);
         match types.fit(&decl, room) {
             Some(t) => {
-                sym["type"] = t;
+                sym.ty = Some(t);
                 typed_globals += 1;
             }
             None => untyped_globals.push(name.to_string()),
@@ -349,8 +490,8 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     // plugins that scan for pointers to one (sockscan's destructors) get its address through an
     // object, which needs a type.
     for name in functions {
-        if let Some(sym) = symbols.get_mut(name).filter(|s| s.get("type").is_none()) {
-            sym["type"] = json!({"kind": "base", "name": "void"});
+        if let Some(sym) = symbols.get_mut(name).filter(|s| s.ty.is_none()) {
+            sym.ty = Some(Desc::void());
         }
     }
     if !nonzero {
@@ -359,14 +500,11 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     let Some(banner_sym) = symbols.get_mut("linux_banner") else {
         return Err(Error::corrupt("/proc/kallsyms", 0, "no linux_banner symbol"));
     };
-    banner_sym["type"] = json!({"kind": "array", "count": inp.banner.len(), "subtype": {"kind": "base", "name": "char"}});
-    banner_sym["constant_data"] = json!(base64(inp.banner));
-    if !base_types.contains_key("char") {
-        base_types.insert("char".into(), json!({"kind": "char", "size": 1, "signed": true, "endian": "little"}));
-    }
+    banner_sym.ty = Some(Desc::Array { count: inp.banner.len() as u64, subtype: Box::new(Desc::Base { name: "char".into() }) });
+    banner_sym.constant_data = Some(base64(inp.banner));
+    base_types.entry("char".into()).or_insert_with(|| base("char", 1, true));
     let (ntypes, nenums, nsyms) = (user_types.len(), enums.len(), symbols.len());
-    let doc = json!({
-        "metadata": {
+    let metadata = json!({
             "format": "6.2.0",
             // Volatility gates features on the producer: hidden_modules refuses any table but a
             // dwarf2json >= 0.8.0 one. The layout here is dwarf2json 0.9.0's (names from typedefs,
@@ -376,14 +514,9 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
                 "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": "the kernel's BTF and /proc/kallsyms, not DWARF"}},
             "linux": {"symbols": [{"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
                 "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))}]},
-        },
-        "base_types": base_types,
-        "user_types": user_types,
-        "enums": enums,
-        "symbols": symbols,
     });
     Ok(Isf {
-        json: doc,
+        table: Table { metadata, base_types, user_types, enums, symbols },
         types: ntypes,
         enums: nenums,
         symbols: nsyms,
@@ -395,60 +528,57 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
 
 /// The table's types, to check a declaration against this kernel.
 struct Types<'a> {
-    base: &'a Map<String, Value>,
-    user: &'a Map<String, Value>,
-    enums: &'a Map<String, Value>,
+    base: &'a BTreeMap<String, BaseType>,
+    user: &'a BTreeMap<String, UserType>,
+    enums: &'a BTreeMap<String, EnumType>,
 }
 
 impl Types<'_> {
     /// Whether every type `desc` names is in this table.
-    fn known(&self, desc: &Value, depth: u32) -> bool {
-        let name = desc["name"].as_str().unwrap_or_default();
+    fn known(&self, desc: &Desc, depth: u32) -> bool {
         depth <= MAX_DEPTH
-            && match desc["kind"].as_str() {
-                Some("struct" | "union") => self.user.contains_key(name),
-                Some("enum") => self.enums.contains_key(name),
-                Some("base") => self.base.contains_key(name),
-                Some("pointer" | "array") => self.known(&desc["subtype"], depth + 1),
-                Some("function") => true,
-                _ => false,
+            && match desc {
+                Desc::Struct { name } | Desc::Union { name } => self.user.contains_key(name),
+                Desc::Enum { name } => self.enums.contains_key(name),
+                Desc::Base { name } => self.base.contains_key(name),
+                Desc::Pointer { subtype } | Desc::Array { subtype, .. } => self.known(subtype, depth + 1),
+                Desc::Function => true,
+                Desc::Bitfield { .. } => false,
             }
     }
 
     /// Bytes of an object of type `desc` (None for functions and unknown types).
-    fn size(&self, desc: &Value, depth: u32) -> Option<u64> {
-        let name = desc["name"].as_str().unwrap_or_default();
+    fn size(&self, desc: &Desc, depth: u32) -> Option<u64> {
         if depth > MAX_DEPTH {
             return None;
         }
-        match desc["kind"].as_str()? {
-            "struct" | "union" => self.user.get(name)?["size"].as_u64(),
-            "enum" => self.enums.get(name)?["size"].as_u64(),
-            "base" => self.base.get(name)?["size"].as_u64(),
-            "pointer" => Some(8),
-            "array" => desc["count"].as_u64()?.checked_mul(self.size(&desc["subtype"], depth + 1)?),
-            _ => None,
+        match desc {
+            Desc::Struct { name } | Desc::Union { name } => Some(self.user.get(name)?.size),
+            Desc::Enum { name } => Some(u64::from(self.enums.get(name)?.size)),
+            Desc::Base { name } => Some(self.base.get(name)?.size),
+            Desc::Pointer { .. } => Some(8),
+            Desc::Array { count, subtype } => count.checked_mul(self.size(subtype, depth + 1)?),
+            Desc::Bitfield { .. } | Desc::Function => None,
         }
     }
 
     /// The declaration as it applies to a symbol with `room` bytes before the next symbol:
     /// None if it names a type this kernel lacks or does not fit; an array keeps at most as
     /// many elements as fit (kernels size some by configuration), a flexible one (count 0) none.
-    fn fit(&self, decl: &Value, room: Option<u64>) -> Option<Value> {
+    fn fit(&self, decl: &Desc, room: Option<u64>) -> Option<Desc> {
         if !self.known(decl, 0) {
             return None;
         }
-        if decl["kind"] == "array" {
-            let (count, elem) = (decl["count"].as_u64()?, self.size(&decl["subtype"], 1)?);
-            let mut d = decl.clone();
-            if let (Some(room), true) = (room, count > 0 && elem > 0) {
-                let n = count.min(room / elem);
+        if let Desc::Array { count, subtype } = decl {
+            let elem = self.size(subtype, 1)?;
+            if let (Some(room), true) = (room, *count > 0 && elem > 0) {
+                let n = (*count).min(room / elem);
                 if n == 0 {
                     return None;
                 }
-                d["count"] = json!(n);
+                return Some(Desc::Array { count: n, subtype: subtype.clone() });
             }
-            return Some(d);
+            return Some(decl.clone());
         }
         match (self.size(decl, 0), room) {
             (Some(size), Some(room)) if size > room => None,
@@ -549,22 +679,24 @@ pub fn from_view(view: &MemoryView, btf: &[u8], kallsyms: &str) -> Result<Isf> {
     build(&Inputs { btf, kallsyms, kernel_offset, banner: &buf })
 }
 
-/// Writes the table as JSON, xz-compressed if `xz`.
+/// Writes the table as JSON, xz-compressed if `xz`. Preset 1: on a 6.1 kernel's 11.9 MB table
+/// it takes 0.45 s and 23 MB where preset 6 takes 6.4 s and 109 MB for 20% less output, and
+/// `pmem mount --live` does this on the machine whose memory it serves.
 ///
 /// # Errors
 /// Write errors.
 pub fn write(isf: &Isf, out: impl Write, xz: bool) -> Result<()> {
     let io = |e: std::io::Error| Error::io("symbol table", e);
     if xz {
-        let mut enc = lzma_rust2::XzWriter::new(std::io::BufWriter::new(out), lzma_rust2::XzOptions::with_preset(6)).map_err(io)?;
+        let mut enc = lzma_rust2::XzWriter::new(std::io::BufWriter::new(out), lzma_rust2::XzOptions::with_preset(1)).map_err(io)?;
         let mut buffered = std::io::BufWriter::new(&mut enc);
-        serde_json::to_writer(&mut buffered, &isf.json).map_err(|e| io(e.into()))?;
+        serde_json::to_writer(&mut buffered, &isf.table).map_err(|e| io(e.into()))?;
         buffered.flush().map_err(io)?;
         drop(buffered);
         enc.finish().map_err(io)?.flush().map_err(io)?;
     } else {
         let mut w = std::io::BufWriter::new(out);
-        serde_json::to_writer(&mut w, &isf.json).map_err(|e| io(e.into()))?;
+        serde_json::to_writer(&mut w, &isf.table).map_err(|e| io(e.into()))?;
         w.flush().map_err(io)?;
     }
     Ok(())
@@ -609,7 +741,7 @@ mod tests {
         let b = blob(&types, strings);
         let kallsyms = "ffffffff9a000000 T _text\nffffffff9a100000 t do_exit\nffffffff9b200000 D init_task\nffffffff9b000000 D linux_banner\n0000000000012000 A fixed\nffffffffc0000000 t x [mod]\n";
         let isf = build(&Inputs { btf: &b, kallsyms, kernel_offset: 0x1a00_0000, banner: b"Linux version 6.1.0 (x)\n\0" }).unwrap();
-        let j = &isf.json;
+        let j = &serde_json::to_value(&isf.table).unwrap();
         assert_eq!(j["symbols"]["_text"]["address"], json!(0xffff_ffff_8000_0000u64));
         assert_eq!(j["symbols"]["fixed"]["address"], json!(0x12000));
         assert!(j["symbols"].get("x").is_none());

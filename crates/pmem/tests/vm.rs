@@ -551,6 +551,8 @@ fn fuse_ko() -> Option<PathBuf> {
 /// `pmem mount --live` in the guest: memory.raw read through the mount holds the guest's
 /// kernel code exactly as QEMU's dump of it, memory.elf is an ELF core of the guest's RAM
 /// ranges, and linux.json.xz, built from the live kernel, gives Volatility 3 the guest's banner.
+/// The guest has 512 MB: building the table there must fit beside the kernel and the initramfs
+/// (a JSON-tree table once took 500 MB and the mount was killed before it appeared).
 #[test]
 fn live_mount_serves_the_running_kernel() {
     let Some(_) = static_bin() else { return };
