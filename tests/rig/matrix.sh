@@ -15,7 +15,8 @@
 # Writes the table to tests/rig/MATRIX.md (and the logs and each flavour's row under $WORK).
 #   tests/rig/matrix.sh [FLAVOUR...]        (default: every flavour of kernels.txt)
 # Needs: what scripts/test.sh installs (PMEM_VOL...), golang-go and golang-github-spf13-pflag-dev
-# (to build dwarf2json, or DWARF2JSON=binary), debootstrap.
+# (to build dwarf2json 0.9.0 from DWARF2JSON_REPO, a URL or a local clone, default GitHub's; or
+# DWARF2JSON=binary), debootstrap.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -45,7 +46,7 @@ ISF_FROM_VMLINUX=$ROOT/target/release/examples/isf_from_vmlinux
 D2J=${DWARF2JSON:-$CACHE/pmem-dwarf2json/dwarf2json}
 if [[ ! -x $D2J ]]; then
     src=$CACHE/pmem-dwarf2json/src
-    [[ -d $src ]] || git clone -q --depth 1 https://github.com/volatilityfoundation/dwarf2json "$src"
+    [[ -d $src ]] || git clone -q --branch v0.9.0 "${DWARF2JSON_REPO:-https://github.com/volatilityfoundation/dwarf2json}" "$src"
     mkdir -p "$src/vendor/github.com/spf13"
     cp -r /usr/share/gocode/src/github.com/spf13/pflag "$src/vendor/github.com/spf13/"
     printf '# github.com/spf13/pflag v1.0.5\n## explicit\ngithub.com/spf13/pflag\n' > "$src/vendor/modules.txt"

@@ -560,8 +560,9 @@ fn live_mount_serves_the_running_kernel() {
     let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("guest.elf");
-    let pre = "insmod /rig/bin/fuse.ko; mkdir -p /mnt/live; (/rig/bin/pmem mount --live /mnt/live > /out/mount.log 2>&1 &); \
-               for i in $(seq 1200); do [ -e /mnt/live/linux.json.xz ] && break; sleep 0.5; done; \
+    // (the wait ends when the table appears or pmem has exited, whose reason dmesg may hold)
+    let pre = "insmod /rig/bin/fuse.ko; mkdir -p /mnt/live; /rig/bin/pmem mount --live /mnt/live > /out/mount.log 2>&1 & p=$!; \
+               for i in $(seq 1200); do [ -e /mnt/live/linux.json.xz ] && break; kill -0 $p 2>/dev/null || break; sleep 0.5; done; \
                set -- $(grep 'Kernel code' /proc/iomem | tr -- '-:' '  '); s=$((0x$1)); e=$((0x$2)); \
                dd if=/mnt/live/memory.raw of=/out/kcode.bin bs=4096 skip=$((s / 4096)) count=$(((e + 1 - s) / 4096)) 2>/out/dd.log; \
                dd if=/mnt/live/memory.elf of=/out/head.elf bs=65536 count=1 2>>/out/dd.log; \
@@ -573,7 +574,9 @@ fn live_mount_serves_the_running_kernel() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = r.dir.join("out");
-    let log = std::fs::read_to_string(out.join("mount.log")).unwrap_or_default();
+    let mut log = std::fs::read_to_string(out.join("mount.log")).unwrap_or_default();
+    let dmesg = std::fs::read_to_string(r.dir.join("dmesg.txt")).unwrap_or_default();
+    log.extend(dmesg.lines().filter(|l| l.contains("Out of memory") || l.contains("Killed process")).map(|l| format!("guest: {l}\n")));
     let iomem = std::fs::read_to_string(r.dir.join("iomem.txt")).unwrap();
     let (start, len) = iomem_range(&iomem, "Kernel code");
     let got = std::fs::read(out.join("kcode.bin")).unwrap_or_else(|e| panic!("no kernel code read through the mount: {e}\n{log}"));
