@@ -21,9 +21,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     memview::isf::write(&isf, std::fs::File::create(out)?, false)?;
     eprintln!(
         "{out}: {} types, {} enums, {} symbols ({} globals typed by declaration, untyped: {:?}); {}",
-        isf.types,
-        isf.enums,
-        isf.symbols,
+        isf.types(),
+        isf.enums(),
+        isf.symbols(),
         isf.typed_globals,
         isf.untyped_globals,
         isf.banner.trim_end()

@@ -167,12 +167,6 @@ pub struct Table {
 pub struct Isf {
     /// The ISF document.
     pub table: Table,
-    /// Struct and union types.
-    pub types: usize,
-    /// Enumerations.
-    pub enums: usize,
-    /// Symbols with addresses.
-    pub symbols: usize,
     /// Globals typed from the table of declarations ([`crate::globals`]).
     pub typed_globals: usize,
     /// Globals of that table in this kernel whose declaration does not fit it (a type its BTF
@@ -180,6 +174,23 @@ pub struct Isf {
     pub untyped_globals: Vec<String>,
     /// The kernel banner it matches.
     pub banner: String,
+}
+
+impl Isf {
+    /// Struct and union types.
+    pub fn types(&self) -> usize {
+        self.table.user_types.len()
+    }
+
+    /// Enumerations.
+    pub fn enums(&self) -> usize {
+        self.table.enums.len()
+    }
+
+    /// Symbols with addresses.
+    pub fn symbols(&self) -> usize {
+        self.table.symbols.len()
+    }
 }
 
 /// The inputs, as captured.
@@ -503,23 +514,19 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     banner_sym.ty = Some(Desc::Array { count: inp.banner.len() as u64, subtype: Box::new(Desc::Base { name: "char".into() }) });
     banner_sym.constant_data = Some(base64(inp.banner));
     base_types.entry("char".into()).or_insert_with(|| base("char", 1, true));
-    let (ntypes, nenums, nsyms) = (user_types.len(), enums.len(), symbols.len());
     let metadata = json!({
-            "format": "6.2.0",
-            // Volatility gates features on the producer: hidden_modules refuses any table but a
-            // dwarf2json >= 0.8.0 one. The layout here is dwarf2json 0.9.0's (names from typedefs,
-            // byte-based bitfields, numbered anonymous members), so the table says so, and who
-            // built it from what in `pmem`.
-            "producer": {"name": "dwarf2json", "version": DWARF2JSON_LAYOUT, "datetime": aff4::rdf::now(),
-                "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": "the kernel's BTF and /proc/kallsyms, not DWARF"}},
-            "linux": {"symbols": [{"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
-                "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))}]},
+        "format": "6.2.0",
+        // Volatility gates features on the producer: hidden_modules refuses any table but a
+        // dwarf2json >= 0.8.0 one. The layout here is dwarf2json 0.9.0's (names from typedefs,
+        // byte-based bitfields, numbered anonymous members), so the table says so, and who
+        // built it from what in `pmem`.
+        "producer": {"name": "dwarf2json", "version": DWARF2JSON_LAYOUT, "datetime": aff4::rdf::now(),
+            "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": "the kernel's BTF and /proc/kallsyms, not DWARF"}},
+        "linux": {"symbols": [{"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
+            "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))}]},
     });
     Ok(Isf {
         table: Table { metadata, base_types, user_types, enums, symbols },
-        types: ntypes,
-        enums: nenums,
-        symbols: nsyms,
         typed_globals,
         untyped_globals,
         banner: String::from_utf8_lossy(inp.banner).trim_end_matches('\0').to_string(),

@@ -32,6 +32,13 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         crate::files::create_output(output, truncate).with_context(|| format!("cannot create {}", output.display())).code(exit::OUTPUT)?;
     let xz = output.extension().is_some_and(|e| e == "xz");
     memview::isf::write(&isf, f, xz).with_context(|| format!("writing {}", output.display())).code(exit::OUTPUT)?;
-    eprintln!("{}: {} types, {} enums, {} symbols; banner {}", output.display(), isf.types, isf.enums, isf.symbols, isf.banner.trim_end());
+    eprintln!(
+        "{}: {} types, {} enums, {} symbols; banner {}",
+        output.display(),
+        isf.types(),
+        isf.enums(),
+        isf.symbols(),
+        isf.banner.trim_end()
+    );
     Ok(0)
 }

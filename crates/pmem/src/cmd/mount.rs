@@ -250,7 +250,7 @@ fn live_tree(a: &Args) -> Result<Tree, Failure> {
         });
     match isf {
         Ok((isf, xz)) => {
-            eprintln!("pmem mount: linux.json.xz: {} types, {} symbols; banner {}", isf.types, isf.symbols, isf.banner.trim_end());
+            eprintln!("pmem mount: linux.json.xz: {} types, {} symbols; banner {}", isf.types(), isf.symbols(), isf.banner.trim_end());
             files.push(("linux.json.xz".into(), Arc::new(MemStream::new(xz, "linux.json.xz"))));
         }
         Err(e) => eprintln!("pmem mount: warning: no symbol table (linux.json.xz): {e}"),
