@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::imager::{Ending, ImageWriter};
+use crate::iobuf::IoBuf;
 use crate::stream::ReadAt;
 use crate::symbolic::Symbolic;
 use std::collections::VecDeque;
@@ -127,7 +128,7 @@ pub struct Outcome {
 #[derive(Debug)]
 pub enum Read {
     /// `n` bytes arrived at the start of the buffer (fewer than asked: the source ends there).
-    Got(Vec<u8>, usize),
+    Got(IoBuf, usize),
     /// The read failed.
     Failed(io::Error),
     /// The read took longer than the policy's timeout.
@@ -136,14 +137,14 @@ pub enum Read {
     Stopped,
 }
 
-type Reply = (Vec<u8>, io::Result<usize>);
+type Reply = (IoBuf, io::Result<usize>);
 /// A read for the helper: offset, buffer, whether to fill it whole (blocks) or take one read (streams), reply.
-type Job = (u64, Vec<u8>, bool, mpsc::Sender<Reply>);
+type Job = (u64, IoBuf, bool, mpsc::Sender<Reply>);
 
 /// A read submitted, not yet waited for.
 enum Pending {
     Threaded(mpsc::Receiver<Reply>),
-    Deferred(u64, Vec<u8>),
+    Deferred(u64, IoBuf),
 }
 
 /// Where the bytes come from.
@@ -190,11 +191,11 @@ impl<'a, 'i> Capture<'a, 'i> {
         self.stop.load(Ordering::Relaxed)
     }
 
-    fn submit(&mut self, off: u64, buf: Vec<u8>) -> Pending {
+    fn submit(&mut self, off: u64, buf: IoBuf) -> Pending {
         self.submit_as(off, buf, true)
     }
 
-    fn submit_as(&mut self, off: u64, buf: Vec<u8>, whole: bool) -> Pending {
+    fn submit_as(&mut self, off: u64, buf: IoBuf, whole: bool) -> Pending {
         let src = match &self.input {
             Input::Shared(s) => s.clone(),
             Input::Local(_) => return Pending::Deferred(off, buf),
@@ -260,7 +261,7 @@ impl<'a, 'i> Capture<'a, 'i> {
 
     /// Reads `len` bytes at `off` now (e.g. a page read a second time after the run).
     pub fn read(&mut self, off: u64, len: usize) -> Read {
-        let p = self.submit(off, vec![0u8; len]);
+        let p = self.submit(off, IoBuf::zeroed(len));
         self.wait(p)
     }
 
@@ -449,7 +450,7 @@ fn ended_early(
     obs: &mut dyn Observer,
     st: &mut Run,
     (src, at): (u64, u64),
-    mut buf: Vec<u8>,
+    mut buf: IoBuf,
     n: usize,
     end: u64,
 ) -> Result<()> {

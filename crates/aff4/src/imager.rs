@@ -8,6 +8,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgo, Hasher};
 use crate::image_stream::write::{encode_chunk, BevyWriter, EncodedChunk};
+use crate::iobuf::IoBuf;
 use crate::map::write::MapBuilder;
 use crate::rdf::Node;
 use crate::symbolic::Symbolic;
@@ -171,12 +172,13 @@ impl LinearHashes {
     }
 }
 
-pub(crate) type Pool = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+/// Input blocks that came back, for reuse.
+pub(crate) type Pool = Arc<std::sync::Mutex<Vec<IoBuf>>>;
 const POOL_MAX: usize = 16;
 
 /// An input block that returns to the pool when its last user (page scan or hasher) drops it.
 pub(crate) struct Pooled {
-    pub(crate) buf: Vec<u8>,
+    pub(crate) buf: IoBuf,
     pub(crate) pool: Pool,
 }
 
@@ -195,7 +197,7 @@ impl Drop for Pooled {
 /// data in our own memory are few and always the same.
 #[derive(Clone)]
 struct ChunkPool {
-    free: Pool,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
     size: usize,
     max: usize,
 }
@@ -230,10 +232,10 @@ impl ChunkPool {
 pub struct Buffers(Pool);
 
 impl Buffers {
-    /// A buffer of `len` bytes (its content is whatever was there: fill it completely).
-    pub fn get(&self, len: usize) -> Vec<u8> {
-        let mut b = self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
-        b.resize(len, 0);
+    /// An aligned buffer of `len` bytes (its content is whatever was there: fill it completely).
+    pub fn get(&self, len: usize) -> IoBuf {
+        let mut b = self.0.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| IoBuf::zeroed(len));
+        b.set_len(len);
         b
     }
 }
@@ -409,7 +411,7 @@ impl Imager {
     ///
     /// # Errors
     /// Offsets going backwards, or I/O writing the volume.
-    pub fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: Vec<u8>) -> Result<()> {
+    pub fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: IoBuf) -> Result<()> {
         if offset < self.pos {
             return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
         }
@@ -821,7 +823,7 @@ impl ImageWriter<'_> {
     }
 
     /// A buffer of `len` bytes for the next write (reused from earlier writes when possible: its content is whatever was there, fill it completely).
-    pub fn buffer(&self, len: usize) -> Vec<u8> {
+    pub fn buffer(&self, len: usize) -> IoBuf {
         self.buffers().get(len)
     }
 
@@ -837,7 +839,8 @@ impl ImageWriter<'_> {
     ///
     /// # Errors
     /// Offsets going backwards, or I/O writing the volume.
-    pub fn write(&mut self, offset: u64, data: Vec<u8>) -> Result<()> {
+    pub fn write(&mut self, offset: u64, data: impl Into<IoBuf>) -> Result<()> {
+        let data = data.into();
         match &mut self.im {
             Pipeline::Chunked(im) => im.write(self.vol, offset, data),
             Pipeline::InPlace(p) => p.write(self.vol, offset, data, self.zero_page),

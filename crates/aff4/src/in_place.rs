@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::imager::{is_zero, HashMsg, ImagerOptions, ImagerResult, ImagerStats, LinearHashes, Pool, Pooled};
+use crate::iobuf::IoBuf;
 use crate::map::write::{clip_to_stored, MapBuilder};
 use crate::rdf::Node;
 use crate::symbolic::Symbolic;
@@ -124,7 +125,7 @@ impl InPlace {
     }
 
     /// Adds the bytes at virtual `offset` (at or after the current position; a gap is zeros).
-    pub(crate) fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: Vec<u8>, zero_page: usize) -> Result<()> {
+    pub(crate) fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: IoBuf, zero_page: usize) -> Result<()> {
         if offset < self.pos {
             return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
         }

@@ -27,6 +27,7 @@ pub mod hash;
 pub mod image_stream;
 pub mod imager;
 pub mod in_place;
+pub mod iobuf;
 pub mod logical;
 pub mod map;
 pub mod parallel;

@@ -357,7 +357,7 @@ pub fn acquire(
                         rep.changed_pages += 1;
                         add_range(&mut rep.changed, pg, PAGE);
                         if opts.recheck_keep {
-                            second_copies.push((pg, b));
+                            second_copies.push((pg, b.to_vec()));
                         }
                     }
                 }

@@ -3,6 +3,7 @@
 use super::bevy_urn;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::iobuf::IoBuf;
 use crate::segments::Segments;
 use crate::stream::Stream;
 use std::collections::{HashMap, VecDeque};
@@ -50,6 +51,11 @@ struct Bevy {
 type ChunkCache = (HashMap<u64, Arc<Vec<u8>>>, VecDeque<u64>);
 
 const CHUNK_CACHE: usize = 64;
+
+thread_local! {
+    /// Each thread's buffer for the payloads it reads.
+    static PAYLOAD: std::cell::RefCell<IoBuf> = std::cell::RefCell::new(IoBuf::default());
+}
 const BEVY_CACHE: usize = 256;
 const MAX_INDEX_BYTES: u64 = 256 << 20;
 
@@ -188,15 +194,29 @@ impl ImageStreamReader {
                 format!("payload at bevy offset {off}+{len} lies outside the bevy segment ({} bytes)", bevy.data.size()),
             ));
         }
-        let mut payload = vec![0u8; len as usize];
-        bevy.data.read_exact_at(off, &mut payload)?;
         let chunk = if let Some(d) = &self.p.decrypt {
+            let mut payload = vec![0u8; len as usize];
+            bevy.data.read_exact_at(off, &mut payload)?;
             d.decrypt(i, &mut payload);
             payload
         } else {
-            self.p.codec.decode(&payload, cs as usize, expected).map_err(|e| match e {
-                Error::Corrupt { what, .. } => Error::corrupt(ctx(), start, format!("{what} (payload at bevy offset {off}, {len} bytes)")),
-                other => other,
+            // The payload is read into this thread's aligned scratch buffer (see crate::iobuf),
+            // or a new one while that is in use (a stream read through a stream).
+            PAYLOAD.with(|p| {
+                let mut own = None;
+                let mut busy = p.try_borrow_mut();
+                let payload = match busy.as_deref_mut() {
+                    Ok(b) => b,
+                    Err(_) => own.insert(IoBuf::default()),
+                };
+                payload.set_len(len as usize);
+                bevy.data.read_exact_at(off, payload)?;
+                self.p.codec.decode(payload, cs as usize, expected).map_err(|e| match e {
+                    Error::Corrupt { what, .. } => {
+                        Error::corrupt(ctx(), start, format!("{what} (payload at bevy offset {off}, {len} bytes)"))
+                    }
+                    other => other,
+                })
             })?
         };
         if chunk.len() < expected {

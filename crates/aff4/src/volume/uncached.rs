@@ -7,11 +7,10 @@
 //! (sync_file_range, then POSIX_FADV_DONTNEED), so that only a window of recent blocks is
 //! cached at any time. macOS uses F_NOCACHE; elsewhere, plain writes.
 
+// ALIGN: the alignment of O_DIRECT offsets, lengths and buffers (the largest logical block size in use).
+use crate::iobuf::{IoBuf, ALIGN};
 use std::fs::File;
 use std::io::{self, Write};
-
-/// Alignment of O_DIRECT offsets, lengths and buffers (the largest logical block size in use).
-const ALIGN: usize = 4096;
 /// The aligned buffer: bytes are written out in pieces of this size. Small, because its pages
 /// are the only ones holding blocks of the volume (64 pages of a capture at most).
 const CAPACITY: usize = 256 << 10;
@@ -112,8 +111,8 @@ impl Out {
     }
 }
 
-/// An aligned block buffer: its backing store and where the aligned block starts in it.
-type Block = (Vec<u8>, usize);
+/// An aligned block buffer of [`CAPACITY`] bytes.
+type Block = IoBuf;
 
 /// A full block for the writer thread, and what comes back.
 type Job = (Block, u64);
@@ -144,9 +143,7 @@ pub struct Uncached {
 
 /// A new zeroed aligned block.
 fn new_block() -> Block {
-    let buf = vec![0u8; CAPACITY + ALIGN];
-    let off = buf.as_ptr().align_offset(ALIGN);
-    (buf, off)
+    IoBuf::zeroed(CAPACITY)
 }
 
 impl Uncached {
@@ -251,8 +248,7 @@ impl Uncached {
     }
 
     fn bytes(&mut self) -> &mut [u8] {
-        let off = self.block.1;
-        &mut self.block.0[off..off + CAPACITY]
+        &mut self.block[..]
     }
 
     /// Waits for every block behind, keeping their buffers; the first failure, if any.
@@ -297,14 +293,14 @@ impl Uncached {
             let (done, rx) = std::sync::mpsc::channel::<Done>();
             let out = self.out.clone();
             std::thread::Builder::new().name("volume-writer".into()).spawn(move || {
-                while let Ok(((mut buf, off), at)) = jobs.recv() {
+                while let Ok((mut buf, at)) = jobs.recv() {
                     let r = match out.lock() {
-                        Ok(mut o) => o.write_block(&buf[off..off + CAPACITY], at),
+                        Ok(mut o) => o.write_block(&buf, at),
                         Err(_) => Err(io::Error::other("the volume's writer was poisoned")),
                     };
                     // Written: its bytes are not kept in our memory either.
-                    buf[off..off + CAPACITY].fill(0);
-                    if done.send(((buf, off), r)).is_err() {
+                    buf.fill(0);
+                    if done.send((buf, r)).is_err() {
                         break;
                     }
                 }
@@ -337,11 +333,10 @@ impl Uncached {
         self.len = 0;
         if keep > 0 {
             let mut got = 0;
-            let off = self.block.1;
             while got < keep {
                 let at = self.start + got as u64;
                 // Whole aligned blocks, as O_DIRECT requires; only `keep` bytes are used.
-                let n = read_at(&self.file, &mut self.block.0[off + got..off + ALIGN], at)?;
+                let n = read_at(&self.file, &mut self.block[got..ALIGN], at)?;
                 if n == 0 {
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("reading back the block at {at}")));
                 }
@@ -354,9 +349,9 @@ impl Uncached {
 
     /// Writes `n` bytes of the buffer (a multiple of [`ALIGN`]) at its start, now.
     fn write_out(&mut self, n: usize) -> io::Result<()> {
-        let (off, start) = (self.block.1, self.start);
+        let start = self.start;
         let mut o = self.out.lock().map_err(|_| io::Error::other("the volume's writer was poisoned"))?;
-        o.write_block(&self.block.0[off..off + n], start)
+        o.write_block(&self.block[..n], start)
     }
 }
 
