@@ -9,7 +9,8 @@
 #          measured in the same run (examples/stagecost.rs)                    [issues 3, 18]
 # read:    `pmem cat` of the resulting volume vs `lz4 -d` of the same data            [issue 2]
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
-#          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc [issue 4]
+#          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc; also
+#          streamed to /dev/null, and dd writing the volume with O_DIRECT (the disk's share) [issue 4]
 # encrypt: `pmem image` of the corpus and `pmem acquire` from the fake /proc, each with
 #          `--encrypt-to CERT` vs without, same run                                   [issue 22]
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
@@ -21,7 +22,8 @@
 #          `--no-mapped-files` (what capturing mapped files and /boot costs), `--format raw` (stored
 #          in place, uncompressed, linear SHA-256), `--no-extras` (memory only, as AVML) and with `--no-extras --block-hashes none` (also no hash, as AVML), page cache
 #          dropped (and zeroed: init_on_free=1) before each, order rotated per round;
-#          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI)              [issue 4]
+#          also SHA-256/MD5 speed inside the guest (TCG offers no SHA-NI); with $BASE_PMEM
+#          (a static pmem of an earlier commit) also that build's defaults, in the same rounds [issue 4]
 # footprint: one boot of the rig per tool (pmem, $BASE_PMEM if set: a static pmem of an earlier
 #          commit, and `avml acquire --compress`), each followed by QEMU's dump of the guest:
 #          pages of the image and of the dump that hold 4 KiB blocks of the tool's own output
@@ -71,13 +73,14 @@ pnone() { run pmem-memonly-nohash /out/m.aff4 /rig/bin/pmem acquire -q -t --no-e
 precheck() { run pmem-recheck /out/m.aff4 /rig/bin/pmem acquire -q -t --recheck -o /out/m.aff4; }
 pnomap() { run pmem-no-mapped-files /out/m.aff4 /rig/bin/pmem acquire -q -t --no-mapped-files -o /out/m.aff4; }
 praw() { run pmem-raw-in-place /out/m.aff4 /rig/bin/pmem acquire -q -t --format raw -o /out/m.aff4; }
+pbase() { [ -x /rig/bin/pmem-base ] && run pmem-base-default /out/m.aff4 /rig/bin/pmem-base acquire -q -t -o /out/m.aff4; }
 /rig/bin/hashspeed > /out/hashspeed.txt
 for r in \$(seq $N); do
     case \$((r % 4)) in
-        1) avml; p256; pnomap; plin; praw; precheck; pmd5; pnone ;;
-        2) p256; plin; precheck; pmd5; pnone; pnomap; avml; praw ;;
-        3) praw; pmd5; pnone; avml; pnomap; plin; precheck; p256 ;;
-        0) pnomap; precheck; pnone; avml; praw; p256; plin; pmd5 ;;
+        1) avml; p256; pbase; pnomap; plin; praw; precheck; pmd5; pnone ;;
+        2) p256; plin; precheck; pmd5; pnone; pnomap; avml; praw; pbase ;;
+        3) pbase; praw; pmd5; pnone; avml; pnomap; plin; precheck; p256 ;;
+        0) pnomap; precheck; pnone; pbase; avml; praw; p256; plin; pmd5 ;;
     esac
 done
 EOS
@@ -86,7 +89,7 @@ EOS
     # init_on_free: pages freed by dropping the page cache are zeroed, so each run finds the
     # guest's memory as the previous run found it (not full of the last output's bytes).
     "$PWD/tests/rig/run-in-vm.sh" --mem 1G --timeout 3000 --out "$W/vm/rig" --append init_on_free=1 \
-        --add "$SPMEM" --add "$AVML" --add "$PWD/target/x86_64-unknown-linux-gnu/release/examples/hashspeed" --add "$W/vm/rounds.sh" \
+        --add "$SPMEM" ${BASE_PMEM:+--add "$BASE_PMEM:/rig/bin/pmem-base"} --add "$AVML" --add "$PWD/target/x86_64-unknown-linux-gnu/release/examples/hashspeed" --add "$W/vm/rounds.sh" \
         -- "$BUSYBOX" sh /rig/bin/rounds.sh > /dev/null
     echo "== vm: acquisition of a 1 GiB TCG guest (2 vCPUs), $N rounds in one boot, page cache dropped and zeroed before each run"
     sed 's/^/guest: /' "$W/vm/rig/out/hashspeed.txt"
@@ -212,6 +215,13 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     pair "A pmem acquire --hash sha256 --block-hashes none (linear, as before)" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --hash sha256 --block-hashes none --source kcore -o $W/acq-linear.aff4")" \
         "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
+    # Where the disk sets the pace: the same acquisition streamed to /dev/null (no disk), and
+    # the volume's own bytes written to the same disk by dd with O_DIRECT, as pmem writes them.
+    pair "A pmem acquire -o - >/dev/null" "B avml --compress" \
+        "$(fakeproc "$PMEM acquire -q -t --source kcore -o - > /dev/null")" \
+        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
+    for ((i = 0; i < N; i++)); do measure dd if="$W/acq.aff4" of="$W/dd.out" bs=1M oflag=direct; rm -f "$W/dd.out"; done > "$W/dd.txt"
+    echo "disk: dd oflag=direct bs=1M of the $(stat -c %s "$W/acq.aff4")-byte volume: median $(cut -d' ' -f1 "$W/dd.txt" | median) s"
     pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
