@@ -7,10 +7,10 @@
 //! (sync_file_range, then POSIX_FADV_DONTNEED), so that only a window of recent blocks is
 //! cached at any time. macOS uses F_NOCACHE; elsewhere, plain writes.
 
-// ALIGN: the alignment of O_DIRECT offsets, lengths and buffers (the largest logical block size in use).
 use crate::iobuf::{IoBuf, ALIGN};
 use std::fs::File;
 use std::io::{self, Write};
+
 /// The aligned buffer: bytes are written out in pieces of this size. Small, because its pages
 /// are the only ones holding blocks of the volume (64 pages of a capture at most).
 const CAPACITY: usize = 256 << 10;
@@ -111,12 +111,9 @@ impl Out {
     }
 }
 
-/// An aligned block buffer of [`CAPACITY`] bytes.
-type Block = IoBuf;
-
 /// A full block for the writer thread, and what comes back.
-type Job = (Block, u64);
-type Done = (Block, io::Result<()>);
+type Job = (IoBuf, u64);
+type Done = (IoBuf, io::Result<()>);
 
 /// A file written sequentially at a position, with the page cache kept out of it. Full blocks
 /// are written by a thread behind the writer; a failed write is reported by a later `write`,
@@ -125,8 +122,8 @@ pub struct Uncached {
     /// For reads and the length (the write side is `out`).
     file: File,
     out: std::sync::Arc<std::sync::Mutex<Out>>,
-    /// The block being filled.
-    block: Block,
+    /// The block being filled: [`CAPACITY`] aligned bytes (O_DIRECT writes from it at [`ALIGN`]).
+    block: IoBuf,
     /// File offset of the block's first byte (a multiple of [`ALIGN`]).
     start: u64,
     /// Bytes in the block.
@@ -136,14 +133,9 @@ pub struct Uncached {
     /// Blocks with the thread.
     in_flight: usize,
     /// Written blocks, zeroed, for reuse.
-    spare: Vec<Block>,
+    spare: Vec<IoBuf>,
     /// A write of the thread that failed, not yet reported.
     failed: Option<io::Error>,
-}
-
-/// A new zeroed aligned block.
-fn new_block() -> Block {
-    IoBuf::zeroed(CAPACITY)
 }
 
 impl Uncached {
@@ -163,7 +155,7 @@ impl Uncached {
         let mut u = Uncached {
             file,
             out: std::sync::Arc::new(std::sync::Mutex::new(out)),
-            block: new_block(),
+            block: IoBuf::zeroed(CAPACITY),
             start: 0,
             len: 0,
             behind: None,
@@ -209,7 +201,7 @@ impl Uncached {
     /// A write fails.
     pub fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.bytes().fill(0);
+        self.block.fill(0);
         let end = self.position();
         self.file.set_len(end)
     }
@@ -237,7 +229,7 @@ impl Uncached {
             }
             let k = ((CAPACITY - self.len) as u64).min(n) as usize;
             let len = self.len;
-            self.bytes()[len..len + k].fill(0);
+            self.block[len..len + k].fill(0);
             self.len += k;
             n -= k as u64;
             if self.len == CAPACITY {
@@ -245,10 +237,6 @@ impl Uncached {
             }
         }
         Ok(())
-    }
-
-    fn bytes(&mut self) -> &mut [u8] {
-        &mut self.block[..]
     }
 
     /// Waits for every block behind, keeping their buffers; the first failure, if any.
@@ -313,7 +301,7 @@ impl Uncached {
                 return Err(e);
             }
         }
-        let next = self.spare.pop().unwrap_or_else(new_block);
+        let next = self.spare.pop().unwrap_or_else(|| IoBuf::zeroed(CAPACITY));
         let full = std::mem::replace(&mut self.block, next);
         let sent = self.behind.as_ref().map(|(tx, _)| tx.send((full, self.start)).is_ok()).unwrap_or(false);
         if !sent {
@@ -366,7 +354,7 @@ impl Write for Uncached {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         let n = (CAPACITY - self.len).min(b.len());
         let len = self.len;
-        self.bytes()[len..len + n].copy_from_slice(&b[..n]);
+        self.block[len..len + n].copy_from_slice(&b[..n]);
         self.len += n;
         if self.len == CAPACITY {
             self.write_behind()?;
@@ -384,13 +372,13 @@ impl Write for Uncached {
         let len = self.len;
         let full = len - len % ALIGN;
         let padded = len.div_ceil(ALIGN) * ALIGN;
-        self.bytes()[len..padded].fill(0);
+        self.block[len..padded].fill(0);
         self.write_out(padded)?;
         if full > 0 {
             // The partial block moves to the front; the written blocks behind it are cleared.
             let tail = len - full;
-            self.bytes().copy_within(full..len, 0);
-            self.bytes()[tail..padded].fill(0);
+            self.block.copy_within(full..len, 0);
+            self.block[tail..padded].fill(0);
             self.start += full as u64;
             self.len = tail;
         }
