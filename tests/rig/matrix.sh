@@ -77,6 +77,28 @@ debug_files() { # FLAVOUR PACKAGE VERSION -> prints DIR holding vmlinux and Syst
 
 result() { if "$@" > "$w/$name.log" 2>&1; then echo pass; else echo "**FAIL** ($name.log)"; fi; }
 
+# A section of an ELF64 little-endian file, of any architecture (the host's objcopy reads x86 only).
+elf_section() { # ELF NAME OUT
+    python3 - "$@" <<'EOP'
+import struct, sys
+f = open(sys.argv[1], 'rb')
+h = f.read(64)
+shoff, = struct.unpack_from('<Q', h, 0x28)
+shentsize, shnum, shstrndx = struct.unpack_from('<HHH', h, 0x3a)
+f.seek(shoff)
+sh = [struct.unpack('<IIQQQQIIQQ', f.read(shentsize)) for _ in range(shnum)]
+f.seek(sh[shstrndx][4])
+names = f.read(sh[shstrndx][5])
+for s in sh:
+    if names[s[0]:names.index(b'\0', s[0])].decode() == sys.argv[2]:
+        f.seek(s[4])
+        open(sys.argv[3], 'wb').write(f.read(s[5]))
+        break
+else:
+    sys.exit(f"no section {sys.argv[2]} in {sys.argv[1]}")
+EOP
+}
+
 # crash for another architecture: Debian 13's crash of that architecture in its own debootstrap
 # root, run through qemu-user (binfmt_misc, registered here if the host has not).
 crash_root() { # ARCH -> prints the root
@@ -131,26 +153,28 @@ for f in "${FLAVOURS[@]}"; do
     log "$f: $pkg $version"
     dbg=$(debug_files "$f" "$pkg" "$version")
     fuse=$(RIG_FLAVOUR=$f scripts/rig-module.sh fuse 2> /dev/null || true)
-    if [[ $arch == arm64 ]]; then
-        # The aarch64 build acquires the arm64 guest. No symbol table and no plugins: Debian's
-        # arm64 kernels list no data symbols in kallsyms, and Volatility 3 has no AArch64 layer.
-        cargo build -q --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
-        bin=$ROOT/target/aarch64-unknown-linux-musl/ci/pmem
-        name=acquire acquire=$(result env PMEM_RIG_FLAVOUR="$f" PMEM_AARCH64_BIN="$bin" \
-            cargo test -q -p pmem --test vm arm64_kernel_acquisition_matches_qemu_dump -- --nocapture)
-        analyse "$f" "$arch" "$bin" "$dbg" "$fuse"
-        echo "| $f | $pkg $version | no table: Debian's arm64 kernels list no data symbols in kallsyms (CONFIG_KALLSYMS_ALL off) | $acquire | - (Volatility 3 2.28 has no AArch64 layer) | $crash | $drgn |" > "$w/row.md"
-        log "$f done"
-        continue
-    fi
-
     # types: ours from the vmlinux's BTF against dwarf2json's from its DWARF.
-    objcopy -O binary --only-section=.BTF "$dbg/vmlinux" "$w/btf"
+    elf_section "$dbg/vmlinux" .BTF "$w/btf"
     "$ISF_FROM_VMLINUX" "$dbg/vmlinux" "$w/btf" "$dbg/System.map" "$w/ours.json" 2> "$w/ours.log"
     [[ -f $dbg/dwarf.json.xz ]] || "$D2J" linux --elf "$dbg/vmlinux" --system-map "$dbg/System.map" | xz -1 -T2 > "$dbg/dwarf.json.xz"
     python3 tests/rig/globals.py uses "$VOL_PKG" "$dbg/System.map" "$w/ours.json" > "$w/uses.txt"
     python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" > "$w/types.txt" || true
     types=$(python3 tests/rig/isf_compare.py "$w/ours.json" "$dbg/dwarf.json.xz" --symbols "$w/uses.txt" --summary || true)
+
+    if [[ $arch == arm64 ]]; then
+        # The aarch64 build acquires the arm64 guest, whose /boot has the real System.map (kallsyms
+        # lists no data symbols there), and the test walks the task list with pmem's table against
+        # the guest's own list: Volatility 3 has no AArch64 layer to run the plugins with.
+        cargo build -q --profile ci --target aarch64-unknown-linux-musl -p pmem --no-default-features --features fuse
+        bin=$ROOT/target/aarch64-unknown-linux-musl/ci/pmem
+        name=acquire acquire=$(result env PMEM_RIG_FLAVOUR="$f" PMEM_AARCH64_BIN="$bin" \
+            cargo test -q -p pmem --test vm arm64_kernel_acquisition_matches_qemu_dump -- --nocapture)
+        walk=$(grep -o 'arm64 task list read with pmem.s table: .*' "$w/acquire.log" | sed 's/^arm64 task list read with pmem.s table: //' || true)
+        analyse "$f" "$arch" "$bin" "$dbg" "$fuse"
+        echo "| $f | $pkg $version | $types | $acquire | - (Volatility 3 2.28 has no AArch64 layer); task list walked with pmem's table: ${walk:-none} | $crash | $drgn |" > "$w/row.md"
+        log "$f done"
+        continue
+    fi
 
     # acquire and plugins: the rig tests, on this kernel.
     test_env=(env -u PMEM_RIG_FUSE_KO PMEM_RIG_FLAVOUR="$f" PMEM_VOL="$PMEM_VOL" PMEM_SHARED="${PMEM_SHARED:-$ROOT/../shared}")

@@ -37,6 +37,10 @@
 #   --add SRC[:DST]    copy an extra host file into the guest (default DST
 #                      /rig/bin/<name>); repeatable
 #   --pre 'SHELL'      busybox-sh snippet run in the guest before the command
+#   --boot             install the kernel's config and its real System.map in
+#                      the guest's /boot (config-RELEASE, System.map-RELEASE), as
+#                      distributions that ship the map there do (Debian's /boot
+#                      has a stub; the map is taken from its -dbg package)
 #   --qemu-arg ARG     extra argument for qemu-system-x86_64; repeatable
 #   --host-dump FILE   after the command, keep the guest alive and write an ELF
 #                      dump of its physical memory from the QEMU side (QMP
@@ -82,7 +86,7 @@ log() { echo "$PROG: $*" >&2; }
 
 # ---------------------------------------------------------------- arguments
 MEM=1G CPUS=2 OUT='' TIMEOUT=300 ACCEL=auto CPU_MODEL='' FLAVOUR=cloud KERNEL=''
-APPEND='' DISK_SIZE='' HOST_DUMP='' VERBOSE=0 PRE='' PRINT_KERNEL=0 DOWNLOAD=
+APPEND='' DISK_SIZE='' HOST_DUMP='' VERBOSE=0 BOOT=0 PRE='' PRINT_KERNEL=0 DOWNLOAD=
 PINS=$(dirname "$(readlink -f -- "$0")")/kernels.txt
 ADDS=() QEMU_EXTRA=()
 CACHE=${RIG_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pmem-vm-rig}
@@ -92,7 +96,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
 while (($#)); do
     case $1 in # options that take a value need one
-        --verbose | -v | -h | --help | --print-kernel | --) ;;
+        --verbose | -v | -h | --help | --print-kernel | --boot | --) ;;
         --*) (($# >= 2)) || die "$1 needs a value" ;;
     esac
     case $1 in
@@ -111,6 +115,7 @@ while (($#)); do
         --pre) PRE=$2; shift 2 ;;
         --host-dump) HOST_DUMP=$2; shift 2 ;;
         --verbose|-v) VERBOSE=1; shift ;;
+        --boot) BOOT=1; shift ;;
         --print-kernel) PRINT_KERNEL=1; shift ;;
         --download) DOWNLOAD=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -225,6 +230,27 @@ ensure_busybox() {
         dpkg-deb -x "$tmp"/*.deb "$tmp/x"
     fi
     install -m 755 "$tmp/x/bin/busybox" "$BUSYBOX"
+    rm -rf "$tmp"
+}
+
+# The kernel's real System.map -> $SYSTEM_MAP. Debian's kernel package ships a
+# stub ("The real System.map is in the linux-image-<version>-dbg package"): the
+# map is then taken from that package (about 260 MB, downloaded once) and cached
+# as $KDIR/System.map.dbg.
+ensure_system_map() {
+    SYSTEM_MAP=$KDIR/System.map
+    grep -q "The real System.map is in" "$SYSTEM_MAP" || return 0
+    SYSTEM_MAP=$KDIR/System.map.dbg
+    [[ -s $SYSTEM_MAP ]] && return 0
+    local pkg version tmp
+    read -r pkg version < "$KDIR/package"
+    kernel_apt_update
+    tmp=$(mktemp -d "$CACHE/.m.XXXXXX")
+    log "fetching the System.map of $pkg-dbg $version"
+    (cd "$tmp" && apt-get "${KAPT[@]}" download -q "$pkg-dbg=$version" >&2) || die "apt-get download $pkg-dbg=$version failed"
+    dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" --wildcards './usr/lib/debug/boot/System.map-*' ||
+        die "no System.map in $pkg-dbg"
+    cp "$tmp"/usr/lib/debug/boot/System.map-* "$SYSTEM_MAP.new" && mv "$SYSTEM_MAP.new" "$SYSTEM_MAP"
     rm -rf "$tmp"
 }
 
@@ -385,6 +411,14 @@ done
 if [[ -n $KDIR && -s $KDIR/modules.load ]]; then
     cp "$KDIR"/ko/*.ko "$ROOT/rig/modules/"
     cp "$KDIR/modules.load" "$ROOT/rig/modules.load"
+fi
+if ((BOOT)); then
+    [[ -n $KDIR ]] || die "--boot needs a kernel of kernels.txt (not --kernel)"
+    release=$(cut -d' ' -f1 "$KDIR/package"); release=${release#linux-image-}
+    ensure_system_map
+    mkdir -p "$ROOT/boot"
+    cp "$SYSTEM_MAP" "$ROOT/boot/System.map-$release"
+    cp "$KDIR/config" "$ROOT/boot/config-$release"
 fi
 
 # Single-quote a word for a POSIX shell.

@@ -16,8 +16,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let src: Arc<dyn memacq::source::PhysicalSource> = Arc::from(memacq::source::open_file(Path::new(vmlinux))?);
     let machine = src.architecture().and_then(memformat::elf::machine_of).unwrap_or(memformat::elf::EM_X86_64);
     let stream: Arc<dyn aff4::Stream> = Arc::new(memacq::live::LiveMemory::new(src.clone()));
-    let view = memview::export::MemoryView::of_physical(stream, src.ranges(), src.vmcoreinfo(), machine);
-    let isf = memview::isf::from_view(&view, &std::fs::read(btf)?, &std::fs::read_to_string(map)?)?;
+    // An arm64 kernel image is read at its virtual address less kimage_voffset, which a
+    // running kernel's VMCOREINFO gives; for the file it is its first PT_LOAD's vaddr - paddr.
+    let mut vmcoreinfo = src.vmcoreinfo();
+    if memformat::elf::arch_name(machine) == Some("aarch64") {
+        let f = std::fs::File::open(vmlinux)?;
+        let phdrs = memformat::elf::program_headers(&f, vmlinux)?;
+        let load = phdrs.iter().find(|p| p.p_type == memformat::elf::PT_LOAD).ok_or("no PT_LOAD")?;
+        vmcoreinfo = Some(format!("NUMBER(kimage_voffset)={:#x}\n", load.vaddr.wrapping_sub(load.paddr)));
+    }
+    let view = memview::export::MemoryView::of_physical(stream, src.ranges(), vmcoreinfo, machine);
+    let isf = memview::isf::from_view(&view, &std::fs::read(btf)?, &std::fs::read_to_string(map)?, None)?;
     memview::isf::write(&isf, std::fs::File::create(out)?, false)?;
     eprintln!(
         "{out}: {} types, {} enums, {} symbols ({} globals typed by declaration, untyped: {:?}); {}",

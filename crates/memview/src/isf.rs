@@ -1,7 +1,12 @@
 //! Volatility 3 symbol tables (ISF, "intermediate symbol format" 6.2.0) built only from what an
 //! acquisition captured: types from the kernel's BTF, addresses from /proc/kallsyms (made
-//! link-time again with VMCOREINFO's KERNELOFFSET, as Volatility computes the KASLR shift
-//! itself), and `linux_banner` read from the image, which is how Volatility matches the table.
+//! link-time again with the KASLR offset, as Volatility computes the shift itself), and
+//! `linux_banner` read from the image, which is how Volatility matches the table.
+//!
+//! Where kallsyms lists functions only (CONFIG_KALLSYMS_ALL off, as in Debian's arm64 kernels),
+//! the data symbols come from the kernel's /boot/System.map, which lists every symbol at its
+//! link-time address. It is used only when it is the running build's: its `_stext` and `_etext`
+//! must both lie exactly the KASLR offset below kallsyms' (and that difference is the offset).
 
 use crate::btf::{Btf, Kind};
 use crate::error::{Error, Result};
@@ -13,8 +18,10 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
-/// Where the kernel's text mapping starts (`__START_KERNEL_map`).
+/// Where the kernel's text mapping starts on x86-64 (`__START_KERNEL_map`).
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// ELF `e_machine` of arm64 kernels.
+const EM_AARCH64: u16 = 183;
 /// The dwarf2json release whose table layout this one follows.
 const DWARF2JSON_LAYOUT: &str = "0.9.0";
 /// Nesting limit for type descriptors (pointers to arrays of pointers ...).
@@ -174,6 +181,8 @@ pub struct Isf {
     pub untyped_globals: Vec<String>,
     /// The kernel banner it matches.
     pub banner: String,
+    /// Symbols also came from a System.map (one of the running build's was given or captured).
+    pub from_system_map: bool,
 }
 
 impl Isf {
@@ -199,8 +208,13 @@ pub struct Inputs<'a> {
     pub btf: &'a [u8],
     /// /proc/kallsyms.
     pub kallsyms: &'a str,
-    /// KASLR offset of the kernel's virtual addresses (VMCOREINFO KERNELOFFSET), 0 if none.
+    /// /boot/System.map of the same build (link-time addresses): symbols kallsyms lacks.
+    pub system_map: Option<&'a str>,
+    /// KASLR offset of the kernel's virtual addresses, 0 if none.
     pub kernel_offset: u64,
+    /// Where the (relocated) kernel image starts: kallsyms addresses from here on are moved
+    /// back by `kernel_offset`; those below (x86-64's per-CPU offsets) are kept.
+    pub kernel_start: u64,
     /// `linux_banner` as found in memory, through its NUL.
     pub banner: &'a [u8],
 }
@@ -470,7 +484,18 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         if symbols.contains_key(name) {
             continue;
         }
-        let addr = if addr >= START_KERNEL_MAP + inp.kernel_offset { addr - inp.kernel_offset } else { addr };
+        let addr = if addr >= inp.kernel_start { addr - inp.kernel_offset } else { addr };
+        let ty = var_types.get(name).cloned();
+        if ty.is_none() && matches!(kind, "t" | "T") {
+            functions.push(name);
+        }
+        symbols.insert(name.to_string(), Symbol { address: addr, ty, constant_data: None });
+    }
+    // The symbols only System.map lists (already link-time).
+    for (addr, kind, name) in inp.system_map.into_iter().flat_map(map_entries) {
+        if symbols.contains_key(name) {
+            continue;
+        }
         let ty = var_types.get(name).cloned();
         if ty.is_none() && matches!(kind, "t" | "T") {
             functions.push(name);
@@ -514,6 +539,17 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     banner_sym.ty = Some(Desc::Array { count: inp.banner.len() as u64, subtype: Box::new(Desc::Base { name: "char".into() }) });
     banner_sym.constant_data = Some(base64(inp.banner));
     base_types.entry("char".into()).or_insert_with(|| base("char", 1, true));
+    let mut sources = vec![json!({"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
+        "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))})];
+    if let Some(m) = inp.system_map {
+        sources.push(json!({"kind": "system-map", "name": "System.map", "hash_type": "sha256",
+            "hash_value": aff4::hash::hex(&sha256(m.as_bytes()))}));
+    }
+    let built_from = if inp.system_map.is_some() {
+        "the kernel's BTF, /proc/kallsyms and System.map, not DWARF"
+    } else {
+        "the kernel's BTF and /proc/kallsyms, not DWARF"
+    };
     let metadata = json!({
         "format": "6.2.0",
         // Volatility gates features on the producer: hidden_modules refuses any table but a
@@ -521,15 +557,15 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
         // byte-based bitfields, numbered anonymous members), so the table says so, and who
         // built it from what in `pmem`.
         "producer": {"name": "dwarf2json", "version": DWARF2JSON_LAYOUT, "datetime": aff4::rdf::now(),
-            "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": "the kernel's BTF and /proc/kallsyms, not DWARF"}},
-        "linux": {"symbols": [{"kind": "system-map", "name": "/proc/kallsyms", "hash_type": "sha256",
-            "hash_value": aff4::hash::hex(&sha256(inp.kallsyms.as_bytes()))}]},
+            "pmem": {"version": env!("CARGO_PKG_VERSION"), "built_from": built_from}},
+        "linux": {"symbols": sources},
     });
     Ok(Isf {
         table: Table { metadata, base_types, user_types, enums, symbols },
         typed_globals,
         untyped_globals,
         banner: String::from_utf8_lossy(inp.banner).trim_end_matches('\0').to_string(),
+        from_system_map: inp.system_map.is_some(),
     })
 }
 
@@ -622,68 +658,119 @@ fn captured(c: &Container, name: &str, max: u64) -> Result<Vec<u8>> {
     Ok(c.open_stream(&i.urn)?.read_all(max)?)
 }
 
+/// A VMCOREINFO value: `0x` hexadecimal (arm64's NUMBER()s), decimal (other NUMBER()s), else
+/// plain hexadecimal (KERNELOFFSET).
 fn vmcoreinfo_value(v: &str, key: &str) -> Option<u64> {
     let val = v.lines().find_map(|l| l.strip_prefix(key))?.trim();
-    if key.starts_with("NUMBER(") {
+    if let Some(hex) = val.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16).ok()
+    } else if key.starts_with("NUMBER(") {
         val.parse::<i64>().ok().map(|x| x as u64)
     } else {
         u64::from_str_radix(val, 16).ok()
     }
 }
 
-/// Builds the symbol table of the memory image in `c` from its captured BTF and kallsyms.
+/// Builds the symbol table of the memory image in `c` from its captured BTF and kallsyms, and
+/// `system_map` (the analyst's copy of the kernel's System.map), else the one captured with
+/// it (`/boot/System.map-RELEASE`; Debian's is a stub, the real one is in its -dbg package).
 ///
 /// # Errors
 /// Something needed was not captured, or does not parse.
-pub fn from_container(c: &Container, image: &str) -> Result<Isf> {
+pub fn from_container(c: &Container, image: &str, system_map: Option<&str>) -> Result<Isf> {
     let view = MemoryView::open(c, image)?;
     arch_supported(&view)?;
     let btf = captured(c, "/sys/kernel/btf/vmlinux", 256 << 20)?;
     let kallsyms = captured(c, "/proc/kallsyms", 256 << 20)?;
-    from_view(&view, &btf, &String::from_utf8_lossy(&kallsyms))
+    let release = view.vmcoreinfo.as_deref().and_then(|v| v.lines().find_map(|l| l.strip_prefix("OSRELEASE="))).map(str::trim);
+    let map = match (system_map, release) {
+        (Some(m), _) => Some(m.as_bytes().to_vec()),
+        (None, Some(r)) => captured(c, &format!("/boot/System.map-{r}"), 256 << 20).ok(),
+        (None, None) => None,
+    };
+    from_view(&view, &btf, &String::from_utf8_lossy(&kallsyms), map.as_deref().map(String::from_utf8_lossy).as_deref())
 }
 
-/// The banner check walks x86-64's kernel mapping (__START_KERNEL_map, phys_base).
+/// The banner is read through the kernel image's mapping, which is per architecture.
 fn arch_supported(view: &MemoryView) -> Result<()> {
-    if view.machine != memformat::elf::EM_X86_64 {
+    if view.machine != memformat::elf::EM_X86_64 && view.machine != EM_AARCH64 {
         let arch = memformat::elf::arch_name(view.machine).unwrap_or("unknown");
-        return Err(Error::Unsupported(format!("symbol tables are built for x86-64 kernels only; this memory image is {arch}")));
+        return Err(Error::Unsupported(format!("symbol tables are built for x86-64 and arm64 kernels; this memory image is {arch}")));
     }
     Ok(())
 }
 
+/// The kernel's own symbols of a kallsyms or System.map text: (address, type, name), without
+/// modules' (`[module]`) and unparsable lines.
+fn map_entries(text: &str) -> impl Iterator<Item = (u64, &str, &str)> {
+    text.lines().filter_map(|l| {
+        let mut it = l.split_whitespace();
+        let (a, kind, name) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        Some((u64::from_str_radix(a, 16).ok()?, kind, name))
+    })
+}
+
+fn address_of(text: &str, name: &str) -> Option<u64> {
+    map_entries(text).find_map(|(a, _, n)| (n == name).then_some(a))
+}
+
+/// The KASLR offset if `map` is the running build's System.map: its `_stext` and `_etext` lie
+/// the same distance below kallsyms' (a map of another build of the same release does not).
+fn system_map_offset(kallsyms: &str, map: &str) -> Option<u64> {
+    let off = |name| Some(address_of(kallsyms, name)?.wrapping_sub(address_of(map, name)?));
+    let o = off("_stext")?;
+    (off("_etext")? == o).then_some(o)
+}
+
 /// Builds the symbol table of the memory in `view` from its kernel's BTF and kallsyms (as
-/// captured, or read live from /sys/kernel/btf/vmlinux and /proc/kallsyms).
+/// captured, or read live from /sys/kernel/btf/vmlinux and /proc/kallsyms), with the data
+/// symbols of `system_map` where kallsyms lacks them (a map of another build is not used).
 ///
 /// # Errors
-/// Not x86-64, or the inputs do not parse, or the banner is not where kallsyms says.
-pub fn from_view(view: &MemoryView, btf: &[u8], kallsyms: &str) -> Result<Isf> {
+/// Not x86-64 or arm64, or the inputs do not parse, or the banner is not where they say.
+pub fn from_view(view: &MemoryView, btf: &[u8], kallsyms: &str, system_map: Option<&str>) -> Result<Isf> {
     arch_supported(view)?;
     let vmci = view.vmcoreinfo.clone().unwrap_or_default();
-    let kernel_offset = vmcoreinfo_value(&vmci, "KERNELOFFSET=").unwrap_or(0);
-    let phys_base = vmcoreinfo_value(&vmci, "NUMBER(phys_base)=").unwrap_or(0);
-    let banner_va = kallsyms
-        .lines()
-        .find_map(|l| {
-            let mut it = l.split_whitespace();
-            let (a, _, n) = (it.next()?, it.next()?, it.next()?);
-            (n == "linux_banner" && it.next().is_none()).then(|| u64::from_str_radix(a, 16).ok()).flatten()
-        })
-        .ok_or_else(|| Error::corrupt("/proc/kallsyms", 0, "no linux_banner symbol"))?;
-    let phys =
-        banner_va.checked_sub(START_KERNEL_MAP).map(|p| p.wrapping_add(phys_base)).filter(|&p| p < view.size()).ok_or_else(|| {
-            Error::corrupt(
-                "/proc/kallsyms",
-                0,
-                format!("linux_banner at {banner_va:#x} is not in the kernel mapping or outside memory (phys_base {phys_base:#x})"),
-            )
+    let map_offset = system_map.and_then(|m| system_map_offset(kallsyms, m));
+    let system_map = system_map.filter(|_| map_offset.is_some());
+    let kernel_offset = map_offset.or_else(|| vmcoreinfo_value(&vmci, "KERNELOFFSET=")).unwrap_or(0);
+    let banner_va = address_of(kallsyms, "linux_banner")
+        .or_else(|| Some(address_of(system_map?, "linux_banner")?.wrapping_add(kernel_offset)))
+        .ok_or_else(|| {
+            let why = if system_map.is_some() {
+                "no linux_banner symbol in kallsyms or System.map"
+            } else {
+                "no linux_banner symbol (kallsyms lists no data symbols without CONFIG_KALLSYMS_ALL; the kernel's System.map of the same build, captured from /boot, supplies them)"
+            };
+            Error::corrupt("/proc/kallsyms", 0, why)
         })?;
+    // The kernel image's virtual-to-physical offset, and where its kallsyms addresses start.
+    let (phys, kernel_start) = if view.machine == EM_AARCH64 {
+        let voff = vmcoreinfo_value(&vmci, "NUMBER(kimage_voffset)=")
+            .ok_or_else(|| Error::corrupt("VMCOREINFO", 0, "no NUMBER(kimage_voffset) (needed to read an arm64 kernel's image)"))?;
+        // (kallsyms has no `_text` here; the image starts at the 2 MiB boundary below `_stext`)
+        let stext = address_of(kallsyms, "_stext").unwrap_or(banner_va);
+        (banner_va.checked_sub(voff), stext & !((2 << 20) - 1))
+    } else {
+        let phys_base = vmcoreinfo_value(&vmci, "NUMBER(phys_base)=").unwrap_or(0);
+        (banner_va.checked_sub(START_KERNEL_MAP).map(|p| p.wrapping_add(phys_base)), START_KERNEL_MAP + kernel_offset)
+    };
+    let phys = phys.filter(|&p| p < view.size()).ok_or_else(|| {
+        Error::corrupt(
+            "/proc/kallsyms",
+            0,
+            format!("linux_banner at {banner_va:#x} is not in the kernel image's mapping or outside memory"),
+        )
+    })?;
     let mut buf = vec![0u8; 1024];
     let n = view.read_at(phys, &mut buf)?;
     buf.truncate(n);
     let end = buf.iter().position(|&b| b == 0).map(|p| p + 1).unwrap_or(buf.len());
     buf.truncate(end);
-    build(&Inputs { btf, kallsyms, kernel_offset, banner: &buf })
+    build(&Inputs { btf, kallsyms, system_map, kernel_offset, kernel_start, banner: &buf })
 }
 
 /// Writes the table as JSON, xz-compressed if `xz`. Preset 1: on a 6.1 kernel's 11.9 MB table
@@ -747,7 +834,15 @@ mod tests {
         ];
         let b = blob(&types, strings);
         let kallsyms = "ffffffff9a000000 T _text\nffffffff9a100000 t do_exit\nffffffff9b200000 D init_task\nffffffff9b000000 D linux_banner\n0000000000012000 A fixed\nffffffffc0000000 t x [mod]\n";
-        let isf = build(&Inputs { btf: &b, kallsyms, kernel_offset: 0x1a00_0000, banner: b"Linux version 6.1.0 (x)\n\0" }).unwrap();
+        let isf = build(&Inputs {
+            btf: &b,
+            kallsyms,
+            system_map: None,
+            kernel_offset: 0x1a00_0000,
+            kernel_start: START_KERNEL_MAP + 0x1a00_0000,
+            banner: b"Linux version 6.1.0 (x)\n\0",
+        })
+        .unwrap();
         let j = &serde_json::to_value(&isf.table).unwrap();
         assert_eq!(j["symbols"]["_text"]["address"], json!(0xffff_ffff_8000_0000u64));
         assert_eq!(j["symbols"]["fixed"]["address"], json!(0x12000));
@@ -765,8 +860,49 @@ mod tests {
         let mut out = Vec::new();
         write(&isf, &mut out, true).unwrap();
         assert_eq!(&out[..6], b"\xfd7zXZ\0");
-        assert!(build(&Inputs { btf: &b, kallsyms: "0000000000000000 T _text\n", kernel_offset: 0, banner: b"Linux version 6.1.0\n\0" })
-            .is_err());
-        assert!(build(&Inputs { btf: &b, kallsyms, kernel_offset: 0, banner: b"garbage" }).is_err());
+        assert!(build(&Inputs {
+            btf: &b,
+            kallsyms: "0000000000000000 T _text\n",
+            system_map: None,
+            kernel_offset: 0,
+            kernel_start: 0,
+            banner: b"Linux version 6.1.0\n\0"
+        })
+        .is_err());
+        assert!(build(&Inputs { btf: &b, kallsyms, system_map: None, kernel_offset: 0, kernel_start: 0, banner: b"garbage" }).is_err());
+
+        // arm64 without CONFIG_KALLSYMS_ALL: functions only in kallsyms (relocated), the data
+        // symbols from System.map (link-time); kallsyms' own addresses win.
+        let kallsyms = "ffff80000a010000 T _stext\nffff80000a020000 t do_exit\nffff80000a910000 T _etext\nffff7fffc0000000 t m [mod]\n";
+        let map = "ffff800008000000 T _text\nffff800008010000 T _stext\nffff800008020000 t do_exit\nffff800008910000 T _etext\nffff800009000000 D linux_banner\nffff800009200000 D init_task\n";
+        assert_eq!(system_map_offset(kallsyms, map), Some(0x200_0000));
+        assert_eq!(system_map_offset(kallsyms, &map.replace("ffff800008910000 T _etext", "ffff800008910100 T _etext")), None);
+        let inp = Inputs {
+            btf: &b,
+            kallsyms,
+            system_map: Some(map),
+            kernel_offset: 0x200_0000,
+            kernel_start: 0xffff_8000_0a00_0000,
+            banner: b"Linux version 6.1.0 (arm64)\n\0",
+        };
+        let j = serde_json::to_value(build(&inp).unwrap().table).unwrap();
+        assert_eq!(j["symbols"]["_text"]["address"], json!(0xffff_8000_0800_0000u64));
+        assert_eq!(j["symbols"]["do_exit"]["address"], json!(0xffff_8000_0802_0000u64));
+        assert_eq!(j["symbols"]["_stext"]["address"], json!(0xffff_8000_0801_0000u64));
+        assert_eq!(j["symbols"]["init_task"]["address"], json!(0xffff_8000_0920_0000u64));
+        assert_eq!(j["symbols"]["init_task"]["type"], json!({"kind": "struct", "name": "task_struct"}));
+        assert!(j["symbols"].get("m").is_none());
+        assert_eq!(j["metadata"]["linux"]["symbols"].as_array().map(Vec::len), Some(2));
+        // Without the map there is no banner to match.
+        assert!(build(&Inputs { system_map: None, ..inp }).is_err());
+    }
+
+    #[test]
+    fn vmcoreinfo_numbers_in_either_base() {
+        let v = "OSRELEASE=6.1.0\nNUMBER(phys_base)=-2113929216\nNUMBER(kimage_voffset)=0xffff7fff87e00000\nKERNELOFFSET=1a000000\n";
+        assert_eq!(vmcoreinfo_value(v, "NUMBER(phys_base)="), Some((-2_113_929_216i64) as u64));
+        assert_eq!(vmcoreinfo_value(v, "NUMBER(kimage_voffset)="), Some(0xffff_7fff_87e0_0000));
+        assert_eq!(vmcoreinfo_value(v, "KERNELOFFSET="), Some(0x1a00_0000));
+        assert_eq!(vmcoreinfo_value(v, "NUMBER(VA_BITS)="), None);
     }
 }

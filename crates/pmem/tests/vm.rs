@@ -843,9 +843,11 @@ fn volatility_plugins_agree_with_the_guest() {
 /// A real arm64 kernel (Debian's arm64 cloud kernel under qemu-system-aarch64, TCG): the static
 /// aarch64 build acquires its /proc/kcore, and the kernel code (text and rodata on arm64) in
 /// the volume equals QEMU's own dump of the guest; the volume verifies and records the
-/// architecture. `pmem isf` refuses it: the kernel exports no data symbols in kallsyms
-/// (CONFIG_KALLSYMS_ALL is off in Debian's arm64 kernels), so nothing captured says where
-/// init_task or linux_banner are.
+/// architecture. The guest has its kernel's System.map in /boot, as a Debian install does:
+/// kallsyms lists no data symbols there (CONFIG_KALLSYMS_ALL is off), so `pmem isf` takes them
+/// from the captured System.map. Volatility 3 has no arm64 layer to check the table with, so
+/// the test walks the kernel's task list itself with the table's symbols and offsets and
+/// compares it with the processes the guest listed before the acquisition.
 #[test]
 fn arm64_kernel_acquisition_matches_qemu_dump() {
     let bin = match std::env::var_os("PMEM_AARCH64_BIN").map(PathBuf::from) {
@@ -856,10 +858,23 @@ fn arm64_kernel_acquisition_matches_qemu_dump() {
     let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let dump = tmp.path().join("guest.elf");
+    let truth_sh = std::fs::read_to_string(repo().join("tests/rig/truth.sh")).unwrap();
     let r = rig_with(
         &bin,
         tmp.path(),
-        &["--flavour", "arm64-cloud", "--mem", "1G", "--timeout", "900", "--host-dump", dump.to_str().unwrap()],
+        &[
+            "--flavour",
+            "arm64-cloud",
+            "--mem",
+            "1G",
+            "--timeout",
+            "900",
+            "--boot",
+            "--pre",
+            &truth_sh,
+            "--host-dump",
+            dump.to_str().unwrap(),
+        ],
         &["acquire", "-o", "/out/mem.aff4"],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -870,6 +885,96 @@ fn arm64_kernel_acquisition_matches_qemu_dump() {
     assert_eq!(v["ok"], true, "{v}");
     let info = String::from_utf8(ok(&["info", vol.to_str().unwrap()]).stdout).unwrap();
     assert!(info.contains("architecture  aarch64") && info.contains("cloud-arm64"), "{info}");
-    let isf = run(&["isf", vol.to_str().unwrap(), "-o", tmp.path().join("linux.json.xz").to_str().unwrap()]);
-    assert!(!isf.status.success(), "pmem isf of an arm64 image");
+
+    let isf_path = tmp.path().join("linux.json");
+    ok(&["isf", vol.to_str().unwrap(), "-o", isf_path.to_str().unwrap()]);
+    let isf: serde_json::Value = serde_json::from_slice(&std::fs::read(&isf_path).unwrap()).unwrap();
+    assert_eq!(isf["symbols"]["init_task"]["type"], serde_json::json!({"kind": "struct", "name": "task_struct"}));
+    // Addresses are System.map's (link-time), as a DWARF-derived table has them.
+    let kdir = String::from_utf8(
+        Command::new(repo().join("tests/rig/run-in-vm.sh")).args(["--flavour", "arm64-cloud", "--print-kernel"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    // (the rig put the real map in the guest's /boot: Debian's package has a stub, its -dbg the map)
+    let kdir = Path::new(kdir.split_whitespace().nth(2).unwrap());
+    let map_path = [kdir.join("System.map.dbg"), kdir.join("System.map")].into_iter().find(|p| p.exists()).unwrap();
+    let map = std::fs::read_to_string(&map_path).unwrap();
+    for name in ["init_task", "linux_banner", "_text", "_stext", "swapper_pg_dir"] {
+        let want = map.lines().find_map(|l| l.strip_suffix(&format!(" {name}")).and_then(|l| l.split(' ').next()));
+        let want = u64::from_str_radix(want.unwrap(), 16).unwrap();
+        assert_eq!(isf["symbols"][name]["address"].as_u64(), Some(want), "{name}");
+    }
+    // The same table from the analyst's copy of the map (Debian's case: /boot has a stub).
+    let given = tmp.path().join("given.json");
+    ok(&["isf", vol.to_str().unwrap(), "--system-map", map_path.to_str().unwrap(), "-o", given.to_str().unwrap()]);
+    let given: serde_json::Value = serde_json::from_slice(&std::fs::read(&given).unwrap()).unwrap();
+    assert_eq!(given["symbols"], isf["symbols"]);
+    let tasks = arm64_task_list(&vol, &isf);
+    let truth = std::fs::read_to_string(r.dir.join("out/truth/ps.txt")).unwrap();
+    let pid_of = |f: &str| std::fs::read_to_string(r.dir.join("out/truth").join(f)).unwrap().trim().parse::<u64>().unwrap();
+    let (sleep, nc) = (pid_of("sleep.pid"), pid_of("nc.pid"));
+    let mut checked = 0;
+    for line in truth.lines().filter(|l| !l.trim().is_empty()) {
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
+        let (pid, rest) = line.split_once(" (").unwrap();
+        let (comm, rest) = rest.rsplit_once(") ").unwrap();
+        let pid: u64 = pid.parse().unwrap();
+        let ppid: u64 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // Processes that outlive the acquisition: init, the kernel's threads but workqueue
+        // workers (which come and go), and the two the ground truth started.
+        let stable = pid == 1 || pid == sleep || pid == nc || ((ppid == 2 || pid == 2) && !comm.starts_with("kworker"));
+        if stable {
+            // (task->comm holds 15 bytes; /proc shows a kernel thread's whole name)
+            let got = tasks.get(&pid).map(String::as_str).unwrap_or_default();
+            let same = if comm.len() > 15 { !got.is_empty() && comm.starts_with(got) } else { got == comm };
+            assert!(same, "pid {pid}: the guest listed {comm:?}, the task list read with pmem's table has {got:?}");
+            checked += 1;
+        }
+    }
+    assert!(tasks.values().any(|c| c == "pmem"), "the acquiring process itself is on the task list: {tasks:?}");
+    assert!(checked > 10, "{checked} processes compared");
+    eprintln!("arm64 task list read with pmem's table: {} tasks, {checked} compared with the guest's own list", tasks.len());
+}
+
+/// An arm64 kernel's processes (pid to comm) on `init_task.tasks`, read from the volume's
+/// memory with the symbol table's addresses and offsets: kernel image addresses are physical
+/// less kimage_voffset, linear-map ones (the tasks) PHYS_OFFSET above PAGE_OFFSET (VMCOREINFO).
+fn arm64_task_list(vol: &Path, isf: &serde_json::Value) -> std::collections::BTreeMap<u64, String> {
+    use aff4::stream::Stream;
+    let c = aff4::Container::open(&[vol]).unwrap();
+    let view = memview::export::MemoryView::open(&c, &memview::export::MemoryView::find(&c).unwrap()).unwrap();
+    let vmci = view.vmcoreinfo.clone().unwrap();
+    let number = |key: &str| {
+        let v = vmci.lines().find_map(|l| l.strip_prefix(&format!("NUMBER({key})="))).unwrap_or_else(|| panic!("{key} in {vmci}"));
+        v.strip_prefix("0x").map(|h| u64::from_str_radix(h, 16).unwrap()).unwrap_or_else(|| v.parse().unwrap())
+    };
+    let (voffset, phys_offset, va_bits) = (number("kimage_voffset"), number("PHYS_OFFSET"), number("VA_BITS"));
+    let page_offset = u64::MAX << va_bits;
+    let page_end = u64::MAX << (va_bits - 1);
+    let pa = |va: u64| if (page_offset..page_end).contains(&va) { va - page_offset + phys_offset } else { va.wrapping_sub(voffset) };
+    let read = |va: u64, n: usize| {
+        let mut b = vec![0u8; n];
+        assert_eq!(view.read_at(pa(va), &mut b).unwrap(), n, "{va:#x}");
+        b
+    };
+    let u64_at = |va: u64| u64::from_le_bytes(read(va, 8).try_into().unwrap());
+    // The table's addresses are link-time: KASLR moved the kernel by kallsyms' _text - the table's.
+    let kallsyms = String::from_utf8(ok(&["cat", "--stream", "/proc/kallsyms", vol.to_str().unwrap()]).stdout).unwrap();
+    let stext = kallsyms.lines().find_map(|l| l.strip_suffix(" T _stext")).map(|a| u64::from_str_radix(a, 16).unwrap()).unwrap();
+    let slide = stext - isf["symbols"]["_stext"]["address"].as_u64().unwrap();
+    let field = |t: &str, f: &str| isf["user_types"][t]["fields"][f]["offset"].as_u64().unwrap_or_else(|| panic!("{t}.{f}"));
+    let (tasks, pid, comm) = (field("task_struct", "tasks"), field("task_struct", "pid"), field("task_struct", "comm"));
+    let head = isf["symbols"]["init_task"]["address"].as_u64().unwrap() + slide + tasks;
+    let mut out = std::collections::BTreeMap::new();
+    let mut next = u64_at(head);
+    while next != head {
+        assert!(out.len() < 100_000, "a task list without end");
+        let task = next - tasks;
+        let p = u32::from_le_bytes(read(task + pid, 4).try_into().unwrap());
+        let name = read(task + comm, 16);
+        let name = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(16)]).into_owned();
+        out.insert(u64::from(p), name);
+        next = u64_at(next);
+    }
+    out
 }

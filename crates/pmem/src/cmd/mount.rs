@@ -242,7 +242,13 @@ fn live_tree(a: &Args) -> Result<Tree, Failure> {
     let isf = std::fs::read("/sys/kernel/btf/vmlinux")
         .map_err(|e| format!("/sys/kernel/btf/vmlinux: {e}"))
         .and_then(|btf| Ok((btf, std::fs::read_to_string("/proc/kallsyms").map_err(|e| format!("/proc/kallsyms: {e}"))?)))
-        .and_then(|(btf, ks)| memview::isf::from_view(&view, &btf, &ks).map_err(|e| e.to_string()))
+        .and_then(|(btf, ks)| {
+            // System.map of the running release, for kernels whose kallsyms lists no data symbols.
+            let map = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .and_then(|r| std::fs::read_to_string(format!("/boot/System.map-{}", r.trim())).ok());
+            memview::isf::from_view(&view, &btf, &ks, map.as_deref()).map_err(|e| e.to_string())
+        })
         .and_then(|isf| {
             let mut out = Vec::new();
             memview::isf::write(&isf, &mut out, true).map_err(|e| e.to_string())?;
