@@ -473,10 +473,12 @@ fn the_architecture_is_recorded_and_exported() {
     assert_eq!(e_machine(&ok(&["cat", arm_core.to_str().unwrap()]).stdout), 183);
     let info = String::from_utf8(ok(&["info", arm.to_str().unwrap()]).stdout).unwrap();
     assert!(info.contains("aarch64"), "{info}");
-    // Symbol tables are x86-64 only: said, not attempted.
+    // arm64 symbol tables are built (tests/vm.rs), but this fake kernel's memory is x86-64's:
+    // the error says what is missing instead of refusing the architecture.
     let o = run(&["isf", arm.to_str().unwrap(), "-o", f.root.join("isf.json").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("x86-64 kernels only; this memory image is aarch64"), "{err}");
+    eprintln!("{err}");
+    assert!(!o.status.success() && !err.contains("x86-64") && err.contains("not captured in this volume"), "{err}");
 
     // Converting the arm64 core keeps its architecture; a LiME file has none to keep.
     let core_file = f.root.join("arm.elf");
