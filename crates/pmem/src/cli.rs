@@ -50,8 +50,9 @@ pub enum Command {
     #[cfg(all(feature = "fuse", target_os = "linux"))]
     #[command(override_usage = "pmem mount [OPTIONS] <VOLUME>... <MOUNTPOINT>\n       pmem mount --live [--source SOURCE] <MOUNTPOINT>")]
     Mount(cmd::mount::Args),
-    /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image from what
-    /// the acquisition captured: types from BTF, addresses from kallsyms, the banner from memory.
+    /// Build a Volatility 3 symbol table (ISF, .json.xz) for a Linux memory image (x86-64 or
+    /// arm64) from what the acquisition captured: types from BTF, addresses from kallsyms (and
+    /// System.map where kallsyms lists no data symbols), the banner from memory.
     Isf(cmd::isf::Args),
     /// Recompute every hash the volumes declare and check that the evidence is complete: exit 0
     /// only when it is complete and intact (1 altered, 8 incomplete, 9 bytes no checked hash covers).
