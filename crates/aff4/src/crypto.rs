@@ -49,6 +49,14 @@ impl Xts {
         store(&blocks[..count], chunk);
     }
 
+    /// Encrypts one chunk of `src` into `dst` (same length): the copy a writer makes anyway,
+    /// with the cipher on the way.
+    fn encrypt_into(&self, n: u64, src: &[u8], dst: &mut [u8]) {
+        let (mut blocks, count) = load(src);
+        self.crypt_blocks(n, &mut blocks[..count], true);
+        store(&blocks[..count], dst);
+    }
+
     /// XTS over the blocks of chunk `n` (at most [`BLOCKS`]).
     fn crypt_blocks(&self, n: u64, blocks: &mut [aes::Block], encrypt: bool) {
         use aes::cipher::{BlockDecrypt, BlockEncrypt};
@@ -132,16 +140,29 @@ impl VolumeKey {
 pub struct ChunkCipher(Xts);
 
 impl ChunkCipher {
-    /// Encrypts the whole chunks of `data` in place, the first being chunk number `first`.
+    /// Encrypts whole chunk `n` in place.
     ///
     /// # Errors
-    /// `data` is not a whole number of chunks.
-    pub fn encrypt(&self, first: u64, data: &mut [u8]) -> Result<()> {
-        if !data.len().is_multiple_of(CHUNK) {
-            return Err(Error::Internal("ChunkCipher::encrypt: not whole chunks"));
+    /// `chunk` is not [`CHUNK`] bytes.
+    pub fn encrypt(&self, n: u64, chunk: &mut [u8]) -> Result<()> {
+        if chunk.len() != CHUNK {
+            return Err(Error::Internal("ChunkCipher::encrypt: not one chunk"));
         }
-        for (i, c) in data.chunks_exact_mut(CHUNK).enumerate() {
-            self.0.crypt(first + i as u64, c, true);
+        self.0.crypt(n, chunk, true);
+        Ok(())
+    }
+
+    /// Encrypts the whole chunks of `src` into `dst` (the same length), the first being chunk
+    /// number `first`: one pass over the data instead of a copy and then the cipher.
+    ///
+    /// # Errors
+    /// The lengths differ or are not a whole number of chunks.
+    pub fn encrypt_into(&self, first: u64, src: &[u8], dst: &mut [u8]) -> Result<()> {
+        if src.len() != dst.len() || !src.len().is_multiple_of(CHUNK) {
+            return Err(Error::Internal("ChunkCipher::encrypt_into: not whole chunks of one length"));
+        }
+        for (i, (s, d)) in src.chunks_exact(CHUNK).zip(dst.chunks_exact_mut(CHUNK)).enumerate() {
+            self.0.encrypt_into(first + i as u64, s, d);
         }
         Ok(())
     }
@@ -382,6 +403,9 @@ mod tests {
             let mut b = plain.clone();
             ours.crypt(n, &mut b, true);
             assert_eq!(a, b, "chunk {n}");
+            let mut c = vec![0u8; CHUNK];
+            ours.encrypt_into(n, &plain, &mut c);
+            assert_eq!(a, c, "chunk {n}, encrypted on the copy");
             ours.decrypt(n, &mut b);
             assert_eq!(b, plain, "chunk {n}");
         }

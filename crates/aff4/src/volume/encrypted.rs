@@ -4,7 +4,7 @@
 //! volume is any [`VolumeWriter`] (a file, a directory, a split set, stdout, an upload), so
 //! every output can be encrypted.
 
-use crate::crypto::{self, Recipient, VolumeKey, CHUNK, CHUNKS_PER_BEVY};
+use crate::crypto::{self, ChunkCipher, Recipient, VolumeKey, CHUNK, CHUNKS_PER_BEVY};
 use crate::error::{Error, Result};
 use crate::rdf::Node;
 use crate::vocab::{self, AFF4, RDF_TYPE};
@@ -69,12 +69,13 @@ impl Outer {
 /// A full bevy for the writing thread: the buffer and how much of it is the bevy.
 type Bevy = (Vec<u8>, usize);
 
-/// What the inner volume's output and its close share: the bevy being filled (plaintext, copied
-/// in on the thread that writes the inner volume), and the thread that encrypts full bevies and
-/// writes them into the outer volume, so that the cipher runs beside the imager's own work
-/// instead of on its writing thread.
+/// What the inner volume's output and its close share: the bevy being filled (encrypted as it
+/// is copied in, on the thread that writes the inner volume), and the thread that writes full
+/// bevies into the outer volume (so those writes overlap with the imager's own work).
 struct Shared {
-    /// Always [`BEVY`] long; plaintext up to `fill`.
+    cipher: ChunkCipher,
+    /// Always [`BEVY`] long; the whole chunks below `fill` are encrypted, a partial last one is
+    /// still plaintext.
     buf: Vec<u8>,
     fill: usize,
     size: u64,
@@ -86,11 +87,25 @@ struct Shared {
 }
 
 impl Shared {
-    /// Takes `data` into the stream, a bevy at a time.
+    /// Takes `data` into the stream: whole chunks are encrypted straight from `data` into the
+    /// bevy, a partial one is kept until it fills.
     fn put(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
-            let take = data.len().min(BEVY - self.fill);
-            self.buf[self.fill..self.fill + take].copy_from_slice(&data[..take]);
+            let tail = self.fill % CHUNK;
+            let take = if tail == 0 && data.len() >= CHUNK {
+                let take = data.len().min(BEVY - self.fill) / CHUNK * CHUNK;
+                let first = self.size / CHUNK as u64;
+                self.cipher.encrypt_into(first, &data[..take], &mut self.buf[self.fill..self.fill + take])?;
+                take
+            } else {
+                let take = data.len().min(CHUNK - tail);
+                self.buf[self.fill..self.fill + take].copy_from_slice(&data[..take]);
+                if tail + take == CHUNK {
+                    let at = self.fill + take - CHUNK;
+                    self.cipher.encrypt(self.size / CHUNK as u64, &mut self.buf[at..at + CHUNK])?;
+                }
+                take
+            };
             self.fill += take;
             self.size += take as u64;
             data = &data[take..];
@@ -122,9 +137,10 @@ impl Shared {
     fn close(&mut self) -> Result<()> {
         let tail = self.fill % CHUNK;
         if tail != 0 {
-            let end = self.fill - tail + CHUNK;
-            self.buf[self.fill..end].fill(0);
-            self.fill = end;
+            let at = self.fill - tail;
+            self.buf[self.fill..at + CHUNK].fill(0);
+            self.cipher.encrypt(self.size / CHUNK as u64, &mut self.buf[at..at + CHUNK])?;
+            self.fill = at + CHUNK;
         }
         if self.fill > 0 {
             self.send()?;
@@ -177,19 +193,17 @@ impl EncryptedWriter {
         state.describe(bags)?;
         let (tx, rx) = crossbeam_channel::bounded::<Bevy>(2);
         let (back, spare) = crossbeam_channel::bounded::<Vec<u8>>(4);
-        let cipher = key.chunk_cipher();
         let worker = std::thread::Builder::new()
             .name("volume-encrypt".into())
             .spawn(move || {
-                for (mut buf, fill) in rx {
-                    cipher.encrypt(state.bevy * CHUNKS_PER_BEVY as u64, &mut buf[..fill])?;
+                for (buf, fill) in rx {
                     state.write_bevy(&buf[..fill])?;
                     let _ = back.try_send(buf);
                 }
                 Ok(state)
             })
             .map_err(|e| Error::io("encrypted volume's writing thread", e))?;
-        let shared = Shared { buf: vec![0; BEVY], fill: 0, size: 0, tx: Some(tx), spare, worker: Some(worker) };
+        let shared = Shared { cipher: key.chunk_cipher(), buf: vec![0; BEVY], fill: 0, size: 0, tx: Some(tx), spare, worker: Some(worker) };
         Ok(EncryptedWriter(Arc::new(Mutex::new(shared))))
     }
 
