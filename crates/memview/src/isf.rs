@@ -743,7 +743,7 @@ pub fn from_view(view: &MemoryView, btf: &[u8], kallsyms: &str, system_map: Opti
             let why = if system_map.is_some() {
                 "no linux_banner symbol in kallsyms or System.map"
             } else {
-                "no linux_banner symbol (kallsyms lists no data symbols without CONFIG_KALLSYMS_ALL; the kernel's System.map of the same build, captured from /boot, supplies them)"
+                "no linux_banner symbol (kallsyms lists no data symbols without CONFIG_KALLSYMS_ALL): give the kernel's System.map of the same build (`pmem isf --system-map FILE`; Debian ships it in linux-image-...-dbg)"
             };
             Error::corrupt("/proc/kallsyms", 0, why)
         })?;
