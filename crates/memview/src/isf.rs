@@ -472,27 +472,12 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
 
     let mut symbols = BTreeMap::new();
     let mut functions = Vec::new();
-    let mut nonzero = false;
-    for line in inp.kallsyms.lines() {
-        let mut it = line.split_whitespace();
-        let (Some(addr), Some(kind), Some(name)) = (it.next(), it.next(), it.next()) else { continue };
-        if it.next().is_some() {
-            continue; // "[module]": module symbols belong to other tables
-        }
-        let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
-        nonzero |= addr != 0;
-        if symbols.contains_key(name) {
-            continue;
-        }
-        let addr = if addr >= inp.kernel_start { addr - inp.kernel_offset } else { addr };
-        let ty = var_types.get(name).cloned();
-        if ty.is_none() && matches!(kind, "t" | "T") {
-            functions.push(name);
-        }
-        symbols.insert(name.to_string(), Symbol { address: addr, ty, constant_data: None });
-    }
-    // The symbols only System.map lists (already link-time).
-    for (addr, kind, name) in inp.system_map.into_iter().flat_map(map_entries) {
+    let nonzero = map_entries(inp.kallsyms).any(|(a, _, _)| a != 0);
+    // kallsyms' addresses made link-time again, then the symbols only System.map lists (already
+    // link-time); the first address of a name wins.
+    let kallsyms =
+        map_entries(inp.kallsyms).map(|(a, kind, name)| (if a >= inp.kernel_start { a - inp.kernel_offset } else { a }, kind, name));
+    for (addr, kind, name) in kallsyms.chain(inp.system_map.into_iter().flat_map(map_entries)) {
         if symbols.contains_key(name) {
             continue;
         }
@@ -683,12 +668,12 @@ pub fn from_container(c: &Container, image: &str, system_map: Option<&str>) -> R
     let btf = captured(c, "/sys/kernel/btf/vmlinux", 256 << 20)?;
     let kallsyms = captured(c, "/proc/kallsyms", 256 << 20)?;
     let release = view.vmcoreinfo.as_deref().and_then(|v| v.lines().find_map(|l| l.strip_prefix("OSRELEASE="))).map(str::trim);
-    let map = match (system_map, release) {
-        (Some(m), _) => Some(m.as_bytes().to_vec()),
+    let captured_map = match (system_map, release) {
         (None, Some(r)) => captured(c, &format!("/boot/System.map-{r}"), 256 << 20).ok(),
-        (None, None) => None,
+        _ => None,
     };
-    from_view(&view, &btf, &String::from_utf8_lossy(&kallsyms), map.as_deref().map(String::from_utf8_lossy).as_deref())
+    let captured_map = captured_map.as_deref().map(String::from_utf8_lossy);
+    from_view(&view, &btf, &String::from_utf8_lossy(&kallsyms), system_map.or(captured_map.as_deref()))
 }
 
 /// The banner is read through the kernel image's mapping, which is per architecture.

@@ -477,7 +477,6 @@ fn the_architecture_is_recorded_and_exported() {
     // the error says what is missing instead of refusing the architecture.
     let o = run(&["isf", arm.to_str().unwrap(), "-o", f.root.join("isf.json").to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
-    eprintln!("{err}");
     assert!(!o.status.success() && !err.contains("x86-64") && err.contains("not captured in this volume"), "{err}");
 
     // Converting the arm64 core keeps its architecture; a LiME file has none to keep.
