@@ -97,11 +97,11 @@ impl Write for Target {
 
 type Out = BufWriter<Target>;
 
-/// The writer over a volume's target: a stream is buffered here; a file buffers in its own
-/// aligned buffer ([`Uncached`]), so that no second copy of the output sits in our memory.
+/// The writer over a volume's target, unbuffered: a file buffers in its own aligned buffer
+/// ([`Uncached`]), a stream in its own way (stdout in a `BufWriter`, an upload in its parts, an
+/// encrypted stream in its bevies, encrypting as it copies), so that the bytes are copied once.
 fn out(target: Target) -> Out {
-    let cap = if matches!(target, Target::File(_)) { 0 } else { 256 << 10 };
-    BufWriter::with_capacity(cap, target)
+    BufWriter::with_capacity(0, target)
 }
 
 /// Room kept allocated beyond the last complete member of a volume file, so that the metadata
@@ -606,7 +606,8 @@ impl VolumeWriter {
     /// # Errors
     /// Writing the first members fails.
     pub fn to_stdout() -> Result<VolumeWriter> {
-        Self::new_zip(Target::Stream(Box::new(std::io::stdout())), None, Path::new("-"), "stdout".into())
+        let out = BufWriter::with_capacity(256 << 10, std::io::stdout());
+        Self::new_zip(Target::Stream(Box::new(out)), None, Path::new("-"), "stdout".into())
     }
 
     /// A new ZIP volume written to `out` (a file, or stdout for `-o -`: no seek is ever needed).
@@ -641,7 +642,8 @@ impl VolumeWriter {
     }
 
     /// A new ZIP volume streamed into `out` (never seeked), named `name` (e.g. an object URL);
-    /// `on_close` runs after its last byte, e.g. to complete an upload.
+    /// `on_close` runs after its last byte, e.g. to complete an upload. `out` is written
+    /// unbuffered, a member's header in several small writes: it buffers as suits it.
     ///
     /// # Errors
     /// Writing the first members fails.
