@@ -111,8 +111,11 @@ pub(crate) struct LinearHashes {
 }
 
 impl LinearHashes {
-    /// Starts the thread for `algos`.
+    /// Starts the thread for `algos` (none without an algorithm: nothing is sent then).
     pub(crate) fn start(algos: &[HashAlgo]) -> LinearHashes {
+        if algos.is_empty() {
+            return LinearHashes { tx: None, thread: None, end: None };
+        }
         let (tx, rx) = bounded::<HashMsg>(8);
         let algos = algos.to_vec();
         let thread = std::thread::spawn(move || {
@@ -137,9 +140,9 @@ impl LinearHashes {
         LinearHashes { tx: Some(tx), thread: Some(thread), end: None }
     }
 
-    /// Hashes the next bytes (nothing once stopped).
+    /// Hashes the next bytes (nothing once stopped, or without an algorithm).
     pub(crate) fn send(&self, m: HashMsg) -> Result<()> {
-        if self.end.is_some() {
+        if self.end.is_some() || self.thread.is_none() {
             return Ok(());
         }
         self.tx.as_ref().and_then(|t| t.send(m).ok()).ok_or(Error::Internal("hasher thread ended"))
