@@ -163,12 +163,18 @@ measure() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# pair NAME_A NAME_B "CMD_A" "CMD_B": N paired runs, reports medians and the A/B ratio
+# fresh FILES: removes a run's output and syncs, untimed, so that no run pays for deleting the
+# previous run's output (replacing a 770 MB file frees its blocks on the spot: about 0.15 s on
+# this disk, for whichever tool happens to replace it)
+fresh() { [[ -z ${1:-} ]] || { rm -f $1; sync; }; }
+
+# [OUT_A=FILE OUT_B=FILE] pair NAME_A NAME_B "CMD_A" "CMD_B": N paired runs, reports medians
+# and the A/B ratio; OUT_A and OUT_B (the outputs) are removed before each run
 pair() {
     local na=$1 nb=$2 ca=$3 cb=$4 i ra rb
     : > "$W/a.txt"; : > "$W/b.txt"; : > "$W/r.txt"
     for ((i = 0; i < N; i++)); do
-        ra=$(measure bash -c "$ca"); rb=$(measure bash -c "$cb")
+        fresh "${OUT_A:-}"; ra=$(measure bash -c "$ca"); fresh "${OUT_B:-}"; rb=$(measure bash -c "$cb")
         echo "$ra" >> "$W/a.txt"; echo "$rb" >> "$W/b.txt"
         echo "$(echo "${ra%% *} / ${rb%% *}" | bc -l)" >> "$W/r.txt"
     done
@@ -183,7 +189,7 @@ pair() {
 
 if [[ $WHAT == image || $WHAT == all || $WHAT == read ]]; then
     echo "== image: 2 GiB memory-like corpus, $(nproc) cores"
-    pair "A pmem image snappy sha256" "B lz4 -1" \
+    OUT_A=$W/img.aff4 OUT_B=$W/img.lz4 pair "A pmem image snappy sha256" "B lz4 -1" \
         "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS" \
         "lz4 -q -1 -f $CORPUS $W/img.lz4"
     echo "sizes: pmem $(stat -c %s "$W/img.aff4") bytes, lz4 -1 $(stat -c %s "$W/img.lz4") bytes ($(echo "$(stat -c %s "$W/img.aff4") / $(stat -c %s "$W/img.lz4")" | bc -l | cut -c1-5)x)"
@@ -208,35 +214,35 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
     fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
     echo "== acquire: fake /proc/kcore of the corpus ($(grep -c 'System RAM' "$W/iomem") RAM ranges)"
-    pair "A pmem acquire" "B avml --compress" \
+    OUT_A=$W/acq.aff4 OUT_B=$W/acq.limec pair "A pmem acquire" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
-        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
+        "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     echo "sizes: pmem $(stat -c %s "$W/acq.aff4") bytes, avml --compress $(stat -c %s "$W/acq.limec") bytes"
-    pair "A pmem acquire --hash sha256 --block-hashes none (linear, as before)" "B avml --compress" \
+    OUT_A=$W/acq-linear.aff4 OUT_B=$W/acq.limec pair "A pmem acquire --hash sha256 --block-hashes none (linear, as before)" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --hash sha256 --block-hashes none --source kcore -o $W/acq-linear.aff4")" \
-        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
+        "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     # Where the disk sets the pace: the same acquisition streamed to /dev/null (no disk), and
     # the volume's own bytes written to the same disk by dd with O_DIRECT, as pmem writes them.
-    pair "A pmem acquire -o - >/dev/null" "B avml --compress" \
+    OUT_B=$W/acq.limec pair "A pmem acquire -o - >/dev/null" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o - > /dev/null")" \
-        "$(fakeproc "rm -f $W/acq.limec; $AVML acquire --compress --source /proc/kcore $W/acq.limec")"
+        "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     for ((i = 0; i < N; i++)); do measure dd if="$W/acq.aff4" of="$W/dd.out" bs=1M oflag=direct; rm -f "$W/dd.out"; done > "$W/dd.txt"
     echo "disk: dd oflag=direct bs=1M of the $(stat -c %s "$W/acq.aff4")-byte volume: median $(cut -d' ' -f1 "$W/dd.txt" | median) s"
-    pair "A pmem acquire" "B avml (uncompressed)" \
+    OUT_A=$W/acq.aff4 OUT_B=$W/acq.lime pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
-        "$(fakeproc "rm -f $W/acq.lime; $AVML acquire --source /proc/kcore $W/acq.lime")"
+        "$(fakeproc "$AVML acquire --source /proc/kcore $W/acq.lime")"
 fi
 
 if [[ $WHAT == encrypt || $WHAT == all ]]; then
     # Encryption to a certificate against the same job unencrypted (target: within 1.10x).
     [[ -s $W/cert.pem ]] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=bench -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
     echo "== encrypt: the corpus imaged, then acquired from a fake /proc, encrypted to a certificate vs not"
-    pair "A pmem image --encrypt-to" "B pmem image" \
+    OUT_A=$W/enc.aff4 OUT_B=$W/img.aff4 pair "A pmem image --encrypt-to" "B pmem image" \
         "$PMEM image -q -t -c snappy --hash sha256 --encrypt-to $W/cert.pem -o $W/enc.aff4 $CORPUS" \
         "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS"
     [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
     fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
-    pair "A pmem acquire --encrypt-to" "B pmem acquire" \
+    OUT_A=$W/acq-enc.aff4 OUT_B=$W/acq.aff4 pair "A pmem acquire --encrypt-to" "B pmem acquire" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore --encrypt-to $W/cert.pem -o $W/acq-enc.aff4")" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")"
     [[ $("$PMEM" cat --key "$W/key.pem" "$W/enc.aff4" | sha256sum) == $(sha256sum < "$CORPUS") ]] && echo "read back (--key): identical to the corpus"
