@@ -274,17 +274,24 @@ pub(crate) struct Imager {
     chunk_pool: ChunkPool,
 }
 
-/// Whether `b` is all zero bytes (16 at a time; the pipeline's zero-page test, also used by
-/// writers that leave zero pages as holes).
+/// Whether `b` is all zero bytes (the pipeline's zero-page test, also used by writers that
+/// leave zero pages as holes). 256 bytes at a time, stopping at the first that is not zero: a
+/// page of memory that is not zero almost always shows it early, so only zero pages are read
+/// whole.
 pub fn is_zero(b: &[u8]) -> bool {
-    let mut it = b.chunks_exact(16);
-    let mut acc = 0u128;
-    for c in &mut it {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(c);
-        acc |= u128::from_ne_bytes(a);
+    let mut it = b.chunks_exact(256);
+    for block in &mut it {
+        let mut acc = 0u128;
+        for c in block.chunks_exact(16) {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(c);
+            acc |= u128::from_ne_bytes(a);
+        }
+        if acc != 0 {
+            return false;
+        }
     }
-    acc == 0 && it.remainder().iter().all(|&x| x == 0)
+    it.remainder().iter().all(|&x| x == 0)
 }
 
 impl Imager {
@@ -951,4 +958,24 @@ fn describe_image(vol: &mut VolumeWriter, image: &str, r: &ImagerResult, types: 
     // A snapshot for recovery after a crash; one that cannot be written only narrows what
     // recovery rebuilds (the volume's close reports the disk error itself).
     let _ = vol.checkpoint();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_zero;
+
+    #[test]
+    fn a_single_nonzero_byte_anywhere_makes_a_buffer_nonzero() {
+        for len in [0usize, 1, 15, 255, 256, 4096, 4100] {
+            let mut b = vec![0u8; len];
+            assert!(is_zero(&b), "{len} zero bytes");
+            for at in [0, 1, 15, 16, 255, 256, 1000, 4095, 4096, 4099] {
+                if at < len {
+                    b[at] = 0x80;
+                    assert!(!is_zero(&b), "{len} bytes, byte {at} set");
+                    b[at] = 0;
+                }
+            }
+        }
+    }
 }
