@@ -259,6 +259,42 @@ fn lockdown_confidentiality_is_reported() {
     assert!(!r.dir.join("out/mem.aff4").exists(), "no volume should be left behind");
 }
 
+/// A live acquisition encrypted to a certificate: the volume holds nothing of the host in the
+/// clear (its hostname, kernel release, kernel command line), and the key's holder finds all of
+/// it inside.
+#[test]
+fn encrypted_live_acquisition_leaks_nothing_of_the_host() {
+    if static_bin().is_none() {
+        return;
+    }
+    let _g = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((key, cert)) = keypair(tmp.path(), "analyst") else { return };
+    let (host, marker) = ("pmem-secret-host", "pmem.secret=Zq7cmdline");
+    let add = format!("{}:/rig/cert.pem", cert.display());
+    let r = rig(
+        tmp.path(),
+        &["--mem", "512M", "--append", marker, "--pre", &format!("hostname {host}"), "--add", &add],
+        &["acquire", "--encrypt-to", "/rig/cert.pem", "-o", "/out/mem.aff4"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The guest's own view (before `--pre` named the host): `uname -a` and its command line.
+    let guest = std::fs::read_to_string(r.dir.join("guest-info.txt")).unwrap();
+    let release = guest.lines().next().unwrap().split_whitespace().nth(2).unwrap();
+    assert!(guest.contains(marker), "{guest}");
+    let vol = r.dir.join("out/mem.aff4");
+    let raw = std::fs::read(&vol).unwrap();
+    for leak in [host, release, marker] {
+        assert!(!raw.windows(leak.len()).any(|w| w == leak.as_bytes()), "{leak} in the clear");
+    }
+    let (k, v) = (key.to_str().unwrap(), vol.to_str().unwrap());
+    let info = String::from_utf8(ok(&["info", "--key", k, v]).stdout).unwrap();
+    assert!(info.contains(host) && info.contains(release), "{info}");
+    let cmdline = ok(&["cat", "--key", k, "--stream", "/proc/cmdline", v]).stdout;
+    assert!(String::from_utf8_lossy(&cmdline).contains(marker), "{}", String::from_utf8_lossy(&cmdline));
+    assert_eq!(pmem().args(["verify", "-q", "--key", k, v]).status().unwrap().code(), Some(0));
+}
+
 #[test]
 fn five_level_paging() {
     if static_bin().is_none() {
