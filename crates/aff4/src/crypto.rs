@@ -54,7 +54,7 @@ impl Xts {
         for (g, out) in blocks.chunks_mut(GROUP * BLOCKS).enumerate() {
             let at = g * GROUP * BLOCKS;
             let from = from.map(|f| f.get(at..).unwrap_or_default());
-            self.group(n + (g * GROUP) as u64, from, out, encrypt);
+            self.group(n.wrapping_add((g * GROUP) as u64), from, out, encrypt);
         }
     }
 
