@@ -358,7 +358,9 @@ fn closed() -> Error {
 
 struct DirSink {
     root: PathBuf,
-    current: Option<(PathBuf, BufWriter<File>)>,
+    /// The member being written, around the page cache as a volume file is (a raw image in
+    /// place would otherwise leave a copy of the memory it holds in the memory captured next).
+    current: Option<(PathBuf, Uncached)>,
     written: u64,
     /// The latest members completed, with where the volume stood when each was started (so
     /// that [`Sink::abandon_since`] can remove the files of an abandoned bevy).
@@ -383,7 +385,8 @@ impl Sink for DirSink {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent.display().to_string(), e))?;
         }
         let f = create_file(&p, true)?;
-        self.current = Some((p, BufWriter::with_capacity(1 << 20, f)));
+        let f = Uncached::new(f, 0).map_err(|e| Error::io(p.display().to_string(), e))?;
+        self.current = Some((p, f));
         self.started_at = self.written;
         Ok(())
     }
@@ -394,10 +397,8 @@ impl Sink for DirSink {
         Ok(())
     }
     fn skip(&mut self, n: u64) -> Result<()> {
-        use std::io::{Seek, SeekFrom};
         let (p, f) = self.current.as_mut().ok_or_else(|| Error::Unsupported("no segment open".into()))?;
-        let by = i64::try_from(n).map_err(|_| Error::Unsupported(format!("a hole of {n} bytes")))?;
-        f.seek(SeekFrom::Current(by)).map_err(|e| Error::io(p.display().to_string(), e))?;
+        f.skip(n).map_err(|e| Error::io(p.display().to_string(), e))?;
         self.written += n;
         Ok(())
     }
@@ -419,10 +420,8 @@ impl Sink for DirSink {
     }
     fn finish_member(&mut self) -> Result<()> {
         if let Some((p, mut f)) = self.current.take() {
-            use std::io::Seek;
-            // A hole at the end (skipped, never written) still counts in the file's length.
-            let end = f.stream_position().and_then(|end| f.flush().map(|()| end));
-            end.and_then(|end| f.get_ref().set_len(end)).map_err(|e| Error::io(p.display().to_string(), e))?;
+            // Written out, at its logical length (a hole at the end counts in it).
+            f.finish().map_err(|e| Error::io(p.display().to_string(), e))?;
             if self.recent.len() == DIR_RECENT {
                 self.recent.pop_front();
             }
@@ -434,8 +433,11 @@ impl Sink for DirSink {
         let Some((p, f)) = self.current.take() else { return Ok(0) };
         // What the file system took, the unwritten rest of the buffer dropped; less the room
         // the metadata needs to be written, as a directory volume keeps none in reserve.
-        let (f, _) = f.into_parts();
         let io = |e| Error::io(p.display().to_string(), e);
+        // (the blocks still on their way are written, or fail, before the length is taken)
+        let file = f.file().try_clone().map_err(io)?;
+        drop(f);
+        let f = file;
         let took = f.metadata().map_err(io)?.len();
         let kept = took.saturating_sub(RESERVE_BASE) & !4095;
         f.set_len(kept).map_err(io)?;
