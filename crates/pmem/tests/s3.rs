@@ -188,7 +188,9 @@ fn upload_read_by_range_and_verify() {
             std::fs::write(&stored, &obj).unwrap();
             let ls: serde_json::Value =
                 serde_json::from_slice(&w.ok(&["ls", "--json", "--key", k, stored.to_str().unwrap()]).stdout).unwrap();
-            let image = ls["images"][0]["data_streams"][0].as_str().unwrap().to_string();
+            let images = ls["images"].as_array().unwrap();
+            let memory = images.iter().find(|i| i["memory"] == true).unwrap();
+            let image = memory["data_streams"][0].as_str().unwrap().to_string();
             let mut whole = vec![0u8; 0x100000];
             whole.extend_from_slice(&small);
             let want = format!("{} {}", sha256_bytes(&whole), whole.len());
