@@ -130,6 +130,9 @@ pub struct Uncached {
     len: usize,
     /// The writer thread's channels, once started.
     behind: Option<(std::sync::mpsc::Sender<Job>, std::sync::mpsc::Receiver<Done>)>,
+    /// The writer thread, joined on drop: it holds a descriptor of the file, which must be
+    /// closed when the writer is (a removed file's space is freed only then).
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Blocks with the thread.
     in_flight: usize,
     /// Written blocks, zeroed, for reuse.
@@ -159,6 +162,7 @@ impl Uncached {
             start: 0,
             len: 0,
             behind: None,
+            thread: None,
             in_flight: 0,
             spare: Vec::new(),
             failed: None,
@@ -280,7 +284,7 @@ impl Uncached {
             let (tx, jobs) = std::sync::mpsc::channel::<Job>();
             let (done, rx) = std::sync::mpsc::channel::<Done>();
             let out = self.out.clone();
-            std::thread::Builder::new().name("volume-writer".into()).spawn(move || {
+            let thread = std::thread::Builder::new().name("volume-writer".into()).spawn(move || {
                 while let Ok((mut buf, at)) = jobs.recv() {
                     let r = match out.lock() {
                         Ok(mut o) => o.write_block(&buf, at),
@@ -294,6 +298,7 @@ impl Uncached {
                 }
             })?;
             self.behind = Some((tx, rx));
+            self.thread = Some(thread);
         }
         if self.spare.is_empty() && self.in_flight >= BEHIND {
             self.reap(true);
@@ -344,9 +349,14 @@ impl Uncached {
 }
 
 impl Drop for Uncached {
-    /// Waits for the blocks behind, so that nothing is written after the writer is gone.
+    /// Waits for the blocks behind, so that nothing is written after the writer is gone, and
+    /// for the thread, so that no descriptor of the file outlives the writer.
     fn drop(&mut self) {
         let _ = self.drain();
+        self.behind = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
