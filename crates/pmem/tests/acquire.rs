@@ -178,7 +178,7 @@ fn ram_that_kcore_does_not_map_is_recorded_as_unreadable() {
     assert!(tail.iter().any(|&b| b != 0), "the unmapped RAM must read as aff4:UnreadableData, not zeros: {tail:?}");
     // The partial page is in the image, unreadable, up to where the RAM ends.
     assert_eq!(got.len(), 0x10020c00, "the image ends where the last RAM ends");
-    assert!(got[0x10020000..0x10020040].windows(14).any(|w| w == b"UNREADABLEDATA"), "the partial page reads as the unreadable pattern");
+    assert!(find(&got[0x10020000..0x10020040], b"UNREADABLEDATA").is_some(), "the partial page reads as the unreadable pattern");
 }
 
 /// `--progress-json`: every stderr line is a JSON object; the memory phase ends with all of it

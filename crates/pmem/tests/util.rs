@@ -206,3 +206,19 @@ pub fn keypair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
         }
     }
 }
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Where `needle` last occurs in `hay`: in a volume pmem wrote, the closing metadata (journal
+/// snapshots with the same text come before it).
+pub fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// How many times `needle` occurs in `hay` (overlaps counted).
+pub fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}

@@ -95,7 +95,7 @@ fn a_changed_declared_size_fails_verify_naming_both_numbers() {
 fn zip_size_disagreements_and_cut_volumes_are_named() {
     let src = std::fs::read(refimg("AFF4Std/Base-Linear-ReadError.aff4")).unwrap();
     // The central directory's entry for information.turtle: the last place its name occurs.
-    let name_at = src.windows(18).rposition(|w| w == b"information.turtle").unwrap();
+    let name_at = find_last(&src, b"information.turtle").unwrap();
     let cd = name_at - 46;
     assert_eq!(&src[cd..cd + 4], b"PK\x01\x02");
     let mut m = src.clone();
@@ -213,16 +213,6 @@ fn imaged(d: &Path, len: usize, seed: u64) -> (std::path::PathBuf, std::path::Pa
     (input, vol)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The last occurrence of `needle`: in a volume pmem wrote, the closing metadata (journal
-/// snapshots with the same text come before it).
-fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
-}
-
 /// A file system of `mib` MiB (tmpfs), unmounted on drop; None where mounting is not allowed.
 struct SmallDisk(std::path::PathBuf);
 impl SmallDisk {
@@ -259,7 +249,7 @@ fn incompressible(len: usize, seed: u64) -> Vec<u8> {
 fn state_and_stop(vol: &Path) -> (String, u64) {
     let ls: serde_json::Value = serde_json::from_slice(&ok(&["ls", "--json", vol.to_str().unwrap()]).stdout).unwrap();
     let images = ls["images"].as_array().unwrap();
-    let st = images.last().unwrap()["state"].as_str().unwrap().to_string();
+    let st = images.last().unwrap_or_else(|| panic!("no image in {}: {ls}", vol.display()))["state"].as_str().unwrap().to_string();
     let at = st.strip_prefix("interrupted at byte ").and_then(|n| n.parse().ok()).unwrap_or(0);
     (st, at)
 }

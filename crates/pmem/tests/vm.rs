@@ -285,7 +285,7 @@ fn encrypted_live_acquisition_leaks_nothing_of_the_host() {
     let vol = r.dir.join("out/mem.aff4");
     let raw = std::fs::read(&vol).unwrap();
     for leak in [host, release, marker] {
-        assert!(!raw.windows(leak.len()).any(|w| w == leak.as_bytes()), "{leak} in the clear");
+        assert!(find(&raw, leak.as_bytes()).is_none(), "{leak} in the clear");
     }
     let (k, v) = (key.to_str().unwrap(), vol.to_str().unwrap());
     let info = String::from_utf8(ok(&["info", "--key", k, v]).stdout).unwrap();
@@ -580,7 +580,7 @@ fn raw_and_elf_in_place_are_read_by_volatility_in_place() {
     let elf =
         std::fs::read_dir(r.dir.join("out/elf")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "elf"));
     let elf = std::fs::read(elf.unwrap()).unwrap();
-    let copies = elf.windows(10).filter(|w| w == b"swapper/0\0").count();
+    let copies = count(&elf, b"swapper/0\0");
     assert!((1..=3).contains(&copies), "init_task's name {copies} times in the ELF image");
 }
 

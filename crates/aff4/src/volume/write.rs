@@ -95,14 +95,10 @@ impl Write for Target {
     }
 }
 
-type Out = BufWriter<Target>;
-
-/// The writer over a volume's target, unbuffered: a file buffers in its own aligned buffer
+/// The writer over a volume's target, unbuffered here: a file buffers in its own aligned buffer
 /// ([`Uncached`]), a stream in its own way (stdout in a `BufWriter`, an upload in its parts, an
 /// encrypted stream in its bevies, encrypting as it copies), so that the bytes are copied once.
-fn out(target: Target) -> Out {
-    BufWriter::with_capacity(0, target)
-}
+type Out = Target;
 
 /// Room kept allocated beyond the last complete member of a volume file, so that the metadata
 /// and directory can always be written, even when the disk fills up: the fixed part.
@@ -145,15 +141,8 @@ impl Sink for ZipSink {
     fn skip(&mut self, n: u64) -> Result<()> {
         let end = self.zip()?.position() + n;
         self.keep_room(end)?;
-        // A file's writer buffers nothing itself (see `out`): its hole goes straight in.
-        let r = self.zip()?.skip_data(n, |out, n| {
-            if out.buffer().is_empty() {
-                out.get_mut().skip(n)
-            } else {
-                out.flush()?;
-                out.get_mut().skip(n)
-            }
-        });
+        // Nothing is buffered above the target (see `Out`): its hole goes straight in.
+        let r = self.zip()?.skip_data(n, |out, n| out.skip(n));
         self.note(r)
     }
     fn finish_member(&mut self) -> Result<()> {
@@ -191,8 +180,7 @@ impl Sink for ZipSink {
         let zip = self.zip.take().ok_or_else(closed)?;
         let out = zip.end_aligned(self.align).finish(comment)?;
         let rename = self.rename.take();
-        let f = out.into_inner().map_err(|e| Error::io("flushing volume", e.into_error()))?;
-        match f {
+        match out {
             Target::File(mut u) => u.finish(),
             Target::Stream(mut s) => s.flush(),
         }
@@ -299,7 +287,7 @@ impl ZipSink {
         #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
         let mut got = self.room * 2;
         #[cfg(target_os = "linux")]
-        if let Some(Target::File(u)) = self.zip.as_mut().map(|z| z.get_mut().get_ref()) {
+        if let Some(Target::File(u)) = self.zip.as_mut().map(|z| z.get_mut()) {
             use std::os::fd::AsRawFd;
             let f = u.file();
             let reserve = |len: u64| -> std::io::Result<()> {
@@ -339,13 +327,12 @@ impl ZipSink {
         let zip = self.zip()?;
         let name = zip.context().to_string();
         zip.rewind_to(at);
-        let old = std::mem::replace(zip.get_mut(), BufWriter::new(Target::Stream(Box::new(std::io::sink()))));
-        let (target, _unwritten) = old.into_parts();
-        let Target::File(mut f) = target else {
+        let old = std::mem::replace(zip.get_mut(), Target::Stream(Box::new(std::io::sink())));
+        let Target::File(mut f) = old else {
             return Err(Error::Unsupported(format!("{name}: a write failed and a stream cannot be cut back")));
         };
         f.cut_to(at).map_err(|e| Error::io(&name, e))?;
-        *zip.get_mut() = out(Target::File(f));
+        *zip.get_mut() = Target::File(f);
         self.reserved_to = at;
         self.broken = false;
         Ok(())
@@ -544,7 +531,7 @@ struct Split {
 fn start_zip(target: Target, rename: Option<(PathBuf, PathBuf)>, name: String) -> Result<(String, Box<dyn Sink>)> {
     let urn = new_urn();
     let file = matches!(target, Target::File(_));
-    let mut zip = ZipWriter::new(out(target), 0, 0, name);
+    let mut zip = ZipWriter::new(target, 0, 0, name);
     zip.add_member("container.description", urn.as_bytes())?;
     zip.add_member("version.txt", version_txt().as_bytes())?;
     Ok((urn, Box::new(ZipSink::new(zip, 0, rename, None, file)?)))
@@ -696,7 +683,7 @@ impl VolumeWriter {
         // Drop what an interrupted append left behind, keep everything else.
         f.set_len(end).map_err(|e| Error::io(&name, e))?;
         let target = Target::file(f, end, &name)?;
-        let zw = ZipWriter::new(out(target), end, base, name).with_entries(entries);
+        let zw = ZipWriter::new(target, end, base, name).with_entries(entries);
         let sink = ZipSink::new(zw, end, None, Some(path.to_path_buf()), true)?;
         let mut w = VolumeWriter::with(Box::new(sink), vol.urn, graph, path, true);
         w.journal = Some(Journal::default());
