@@ -7,7 +7,7 @@
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgo, Hasher};
-use crate::image_stream::write::{encode_chunk, encode_slice, BevyWriter, EncodedChunk};
+use crate::image_stream::write::{encode_chunk, BevyWriter, EncodedChunk};
 use crate::iobuf::IoBuf;
 use crate::map::write::MapBuilder;
 use crate::rdf::Node;
@@ -195,17 +195,6 @@ impl Drop for Pooled {
     }
 }
 
-/// Input blocks at most held by the compression threads at a time (see [`ChunkJob::Shared`]).
-const SHARED_BLOCKS: usize = 4;
-
-/// A chunk for the compression threads: filled by copying pages (a chunk that spans a zero page
-/// or the end of an input block), or, where a chunk's pages lie together in one input block,
-/// that stretch of the block itself, so that most chunks are never copied.
-enum ChunkJob {
-    Owned(Vec<u8>),
-    Shared(Arc<Pooled>, std::ops::Range<usize>),
-}
-
 /// Chunk-sized buffers shared by the pipeline's thread and the compression threads: a chunk
 /// being filled, compressed payloads, chunks written; bounded, so that the pages holding image
 /// data in our own memory are few and always the same.
@@ -266,7 +255,7 @@ pub(crate) struct Imager {
     stream_len: u64,
     next_seq: u64,
     next_write: u64,
-    job_tx: Option<Sender<(u64, ChunkJob)>>,
+    job_tx: Option<Sender<(u64, Vec<u8>)>>,
     res_rx: Receiver<(u64, EncodedChunk)>,
     workers: Vec<JoinHandle<()>>,
     hashes: LinearHashes,
@@ -283,9 +272,6 @@ pub(crate) struct Imager {
     journal_started: bool,
     /// Chunk and payload buffers, reused (see [`ChunkPool`]).
     chunk_pool: ChunkPool,
-    /// Input blocks whose chunks went to the compression threads in place (see
-    /// [`Imager::may_share`]).
-    shared: Vec<std::sync::Weak<Pooled>>,
 }
 
 /// Whether `b` is all zero bytes (the pipeline's zero-page test, also used by writers that
@@ -322,7 +308,7 @@ impl Imager {
         let mut map = MapBuilder::new();
         let stream_id = map.target(&stream_urn);
         let threads = opts.threads.max(1);
-        let (job_tx, job_rx) = bounded::<(u64, ChunkJob)>(threads * 4);
+        let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 4);
         let (res_tx, res_rx) = crossbeam_channel::unbounded::<(u64, EncodedChunk)>();
         let mut workers = Vec::new();
         let chunk_pool = ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8);
@@ -332,15 +318,9 @@ impl Imager {
             let algos = opts.block_hashes.clone();
             workers.push(std::thread::spawn(move || {
                 let mut enc = crate::codec::ChunkEncoder::new(codec);
-                while let Ok((seq, job)) = rx.recv() {
-                    let e = match job {
-                        ChunkJob::Owned(chunk) => {
-                            let (e, back) = encode_chunk(&mut enc, chunk, chunks.take(), &algos);
-                            chunks.put(back);
-                            e
-                        }
-                        ChunkJob::Shared(block, r) => encode_slice(&mut enc, &block.buf[r], chunks.take(), &algos),
-                    };
+                while let Ok((seq, chunk)) = rx.recv() {
+                    let (e, back) = encode_chunk(&mut enc, chunk, chunks.take(), &algos);
+                    chunks.put(back);
                     if tx.send((seq, e)).is_err() {
                         break;
                     }
@@ -374,7 +354,6 @@ impl Imager {
             journaled_bevies: 0,
             journal_started: false,
             chunk_pool,
-            shared: Vec::new(),
         })
     }
 
@@ -455,28 +434,24 @@ impl Imager {
             self.journal_started = true;
             self.journal(vol)?;
         }
-        let block = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
-        self.hash(HashMsg::Data(block.clone()))?;
-        let data = &block.buf;
+        let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
+        self.hash(HashMsg::Data(data.clone()))?;
+        let data = &data.buf;
         let page = if self.opts.zero_page == 0 { data.len().max(1) } else { self.opts.zero_page };
         let zero_id = self.map.target(vocab::ZERO);
         let mut v = offset;
-        // Pages that are not zero, in a row, not yet added to the stream.
-        let mut run = 0..0;
-        for (at, p) in (0..).step_by(page).zip(data.chunks(page)) {
+        for p in data.chunks(page) {
             let len = p.len() as u64;
             if is_zero(p) {
-                self.append_stream(vol, &block, std::mem::replace(&mut run, 0..0))?;
                 self.map.push(v, len, zero_id, v);
                 self.stats.zero_bytes += len;
             } else {
-                self.map.push(v, len, self.stream_id, self.stream_len + run.len() as u64);
+                self.map.push(v, len, self.stream_id, self.stream_len);
                 self.stats.data_bytes += len;
-                run = if run.is_empty() { at..at + p.len() } else { run.start..at + p.len() };
+                self.append_stream(vol, p)?;
             }
             v += len;
         }
-        self.append_stream(vol, &block, run)?;
         self.pos = v;
         Ok(())
     }
@@ -501,45 +476,22 @@ impl Imager {
         Ok(())
     }
 
-    /// Adds bytes `run` of `block` to the stream: whole chunks straight from the block, the
-    /// rest through the chunk being filled.
-    fn append_stream(&mut self, vol: &mut VolumeWriter, block: &Arc<Pooled>, mut run: std::ops::Range<usize>) -> Result<()> {
+    fn append_stream(&mut self, vol: &mut VolumeWriter, mut p: &[u8]) -> Result<()> {
         let cs = self.opts.chunk_size as usize;
-        while !run.is_empty() {
-            if self.chunk.is_empty() && run.len() >= cs && self.may_share(block) {
-                self.stream_len += cs as u64;
-                self.submit(vol, ChunkJob::Shared(block.clone(), run.start..run.start + cs))?;
-                run.start += cs;
-                continue;
-            }
-            let take = (cs - self.chunk.len()).min(run.len());
-            self.chunk.extend_from_slice(&block.buf[run.start..run.start + take]);
+        while !p.is_empty() {
+            let take = (cs - self.chunk.len()).min(p.len());
+            self.chunk.extend_from_slice(&p[..take]);
             self.stream_len += take as u64;
-            run.start += take;
+            p = &p[take..];
             if self.chunk.len() == cs {
                 let full = std::mem::replace(&mut self.chunk, self.chunk_pool.take());
-                self.submit(vol, ChunkJob::Owned(full))?;
+                self.submit(vol, full)?;
             }
         }
         Ok(())
     }
 
-    /// Whether chunks of `block` may go to the compression threads in place: at most
-    /// [`SHARED_BLOCKS`] input blocks are held by them at a time (memory stays bounded when
-    /// each block gives only a chunk or two).
-    fn may_share(&mut self, block: &Arc<Pooled>) -> bool {
-        if self.shared.last().is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(block))) {
-            return true;
-        }
-        self.shared.retain(|w| w.strong_count() > 0);
-        if self.shared.len() >= SHARED_BLOCKS {
-            return false;
-        }
-        self.shared.push(Arc::downgrade(block));
-        true
-    }
-
-    fn submit(&mut self, vol: &mut VolumeWriter, chunk: ChunkJob) -> Result<()> {
+    fn submit(&mut self, vol: &mut VolumeWriter, chunk: Vec<u8>) -> Result<()> {
         let tx = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
         tx.send((self.next_seq, chunk)).map_err(|_| Error::Internal("compression threads ended"))?;
         self.next_seq += 1;
@@ -585,7 +537,7 @@ impl Imager {
             let pad = self.opts.chunk_size as usize - last.len();
             self.stream_len += pad as u64;
             last.resize(self.opts.chunk_size as usize, 0);
-            self.submit(vol, ChunkJob::Owned(last))?;
+            self.submit(vol, last)?;
         }
         self.job_tx = None;
         while self.next_write < self.next_seq {

@@ -30,15 +30,6 @@ pub fn encode_chunk(enc: &mut ChunkEncoder, chunk: Vec<u8>, mut spare: Vec<u8>, 
     }
 }
 
-/// As [`encode_chunk`], for a chunk that stays where it is (in a shared input block): the
-/// payload goes into `spare`, compressed or, where compression does not pay, as it is.
-pub fn encode_slice(enc: &mut ChunkEncoder, chunk: &[u8], mut spare: Vec<u8>, block_algos: &[HashAlgo]) -> EncodedChunk {
-    let digests = block_algos.iter().map(|a| a.digest(chunk)).collect();
-    spare.clear();
-    spare.extend_from_slice(enc.encode(chunk).unwrap_or(chunk));
-    EncodedChunk { payload: spare, digests }
-}
-
 /// Per block-hash algorithm, the SHA-512 of all its block-hash segments.
 pub type BlockHashDigests = Vec<(HashAlgo, Vec<u8>)>;
 
