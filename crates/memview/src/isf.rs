@@ -549,9 +549,7 @@ pub fn build(inp: &Inputs) -> Result<Isf> {
     let nonzero = map_entries(inp.kallsyms).any(|(a, _, _)| a != 0);
     // kallsyms' addresses made link-time again, then the symbols only System.map lists (already
     // link-time); the first address of a name wins.
-    let kallsyms =
-        map_entries(inp.kallsyms).map(|(a, kind, name)| (if a >= inp.kernel_start { a - inp.kernel_offset } else { a }, kind, name));
-    for (addr, kind, name) in kallsyms.chain(inp.system_map.into_iter().flat_map(map_entries)) {
+    for (addr, kind, name) in link_time_kallsyms(inp).chain(inp.system_map.into_iter().flat_map(map_entries)) {
         if symbols.contains_key(name) {
             continue;
         }
@@ -762,21 +760,27 @@ fn arch_supported(view: &MemoryView) -> Result<()> {
 /// Where each function of the kernel's main text (`_stext` to `_etext`) lies, at its link-time
 /// address, for the names kallsyms lists once.
 fn text_addresses<'a>(inp: &Inputs<'a>) -> HashMap<&'a str, u64> {
-    let link = |a: u64| if a >= inp.kernel_start { a.wrapping_sub(inp.kernel_offset) } else { a };
     let (mut start, mut end) = (None, None);
     let mut once: HashMap<&str, Option<u64>> = HashMap::new();
-    for (a, kind, name) in map_entries(inp.kallsyms) {
+    for (a, kind, name) in link_time_kallsyms(inp) {
         match name {
-            "_stext" => start = Some(link(a)),
-            "_etext" => end = Some(link(a)),
+            "_stext" => start = Some(a),
+            "_etext" => end = Some(a),
             _ => {}
         }
         if matches!(kind, "t" | "T") {
-            once.entry(name).and_modify(|v| *v = None).or_insert(Some(link(a)));
+            once.entry(name).and_modify(|v| *v = None).or_insert(Some(a));
         }
     }
     let (Some(start), Some(end)) = (start, end) else { return HashMap::new() };
     once.into_iter().filter_map(|(n, a)| Some((n, a.filter(|a| (start..end).contains(a))?))).collect()
+}
+
+/// kallsyms' entries at their link-time addresses: those of the relocated kernel image moved
+/// back by the KASLR offset, the others (x86-64's per-CPU offsets) as they are.
+fn link_time_kallsyms<'a>(inp: &Inputs<'a>) -> impl Iterator<Item = (u64, &'a str, &'a str)> {
+    let (start, offset) = (inp.kernel_start, inp.kernel_offset);
+    map_entries(inp.kallsyms).map(move |(a, kind, name)| (if a >= start { a.wrapping_sub(offset) } else { a }, kind, name))
 }
 
 /// The kernel's own symbols of a kallsyms or System.map text: (address, type, name), without

@@ -114,6 +114,8 @@ impl Out {
 /// A full block for the writer thread, and what comes back.
 type Job = (IoBuf, u64);
 type Done = (IoBuf, io::Result<()>);
+/// The writer thread: its job and result channels, and its handle.
+type Behind = (std::sync::mpsc::Sender<Job>, std::sync::mpsc::Receiver<Done>, std::thread::JoinHandle<()>);
 
 /// A file written sequentially at a position, with the page cache kept out of it. Full blocks
 /// are written by a thread behind the writer; a failed write is reported by a later `write`,
@@ -128,11 +130,10 @@ pub struct Uncached {
     start: u64,
     /// Bytes in the block.
     len: usize,
-    /// The writer thread's channels, once started.
-    behind: Option<(std::sync::mpsc::Sender<Job>, std::sync::mpsc::Receiver<Done>)>,
-    /// The writer thread, joined on drop: it holds a descriptor of the file, which must be
-    /// closed when the writer is (a removed file's space is freed only then).
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The writer thread's channels and the thread itself, once started (joined on drop: it
+    /// holds a descriptor of the file, which must be closed when the writer is, as a removed
+    /// file's space is freed only then).
+    behind: Option<Behind>,
     /// Blocks with the thread.
     in_flight: usize,
     /// Written blocks, zeroed, for reuse.
@@ -162,7 +163,6 @@ impl Uncached {
             start: 0,
             len: 0,
             behind: None,
-            thread: None,
             in_flight: 0,
             spare: Vec::new(),
             failed: None,
@@ -253,7 +253,7 @@ impl Uncached {
 
     /// Takes back one written block (waiting for it when `wait`), noting a failure.
     fn reap(&mut self, wait: bool) -> bool {
-        let Some((_, rx)) = &self.behind else { return false };
+        let Some((_, rx, _)) = &self.behind else { return false };
         let got = if wait { rx.recv().ok() } else { rx.try_recv().ok() };
         match got {
             Some((b, r)) => {
@@ -297,8 +297,7 @@ impl Uncached {
                     }
                 }
             })?;
-            self.behind = Some((tx, rx));
-            self.thread = Some(thread);
+            self.behind = Some((tx, rx, thread));
         }
         if self.spare.is_empty() && self.in_flight >= BEHIND {
             self.reap(true);
@@ -308,7 +307,7 @@ impl Uncached {
         }
         let next = self.spare.pop().unwrap_or_else(|| IoBuf::zeroed(CAPACITY));
         let full = std::mem::replace(&mut self.block, next);
-        let sent = self.behind.as_ref().map(|(tx, _)| tx.send((full, self.start)).is_ok()).unwrap_or(false);
+        let sent = self.behind.as_ref().map(|(tx, _, _)| tx.send((full, self.start)).is_ok()).unwrap_or(false);
         if !sent {
             return Err(io::Error::other("the volume's writer thread ended"));
         }
@@ -353,9 +352,9 @@ impl Drop for Uncached {
     /// for the thread, so that no descriptor of the file outlives the writer.
     fn drop(&mut self) {
         let _ = self.drain();
-        self.behind = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some((tx, rx, thread)) = self.behind.take() {
+            drop((tx, rx));
+            let _ = thread.join();
         }
     }
 }

@@ -59,7 +59,10 @@ fn in_zeros<E>(mut n: u64, mut put: impl FnMut(&[u8]) -> std::result::Result<(),
 }
 
 /// Where a ZIP volume's bytes go: a file (which can be cut back, and room kept in it for
-/// closing), or a stream that is only ever written forwards (stdout, an upload).
+/// closing), or a stream that is only ever written forwards (stdout, an upload). Nothing is
+/// buffered above it: a file buffers in its own aligned buffer ([`Uncached`]), a stream in its
+/// own way (stdout in a `BufWriter`, an upload in its parts, an encrypted stream in its bevies,
+/// encrypting as it copies), so that the bytes are copied once.
 enum Target {
     File(Uncached),
     Stream(Box<dyn Write + Send>),
@@ -95,17 +98,12 @@ impl Write for Target {
     }
 }
 
-/// The writer over a volume's target, unbuffered here: a file buffers in its own aligned buffer
-/// ([`Uncached`]), a stream in its own way (stdout in a `BufWriter`, an upload in its parts, an
-/// encrypted stream in its bevies, encrypting as it copies), so that the bytes are copied once.
-type Out = Target;
-
 /// Room kept allocated beyond the last complete member of a volume file, so that the metadata
 /// and directory can always be written, even when the disk fills up: the fixed part.
 const RESERVE_BASE: u64 = 4 << 20;
 
 struct ZipSink {
-    zip: Option<ZipWriter<Out>>,
+    zip: Option<ZipWriter<Target>>,
     start: u64,
     rename: Option<(PathBuf, PathBuf)>,
     /// An append: the file and its old end, to cut it back to if the append is abandoned.
@@ -141,7 +139,7 @@ impl Sink for ZipSink {
     fn skip(&mut self, n: u64) -> Result<()> {
         let end = self.zip()?.position() + n;
         self.keep_room(end)?;
-        // Nothing is buffered above the target (see `Out`): its hole goes straight in.
+        // Nothing is buffered above the target (see `Target`): its hole goes straight in.
         let r = self.zip()?.skip_data(n, |out, n| out.skip(n));
         self.note(r)
     }
@@ -230,7 +228,7 @@ impl Drop for ZipSink {
 
 impl ZipSink {
     fn new(
-        zip: ZipWriter<Out>,
+        zip: ZipWriter<Target>,
         start: u64,
         rename: Option<(PathBuf, PathBuf)>,
         appended_to: Option<PathBuf>,
@@ -255,12 +253,12 @@ impl ZipSink {
         Ok(s)
     }
 
-    fn zip(&mut self) -> Result<&mut ZipWriter<Out>> {
+    fn zip(&mut self) -> Result<&mut ZipWriter<Target>> {
         self.zip.as_mut().ok_or_else(closed)
     }
 
     /// Starts a member with `start` (after cutting back a failed write), noting a failure.
-    fn open_member(&mut self, start: impl FnOnce(&mut ZipWriter<Out>) -> Result<()>) -> Result<()> {
+    fn open_member(&mut self, start: impl FnOnce(&mut ZipWriter<Target>) -> Result<()>) -> Result<()> {
         if self.broken {
             self.rewind()?;
         }
