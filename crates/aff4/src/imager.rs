@@ -7,7 +7,7 @@
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgo, Hasher};
-use crate::image_stream::write::{encode_chunk, BevyWriter, EncodedChunk};
+use crate::image_stream::write::{encode_chunks, BevyWriter, EncodedChunk};
 use crate::iobuf::IoBuf;
 use crate::map::write::MapBuilder;
 use crate::rdf::Node;
@@ -179,6 +179,12 @@ impl LinearHashes {
 pub(crate) type Pool = Arc<std::sync::Mutex<Vec<IoBuf>>>;
 const POOL_MAX: usize = 16;
 
+/// Chunks a compression thread takes at a time: their block hashes are computed together
+/// (see [`crate::hash::sha256_each`]).
+const BATCH: usize = 2;
+/// A batch for the compression threads: the sequence number of its first chunk, its chunks.
+type Job = (u64, Vec<Vec<u8>>);
+
 /// An input block that returns to the pool when its last user (page scan or hasher) drops it.
 pub(crate) struct Pooled {
     pub(crate) buf: IoBuf,
@@ -255,7 +261,9 @@ pub(crate) struct Imager {
     stream_len: u64,
     next_seq: u64,
     next_write: u64,
-    job_tx: Option<Sender<(u64, Vec<u8>)>>,
+    /// Full chunks not yet sent: they go to the compression threads [`BATCH`] at a time.
+    batch: Vec<Vec<u8>>,
+    job_tx: Option<Sender<Job>>,
     res_rx: Receiver<(u64, EncodedChunk)>,
     workers: Vec<JoinHandle<()>>,
     hashes: LinearHashes,
@@ -308,7 +316,7 @@ impl Imager {
         let mut map = MapBuilder::new();
         let stream_id = map.target(&stream_urn);
         let threads = opts.threads.max(1);
-        let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 4);
+        let (job_tx, job_rx) = bounded::<Job>(threads * 4 / BATCH);
         let (res_tx, res_rx) = crossbeam_channel::unbounded::<(u64, EncodedChunk)>();
         let mut workers = Vec::new();
         let chunk_pool = ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8);
@@ -318,11 +326,12 @@ impl Imager {
             let algos = opts.block_hashes.clone();
             workers.push(std::thread::spawn(move || {
                 let mut enc = crate::codec::ChunkEncoder::new(codec);
-                while let Ok((seq, chunk)) = rx.recv() {
-                    let (e, back) = encode_chunk(&mut enc, chunk, chunks.take(), &algos);
-                    chunks.put(back);
-                    if tx.send((seq, e)).is_err() {
-                        break;
+                'jobs: while let Ok((first, batch)) = rx.recv() {
+                    for (seq, (e, back)) in (first..).zip(encode_chunks(&mut enc, batch, || chunks.take(), &algos)) {
+                        chunks.put(back);
+                        if tx.send((seq, e)).is_err() {
+                            break 'jobs;
+                        }
                     }
                 }
             }));
@@ -341,6 +350,7 @@ impl Imager {
             stream_len: 0,
             next_seq: 0,
             next_write: 0,
+            batch: Vec::with_capacity(BATCH),
             job_tx: Some(job_tx),
             res_rx,
             workers,
@@ -491,10 +501,25 @@ impl Imager {
         Ok(())
     }
 
+    /// Queues a full chunk; a whole batch goes to the compression threads.
     fn submit(&mut self, vol: &mut VolumeWriter, chunk: Vec<u8>) -> Result<()> {
+        self.batch.push(chunk);
+        if self.batch.len() < BATCH {
+            return Ok(());
+        }
+        self.send_batch(vol)
+    }
+
+    /// Sends the queued chunks (however many) and writes what has come back.
+    fn send_batch(&mut self, vol: &mut VolumeWriter) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let n = batch.len() as u64;
         let tx = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
-        tx.send((self.next_seq, chunk)).map_err(|_| Error::Internal("compression threads ended"))?;
-        self.next_seq += 1;
+        tx.send((self.next_seq, batch)).map_err(|_| Error::Internal("compression threads ended"))?;
+        self.next_seq += n;
         while let Ok((s, e)) = self.res_rx.try_recv() {
             self.pending.insert(s, e);
         }
@@ -539,6 +564,7 @@ impl Imager {
             last.resize(self.opts.chunk_size as usize, 0);
             self.submit(vol, last)?;
         }
+        self.send_batch(vol)?;
         self.job_tx = None;
         while self.next_write < self.next_seq {
             let (s, e) = self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?;

@@ -12,6 +12,7 @@ use crate::parallel::for_each_block;
 use crate::rdf::Node;
 use crate::vocab::{self, legacy, AFF4_LEGACY};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -598,38 +599,48 @@ fn chunk_block_hashes(r: &crate::image_stream::ImageStreamReader) -> Vec<ChunkTa
         if segs.iter().all(Option::is_none) {
             break;
         }
-        for k in 0..count {
-            let chunk = match r.chunk(first + k) {
-                Ok(c) => c,
-                Err(e) => {
-                    for (t, seg) in tallies.iter_mut().zip(&segs) {
-                        if seg.is_some() {
-                            t.end = Some(Err(e.to_string()));
-                        }
+        // Chunks are taken two at a time, whose SHA-256 digests are computed together.
+        let mut k = 0;
+        while k < count {
+            let mut chunks: Vec<Arc<Vec<u8>>> = Vec::with_capacity(2);
+            let mut failed = None;
+            for j in k..count.min(k + 2) {
+                match r.chunk(first + j) {
+                    // The padded final chunk is hashed whole.
+                    Ok(c) if c.len() < cs => {
+                        let mut p = c.to_vec();
+                        p.resize(cs, 0);
+                        chunks.push(Arc::new(p));
                     }
-                    break 'bevies;
+                    Ok(c) => chunks.push(c),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
-            };
-            // The padded final chunk is hashed whole.
-            let padded;
-            let bytes: &[u8] = if chunk.len() < cs {
-                let mut p = chunk.to_vec();
-                p.resize(cs, 0);
-                padded = p;
-                &padded
-            } else {
-                &chunk
-            };
+            }
+            let bytes: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
             for (t, seg) in tallies.iter_mut().zip(&segs) {
                 if let Some(seg) = seg {
                     let len = t.algo.digest_len();
-                    let at = k as usize * len;
-                    if seg[at..at + len] != t.algo.digest(bytes)[..] {
-                        t.bad.push(first + k);
+                    for (j, d) in (k..).zip(t.algo.digest_each(&bytes)) {
+                        let at = j as usize * len;
+                        if seg[at..at + len] != d[..] {
+                            t.bad.push(first + j);
+                        }
+                        t.n += 1;
                     }
-                    t.n += 1;
                 }
             }
+            if let Some(e) = failed {
+                for (t, seg) in tallies.iter_mut().zip(&segs) {
+                    if seg.is_some() {
+                        t.end = Some(Err(e.to_string()));
+                    }
+                }
+                break 'bevies;
+            }
+            k += chunks.len() as u64;
         }
     }
     tallies.into_iter().map(|t| (t.algo, t.end.unwrap_or(Ok(())).map(|_| (t.n, t.bad)))).collect()

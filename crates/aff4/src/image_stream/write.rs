@@ -15,19 +15,33 @@ pub struct EncodedChunk {
     pub digests: Vec<Vec<u8>>,
 }
 
-/// Encodes one full (padded) chunk with a thread's encoder; a compressed payload goes into
-/// `spare` (a buffer to reuse, so that no chunk costs an allocation) and the chunk is handed
-/// back for reuse, else the chunk is the payload and `spare` comes back.
-pub fn encode_chunk(enc: &mut ChunkEncoder, chunk: Vec<u8>, mut spare: Vec<u8>, block_algos: &[HashAlgo]) -> (EncodedChunk, Vec<u8>) {
-    let digests = block_algos.iter().map(|a| a.digest(&chunk)).collect();
-    match enc.encode(&chunk) {
-        Some(c) => {
-            spare.clear();
-            spare.extend_from_slice(c);
-            (EncodedChunk { payload: spare, digests }, chunk)
-        }
-        None => (EncodedChunk { payload: chunk, digests }, spare),
-    }
+/// Encodes full (padded) chunks with a thread's encoder: their block hashes (SHA-256 of several
+/// chunks at once, see [`crate::hash::sha256_each`]), then each compressed into a buffer from
+/// `spare` (reused, so that no chunk costs an allocation), the chunk coming back for reuse; a
+/// chunk that does not compress is its own payload, and the spare buffer comes back instead.
+pub fn encode_chunks(
+    enc: &mut ChunkEncoder,
+    chunks: Vec<Vec<u8>>,
+    mut spare: impl FnMut() -> Vec<u8>,
+    block_algos: &[HashAlgo],
+) -> Vec<(EncodedChunk, Vec<u8>)> {
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+    let mut by_algo: Vec<std::vec::IntoIter<Vec<u8>>> = block_algos.iter().map(|a| a.digest_each(&refs).into_iter()).collect();
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            let digests = by_algo.iter_mut().filter_map(|d| d.next()).collect();
+            match enc.encode(&chunk) {
+                Some(c) => {
+                    let mut payload = spare();
+                    payload.clear();
+                    payload.extend_from_slice(c);
+                    (EncodedChunk { payload, digests }, chunk)
+                }
+                None => (EncodedChunk { payload: chunk, digests }, spare()),
+            }
+        })
+        .collect()
 }
 
 /// Per block-hash algorithm, the SHA-512 of all its block-hash segments.

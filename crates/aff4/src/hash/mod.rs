@@ -2,6 +2,10 @@
 
 use digest::Digest;
 
+mod lanes;
+
+pub use lanes::sha256_each;
+
 /// A hash algorithm AFF4 records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HashAlgo {
@@ -88,6 +92,15 @@ impl HashAlgo {
         let mut h = self.hasher();
         h.update(data);
         h.finish()
+    }
+
+    /// One-shot digests of several messages, in order: SHA-256 hashes them together where the
+    /// CPU allows (see [`sha256_each`]), the others one by one.
+    pub fn digest_each(self, msgs: &[&[u8]]) -> Vec<Vec<u8>> {
+        match self {
+            HashAlgo::Sha256 => sha256_each(msgs).iter().map(|d| d.to_vec()).collect(),
+            _ => msgs.iter().map(|m| self.digest(m)).collect(),
+        }
     }
 }
 
