@@ -218,6 +218,12 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/acq.limec")"
     echo "sizes: pmem $(stat -c %s "$W/acq.aff4") bytes, avml --compress $(stat -c %s "$W/acq.limec") bytes"
+    # The machine's floor for this acquisition, measured now (examples/stagecost.rs): pmem's
+    # wall over it, and the floor over AVML's (what the pipeline could reach at best).
+    cargo build --release -q --example stagecost -p aff4
+    target/release/examples/stagecost "$CORPUS" "$W" snappy | tee "$W/floor.txt"
+    floor=$(awk '/^acquire-floor/ {print $2}' "$W/floor.txt")
+    echo "pmem acquire / floor: $(echo "$(cut -d' ' -f1 "$W/a.txt" | median) / $floor" | bc -l | cut -c1-5)x; floor / avml --compress: $(echo "$floor / $(cut -d' ' -f1 "$W/b.txt" | median)" | bc -l | cut -c1-5)"
     OUT_A=$W/acq-linear.aff4 OUT_B=$W/acq.limec pair "A pmem acquire --hash sha256 --block-hashes none (linear, as before)" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --hash sha256 --block-hashes none --source kcore -o $W/acq-linear.aff4")" \
         "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/acq.limec")"
