@@ -262,8 +262,20 @@ fn aggregate(union: bool) -> &'static str {
     }
 }
 
-/// How many functions after a type locate the compilation unit that defined it.
+/// How many functions after a type locate the compilation unit that defined it, where its own
+/// functions cannot.
 const PLACE_FUNCS: usize = 5;
+/// Records of a file's run of functions looked at, at most.
+const OWN_RECORDS: usize = 256;
+
+/// The kernel's sections of code whose functions lie in link order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Section {
+    /// `_stext` to `_etext`.
+    Text = 0,
+    /// `_sinittext` to `_einittext`.
+    Init = 1,
+}
 
 /// The layout of a struct, union or enum, as far as a symbol table shows it: two definitions of
 /// one name with the same layout are one table type.
@@ -285,12 +297,18 @@ impl Namer<'_> {
     ///   types come in link order: the most used definition wins (a header's type is used in
     ///   the last files too), then the later one;
     /// - otherwise (pahole 1.24, as Debian 12's 6.1, encodes files in parallel, so type order
-    ///   is not link order, but each file's functions follow its types) a type stands where the
-    ///   functions after it lie in the kernel's text (`text`, kallsyms' function addresses).
+    ///   is not link order, but each file's functions follow its types) a definition stands
+    ///   where its own file's functions lie (`text`, kallsyms' function addresses): the first
+    ///   functions of the run of function records after it, compared in the main text where
+    ///   every definition's file has some there, else in the init text (a file of `__init`
+    ///   functions only), else by the next functions in the main text, whichever file they
+    ///   belong to.
     ///
     /// Measured against dwarf2json on the four kernels of tests/rig/MATRIX.md, for the reused
-    /// names whose definitions differ: 49 of 51 choices agree (the most-used rule alone: 34).
-    fn new<'b>(btf: &'b Btf, text: &HashMap<&str, u64>) -> Namer<'b> {
+    /// names whose definitions differ: 50 of 51 choices agree (the most-used rule alone: 34).
+    /// The other is arm64's `tlb_inv_context`, defined by KVM's hypervisor code and its
+    /// non-hypervisor twin, whose functions have the same names (see [`text_addresses`]).
+    fn new<'b>(btf: &'b Btf, text: &HashMap<&str, (Section, u64)>) -> Namer<'b> {
         let mut cands: Vec<(u32, bool, &str)> = Vec::new();
         for (id, t) in btf.types.iter().enumerate() {
             match &t.kind {
@@ -319,26 +337,77 @@ impl Namer<'_> {
             .map(|(id, t)| (id as u32, t.name.as_str()))
             .collect();
         let by_name = funcs.windows(2).filter(|w| w[0].1 <= w[1].1).count() * 10 >= funcs.len().saturating_sub(1) * 9;
-        let placed: Vec<(u32, u64)> = funcs.iter().filter_map(|&(id, n)| Some((id, *text.get(n)?))).collect();
+        // A function is placed only where its name is one function in BTF too (a static
+        // function of a file included twice, as binfmt_elf.c by compat_binfmt_elf.c, has two
+        // records and one symbol where the other copy was inlined).
+        let mut records: HashMap<&str, u32> = HashMap::new();
+        funcs.iter().for_each(|&(_, n)| *records.entry(n).or_default() += 1);
+        let placed: HashMap<u32, (Section, u64)> =
+            funcs.iter().filter(|&&(_, n)| records.get(n) == Some(&1)).filter_map(|&(id, n)| Some((id, *text.get(n)?))).collect();
+        let in_text: Vec<(u32, u64)> = {
+            let mut v: Vec<(u32, u64)> = placed.iter().filter(|(_, p)| p.0 == Section::Text).map(|(&id, p)| (id, p.1)).collect();
+            v.sort_unstable();
+            v
+        };
+        let median = |mut v: Vec<u64>| -> Option<u64> {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied()
+        };
+        // Where the functions after a type lie in the main text, whichever file they belong to.
         let place = |id: u32| -> u64 {
-            let at = placed.partition_point(|&(f, _)| f < id);
-            let mut near: Vec<u64> = placed.iter().skip(at).take(PLACE_FUNCS).map(|&(_, a)| a).collect();
-            near.sort_unstable();
-            near.get(near.len() / 2).copied().unwrap_or(0)
+            let at = in_text.partition_point(|&(f, _)| f < id);
+            median(in_text.iter().skip(at).take(PLACE_FUNCS).map(|&(_, a)| a).collect()).unwrap_or(0)
+        };
+        // The placed functions of a type's own file, by section: the first of the run of
+        // function records that follows it (a file's functions follow its types; the run can
+        // go on into the next files' functions where those brought no new types).
+        let own = |id: u32| -> [Vec<u64>; 2] {
+            let mut by_section = [Vec::new(), Vec::new()];
+            let start = funcs.partition_point(|&(f, _)| f <= id);
+            let Some(&(first, _)) = funcs.get(start) else { return by_section };
+            let run = btf.types.iter().skip(first as usize).take(OWN_RECORDS);
+            for (f, t) in (first..).zip(run) {
+                match t.kind {
+                    Kind::Func(_) => {
+                        if let Some(&(sec, a)) = placed.get(&f) {
+                            if by_section[sec as usize].len() < PLACE_FUNCS {
+                                by_section[sec as usize].push(a);
+                            }
+                        }
+                    }
+                    Kind::FuncProto => {}
+                    _ => break,
+                }
+            }
+            by_section
         };
         let in_link_order = by_name || placed.is_empty();
-        let rank = |id: u32| if in_link_order { (refs.get(&id).copied().unwrap_or(0), id) } else { (place(id), id) };
-        let mut owner: HashMap<(bool, &str), (u64, u32)> = HashMap::new();
+        let mut defs: HashMap<(bool, &str), Vec<u32>> = HashMap::new();
         for &(id, e, n) in cands.iter().filter(|c| !c.2.is_empty()) {
-            let r = rank(id);
-            let o = owner.entry((e, n)).or_insert(r);
-            if r > *o {
-                *o = r;
+            defs.entry((e, n)).or_default().push(id);
+        }
+        let mut owner: HashMap<(bool, &str), u32> = HashMap::new();
+        for (key, ids) in defs {
+            let rank: Vec<(u64, u32)> = if in_link_order {
+                ids.iter().map(|&id| (refs.get(&id).copied().unwrap_or(0), id)).collect()
+            } else if ids.len() == 1 {
+                vec![(0, ids[0])]
+            } else {
+                // Compared where every definition's own file has functions (link order holds
+                // in the main text and in the init text alike); else by the functions after.
+                let owns: Vec<[Vec<u64>; 2]> = ids.iter().map(|&id| own(id)).collect();
+                match [Section::Text, Section::Init].into_iter().find(|&s| owns.iter().all(|o| !o[s as usize].is_empty())) {
+                    Some(s) => ids.iter().zip(owns).map(|(&id, o)| (median(o[s as usize].clone()).unwrap_or(0), id)).collect(),
+                    None => ids.iter().map(|&id| (place(id), id)).collect(),
+                }
+            };
+            if let Some(&(_, id)) = rank.iter().max() {
+                owner.insert(key, id);
             }
         }
         let mut namer = Namer { btf, names: HashMap::new(), by_name: HashMap::new(), aliases: HashSet::new() };
         for &(id, is_enum, name) in &cands {
-            let owner = owner.get(&(is_enum, name)).map(|o| o.1);
+            let owner = owner.get(&(is_enum, name)).copied();
             let isf_name = if name.is_empty() {
                 format!("unnamed_btf_{id}")
             } else if owner == Some(id) {
@@ -757,23 +826,40 @@ fn arch_supported(view: &MemoryView) -> Result<()> {
     Ok(())
 }
 
-/// Where each function of the kernel's main text (`_stext` to `_etext`) lies, at its link-time
-/// address, for the names kallsyms lists once.
-fn text_addresses<'a>(inp: &Inputs<'a>) -> HashMap<&'a str, u64> {
-    let (mut start, mut end) = (None, None);
+/// Where each function of the kernel's main text (`_stext` to `_etext`) and init text
+/// (`_sinittext` to `_einittext`) lies, at its link-time address, for the names kallsyms lists
+/// once. Left out too: names kallsyms also lists as `__kvm_nvhe_NAME` (arm64 KVM's hypervisor
+/// code, built from files of its own with the same function names), which BTF's one record
+/// cannot tell apart.
+fn text_addresses<'a>(inp: &Inputs<'a>) -> HashMap<&'a str, (Section, u64)> {
+    let mut marks: HashMap<&str, u64> = HashMap::new();
     let mut once: HashMap<&str, Option<u64>> = HashMap::new();
+    let mut twinned: HashSet<&str> = HashSet::new();
     for (a, kind, name) in link_time_kallsyms(inp) {
-        match name {
-            "_stext" => start = Some(a),
-            "_etext" => end = Some(a),
-            _ => {}
+        if matches!(name, "_stext" | "_etext" | "_sinittext" | "_einittext") {
+            marks.insert(name, a);
         }
         if matches!(kind, "t" | "T") {
             once.entry(name).and_modify(|v| *v = None).or_insert(Some(a));
+            if let Some(n) = name.strip_prefix("__kvm_nvhe_") {
+                twinned.insert(n);
+            }
         }
     }
-    let (Some(start), Some(end)) = (start, end) else { return HashMap::new() };
-    once.into_iter().filter_map(|(n, a)| Some((n, a.filter(|a| (start..end).contains(a))?))).collect()
+    let range = |from: &str, to: &str| Some(*marks.get(from)?..*marks.get(to)?);
+    let sections: Vec<(Section, std::ops::Range<u64>)> =
+        [(Section::Text, range("_stext", "_etext")), (Section::Init, range("_sinittext", "_einittext"))]
+            .into_iter()
+            .filter_map(|(s, r)| Some((s, r?)))
+            .collect();
+    once.into_iter()
+        .filter(|(n, _)| !twinned.contains(n))
+        .filter_map(|(n, a)| {
+            let a = a?;
+            let s = sections.iter().find(|(_, r)| r.contains(&a))?.0;
+            Some((n, (s, a)))
+        })
+        .collect()
 }
 
 /// kallsyms' entries at their link-time addresses: those of the relocated kernel image moved
@@ -1056,7 +1142,21 @@ mod tests {
         // addresses say.
         let j = table(&types(early, late), &text(0x100_1000, 0x100_2000));
         assert_eq!((size(&j, "dup"), size(&j, "dup__btf_2")), (Some(8), Some(4)));
+        // Link order holds in the init text too: functions there decide alike.
+        let init = |late_at: u32, early_at: u32| {
+            format!("ffffffff81000000 T _stext\nffffffff82000000 T _etext\nffffffff83000000 T _sinittext\nffffffff8{late_at:07x} t late_fn\nffffffff8{early_at:07x} t early_fn\nffffffff83100000 T _einittext\nffffffff82100000 D linux_banner\n")
+        };
+        let j = table(&types(late, early), &init(0x300_2000, 0x300_1000));
+        assert_eq!((size(&j, "dup"), size(&j, "dup__btf_5")), (Some(4), Some(8)));
+        let j = table(&types(late, early), &init(0x300_1000, 0x300_2000));
+        assert_eq!((size(&j, "dup"), size(&j, "dup__btf_2")), (Some(8), Some(4)));
+        // A name kallsyms also lists for arm64 KVM's hypervisor code may be either copy: it
+        // places nothing, and here the later id wins for want of evidence.
+        let twin = text(0x100_2000, 0x100_1000) + "ffffffff81003000 t __kvm_nvhe_late_fn\n";
+        let j = table(&types(late, early), &twin);
+        assert_eq!((size(&j, "dup"), size(&j, "dup__btf_2")), (Some(8), Some(4)));
         // Two definitions of one layout are one type, under its own name.
+        let j = table(&types(early, late), &text(0x100_1000, 0x100_2000));
         assert_eq!(size(&j, "same"), Some(4));
         assert!(j["user_types"].as_object().unwrap().keys().all(|k| !k.starts_with("same__")), "{}", j["user_types"]);
     }
