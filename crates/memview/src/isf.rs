@@ -375,7 +375,7 @@ impl Namer<'_> {
                             }
                         }
                     }
-                    Kind::FuncProto => {}
+                    Kind::FuncProto | Kind::DeclTag => {}
                     _ => break,
                 }
             }
@@ -397,7 +397,9 @@ impl Namer<'_> {
                 // in the main text and in the init text alike); else by the functions after.
                 let owns: Vec<[Vec<u64>; 2]> = ids.iter().map(|&id| own(id)).collect();
                 match [Section::Text, Section::Init].into_iter().find(|&s| owns.iter().all(|o| !o[s as usize].is_empty())) {
-                    Some(s) => ids.iter().zip(owns).map(|(&id, o)| (median(o[s as usize].clone()).unwrap_or(0), id)).collect(),
+                    Some(s) => {
+                        ids.iter().zip(owns).map(|(&id, mut o)| (median(std::mem::take(&mut o[s as usize])).unwrap_or(0), id)).collect()
+                    }
                     None => ids.iter().map(|&id| (place(id), id)).collect(),
                 }
             };
