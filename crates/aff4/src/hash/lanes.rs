@@ -70,21 +70,21 @@ mod shani {
         let len = msgs[0].len();
         let full = len / 64;
         let mut state = [H0; L];
-        let bodies: [&[u8]; L] = core::array::from_fn(|l| &msgs[l][..full * 64]);
-        // SAFETY: the caller vouches for the instructions; each body holds `full` blocks.
-        unsafe { compress(&mut state, bodies) };
+        // SAFETY: the caller vouches for the instructions; each message holds `full` blocks.
+        unsafe { compress(&mut state, msgs, full) };
         // The padding: the bytes after the last whole block, 0x80, zeros, the length in bits.
         let rem = len % 64;
-        let tail_len = if rem < 56 { 64 } else { 128 };
+        let tail_blocks = if rem < 56 { 1 } else { 2 };
+        let tail_len = 64 * tail_blocks;
         let mut tails = [[0u8; 128]; L];
         for (t, m) in tails.iter_mut().zip(msgs) {
             t[..rem].copy_from_slice(&m[full * 64..]);
             t[rem] = 0x80;
             t[tail_len - 8..tail_len].copy_from_slice(&(len as u64).wrapping_mul(8).to_be_bytes());
         }
-        let tails_ref: [&[u8]; L] = core::array::from_fn(|l| &tails[l][..tail_len]);
-        // SAFETY: as above; each tail is one or two whole blocks.
-        unsafe { compress(&mut state, tails_ref) };
+        let tails_ref: [&[u8]; L] = core::array::from_fn(|l| &tails[l][..]);
+        // SAFETY: as above; each tail holds `tail_blocks` blocks.
+        unsafe { compress(&mut state, tails_ref, tail_blocks) };
         state.map(|s| {
             let mut d = [0u8; 32];
             for (o, w) in d.chunks_exact_mut(4).zip(s) {
@@ -94,15 +94,11 @@ mod shani {
         })
     }
 
-    /// Runs the blocks of each lane (whole 64-byte blocks, as many in every lane) through its
-    /// state, the lanes' rounds interleaved. The rounds are those of the `sha2` crate's
-    /// x86 backend.
+    /// Runs the first `blocks` 64-byte blocks of each lane through its state, the lanes'
+    /// rounds interleaved (a lane shorter than that is a bug, and panics rather than giving a
+    /// wrong digest). The rounds are those of the `sha2` crate's x86 backend.
     #[target_feature(enable = "sha,ssse3,sse4.1")]
-    fn compress<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; L]) {
-        let blocks = data[0].len() / 64;
-        if data.iter().any(|d| d.len() != blocks * 64) {
-            return;
-        }
+    fn compress<const L: usize>(states: &mut [[u32; 8]; L], data: [&[u8]; L], blocks: usize) {
         let mut abef = [_mm_setzero_si128(); L];
         let mut cdgh = [_mm_setzero_si128(); L];
         for l in 0..L {
