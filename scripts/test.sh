@@ -50,8 +50,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # (object storage support needs a C toolchain for the target's TLS library, so the cross
 # builds leave the s3 feature out)
-cargo clippy --workspace --exclude remote --no-default-features --target x86_64-pc-windows-gnu -- -D warnings
-cargo clippy --workspace --exclude remote --no-default-features --target x86_64-apple-darwin -- -D warnings
+cargo clippy --workspace --exclude remote --all-targets --no-default-features --target x86_64-pc-windows-gnu -- -D warnings
+cargo clippy --workspace --exclude remote --all-targets --no-default-features --target x86_64-apple-darwin -- -D warnings
 # A brief run of every fuzz target (nightly + cargo-fuzz, 5 s each), without a sanitizer to
 # keep it short; fuzz/run.sh 600 (AddressSanitizer) for real campaigns.
 if rustup toolchain list | grep -q '^nightly'; then

@@ -211,6 +211,7 @@ fn stdin_is_an_input() {
 }
 
 #[test]
+#[cfg(unix)]
 fn output_is_private_and_never_follows_symlinks() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.bin");

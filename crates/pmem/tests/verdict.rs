@@ -337,6 +337,7 @@ fn a_full_disk_closes_the_volume_with_what_was_stored() {
 }
 
 /// A directory volume holding one Image over a Map with one entry of `len` bytes to `target`.
+#[cfg(unix)]
 fn symbolic_volume(dir: &Path, len: u64, target: &str) -> std::path::PathBuf {
     let v = dir.join(format!("sym-{len}"));
     let m = v.join("aff4%3A%2F%2Fmap");
@@ -364,6 +365,7 @@ fn symbolic_volume(dir: &Path, len: u64, target: &str) -> std::path::PathBuf {
 /// directories, replaces with -t through a temporary file, writes declared zeros as holes
 /// without reading them, and refuses an export that cannot fit before writing anything.
 #[test]
+#[cfg(unix)]
 fn export_stays_inside_and_never_fills_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

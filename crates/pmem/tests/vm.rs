@@ -1,6 +1,7 @@
 //! Acquisition on a real kernel: the static pmem runs as root in a QEMU guest (tests/rig)
 //! and its result is compared with a QEMU-side dump of the same guest.
 
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
 
 mod util;

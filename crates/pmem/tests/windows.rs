@@ -1,7 +1,9 @@
 //! pmem.exe (x86_64-pc-windows-gnu, scripts/build-windows.sh) under Wine: the reading and
 //! imaging commands give the same results and hashes as the Linux build, with Windows paths.
-//! Runs when PMEM_WINDOWS_EXE and PMEM_WINE are set (scripts/test.sh sets them; required in CI).
+//! Runs when PMEM_WINDOWS_EXE and PMEM_WINE are set (scripts/test.sh sets them; required in CI),
+//! on a Unix host (Wine's drive letters are symlinks).
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
 mod util;
