@@ -7,7 +7,7 @@
 //! [`Ending`] for [`ImageWriter::finish`], which records the completion state.
 
 use crate::error::Result;
-use crate::imager::{Ending, ImageWriter};
+use crate::imager::{Ending, ImageWriter, ReadBlock};
 use crate::iobuf::IoBuf;
 use crate::stream::ReadAt;
 use crate::symbolic::Symbolic;
@@ -89,6 +89,12 @@ pub enum Plan {
 
 /// Hooks into a run, for what a front end records beside the image.
 pub trait Observer {
+    /// Whether [`Observer::data`] needs the block of `len` bytes at `src` (by default, every
+    /// block); a block whose bytes no one needs is packed and encoded by the compression
+    /// thread that read it, and its bytes never leave that thread.
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        true
+    }
     /// Bytes read at source offset `src` (before they go into the image).
     fn data(&mut self, _src: u64, _data: &[u8]) {}
     /// A readable block is done: submitted at `submitted`, finished (retries included) at `done`.
@@ -98,12 +104,19 @@ pub trait Observer {
 }
 
 /// No hooks.
-impl Observer for () {}
+impl Observer for () {
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        false
+    }
+}
 
 /// Progress only, from a closure `(done, unreadable_units)`.
 pub struct OnProgress<F: FnMut(u64, u64)>(pub F);
 
 impl<F: FnMut(u64, u64)> Observer for OnProgress<F> {
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        false
+    }
     fn progress(&mut self, done: u64, unreadable_units: u64) {
         (self.0)(done, unreadable_units)
     }
@@ -145,6 +158,16 @@ type Job = (u64, IoBuf, bool, mpsc::Sender<Reply>);
 enum Pending {
     Threaded(mpsc::Receiver<Reply>),
     Deferred(u64, IoBuf),
+    /// Handed to the image's compression threads (see [`ImageWriter::read_ahead`]): its ticket.
+    Encoding(u64),
+}
+
+/// A block's read, waited for.
+enum Arrived {
+    /// All of it came, already packed and encoded by a compression thread.
+    Encoded(ReadBlock),
+    /// Anything else, or a read by the helper thread.
+    Read(Read),
 }
 
 /// Where the bytes come from.
@@ -157,7 +180,7 @@ pub enum Input<'a> {
 }
 
 /// Reads `buf` at `off` through `read` until it is full or the source ends; returns the bytes read.
-fn fill(read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>, off: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match read(off + n as u64, &mut buf[n..]) {
@@ -229,6 +252,7 @@ impl<'a, 'i> Capture<'a, 'i> {
                 };
             }
             Pending::Threaded(rx) => rx,
+            Pending::Encoding(_) => return Read::Failed(io::Error::other("internal: an encoded read waited for as a plain one")),
         };
         let started = Instant::now();
         loop {
@@ -255,6 +279,52 @@ impl<'a, 'i> Capture<'a, 'i> {
                     return Read::Stopped;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// Starts the read of block `b`: on the image's compression threads where it can (the
+    /// bytes are then packed and encoded in the cache of the core that read them), else on
+    /// the helper thread.
+    fn submit_block(&mut self, w: &mut ImageWriter<'_>, b: &Block, keep: bool) -> Pending {
+        if let (Input::Shared(src), 1..) = (&self.input, w.reads_ahead()) {
+            if let Ok(t) = w.read_ahead(src.clone(), b.src, b.len as usize, keep) {
+                return Pending::Encoding(t);
+            }
+        }
+        self.submit(b.src, w.buffer(b.len as usize))
+    }
+
+    /// Waits for block `b`'s read as the policy says (see [`Capture::wait`]).
+    ///
+    /// # Errors
+    /// Writing the chunks that came back meanwhile failed.
+    fn wait_block(&mut self, w: &mut ImageWriter<'_>, b: &Block, p: Pending) -> Result<Arrived> {
+        let Pending::Encoding(ticket) = p else { return Ok(Arrived::Read(self.wait(p))) };
+        let started = Instant::now();
+        loop {
+            let slice = match self.policy.timeout {
+                Some(t) => match t.checked_sub(started.elapsed()) {
+                    Some(left) => left.min(POLL),
+                    None => {
+                        w.abandon_read(ticket);
+                        return Ok(Arrived::Read(Read::TimedOut));
+                    }
+                },
+                None => POLL,
+            };
+            if let Some(rb) = w.read_result(ticket, slice)? {
+                if matches!(rb.read, Ok(n) if n as u64 == b.len) {
+                    return Ok(Arrived::Encoded(rb));
+                }
+                let (buf, r) = rb.into_read();
+                return Ok(Arrived::Read(match r {
+                    Ok(n) => Read::Got(buf, n),
+                    Err(e) => Read::Failed(e),
+                }));
+            }
+            if self.stopped() {
+                return Ok(Arrived::Read(Read::Stopped));
             }
         }
     }
@@ -296,10 +366,16 @@ impl<'a, 'i> Capture<'a, 'i> {
         let end = blocks.last().map(|b| b.src + b.len).unwrap_or(0);
         let mut queue: VecDeque<(Block, Option<Pending>, Instant)> = VecDeque::new();
         let mut next = 0usize;
+        // Reads on the compression threads keep each of them busy with a block or two.
+        let depth = match (&self.input, w.reads_ahead()) {
+            (Input::Shared(_), n) if n > 0 => self.policy.read_ahead.max(n),
+            _ => self.policy.read_ahead,
+        }
+        .max(1);
         loop {
-            while queue.len() < self.policy.read_ahead.max(1) && next < blocks.len() && !self.stopped() {
+            while queue.len() < depth && next < blocks.len() && !self.stopped() {
                 let b = blocks[next];
-                let pend = b.readable.then(|| self.submit(b.src, w.buffer(b.len as usize)));
+                let pend = b.readable.then(|| self.submit_block(w, &b, obs.wants_data(b.src, b.len)));
                 queue.push_back((b, pend, Instant::now()));
                 next += 1;
             }
@@ -315,11 +391,24 @@ impl<'a, 'i> Capture<'a, 'i> {
                 obs.progress(st.done, st.units);
                 continue;
             };
-            let first = self.wait(pend);
+            let first = match self.wait_block(w, &b, pend)? {
+                Arrived::Encoded(rb) => {
+                    if let Some(d) = rb.data() {
+                        obs.data(b.src, d);
+                    }
+                    w.commit(b.at, rb)?;
+                    obs.block(b.src, b.len, submitted, Instant::now());
+                    st.done += b.len;
+                    obs.progress(st.done, st.units);
+                    continue;
+                }
+                Arrived::Read(r) => r,
+            };
             if matches!(first, Read::TimedOut) {
-                // The helper was abandoned with the reads queued on it: queue them again.
+                // The helper was abandoned with the reads queued on it: queue them again (reads
+                // on the compression threads go on there).
                 for q in queue.iter_mut() {
-                    if q.1.is_some() {
+                    if matches!(q.1, Some(Pending::Threaded(_))) {
                         q.1 = Some(self.submit(q.0.src, w.buffer(q.0.len as usize)));
                     }
                 }
@@ -612,6 +701,87 @@ mod tests {
         assert_eq!(out.ending, Ending::Interrupted);
         assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
         assert_eq!(f.result.hashed, 0);
+    }
+
+    /// A source of whole pages, some of them zero, some failing.
+    struct Pages {
+        len: u64,
+        zero: fn(u64) -> bool,
+        bad: std::ops::Range<u64>,
+    }
+
+    impl Pages {
+        fn byte(&self, i: u64) -> u8 {
+            if (self.zero)(i / 4096) {
+                0
+            } else {
+                byte(i)
+            }
+        }
+    }
+
+    impl ReadAt for Pages {
+        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let end = (off + buf.len() as u64).min(self.len);
+            if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
+                return Err(io::Error::other("bad page"));
+            }
+            let n = end.saturating_sub(off) as usize;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = self.byte(off + i as u64);
+            }
+            Ok(n)
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.len)
+        }
+    }
+
+    /// Blocks the compression threads read and pack themselves (no linear hash asks for their
+    /// bytes) meet pages retried one by one on the pipeline's thread, zero pages and a short
+    /// last block: the image reads back as the source, and verify finds every block hash and
+    /// the Block-Map hash intact.
+    #[test]
+    fn blocks_encoded_where_they_are_read_make_the_same_image() {
+        let zeros: [fn(u64) -> bool; 3] = [|_| false, |p| p % 3 == 0 || p % 7 == 1, |p| (p / 5) % 2 == 0];
+        for (k, zero) in zeros.into_iter().enumerate() {
+            let src = Arc::new(Pages { len: (1 << 20) + 5 * 4096 + 100, zero, bad: 40..42 });
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let p = dir.path().join("t.aff4");
+            let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+            let opts = ImagerOptions {
+                threads: 2,
+                chunk_size: 16 << 10,
+                chunks_per_bevy: 5,
+                hashes: vec![],
+                block_hashes: vec![crate::HashAlgo::Sha256],
+                ..ImagerOptions::default()
+            };
+            let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(src.len)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(w.reads_ahead() > 0);
+            let plan = Plan::Blocks(blocks(0, src.len, 0, 64 << 10, 4096));
+            let stop = AtomicBool::new(false);
+            let mut cap = Capture::new(Input::Shared(src.clone()), RetryPolicy::pages(None), &stop);
+            let out = cap.run(&mut w, &plan, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((out.ending.clone(), out.unreadable.clone()), (Ending::Complete, vec![(40 * 4096, 42 * 4096)]), "case {k}");
+            let f = w.finish(src.len, out.ending, vec![]).unwrap_or_else(|e| panic!("{e}"));
+            vol.finish().unwrap_or_else(|e| panic!("{e}"));
+            let zero_bytes: u64 =
+                (0..src.len.div_ceil(4096)).filter(|&p| zero(p) && !(40..42).contains(&p)).map(|p| (src.len - p * 4096).min(4096)).sum();
+            assert_eq!(f.result.stats.zero_bytes, zero_bytes, "case {k}: zero pages are not stored");
+            let c = crate::Container::open(&[&p]).unwrap_or_else(|e| panic!("{e}"));
+            let s = c.open_stream(&f.urn).unwrap_or_else(|e| panic!("{e}"));
+            let mut got = vec![0u8; s.size() as usize];
+            s.read_exact_at(0, &mut got).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.len() as u64, src.len);
+            for (i, b) in got.iter().enumerate().filter(|(i, _)| !(40..42).contains(&(*i as u64 / 4096))) {
+                assert_eq!(*b, src.byte(i as u64), "case {k}, byte {i}");
+            }
+            let report = crate::verify::verify(&c, &crate::verify::VerifyOptions { threads: 1 }, &|_| {});
+            assert!(report.checks.iter().any(|c| c.what.contains("Block-Map")), "case {k}: {:?}", report.checks);
+            assert!(crate::verify::all_ok(&report.checks), "case {k}: {:?}", report.checks);
+            assert!(f.result.block_map_hash.is_some());
+        }
     }
 
     #[test]
