@@ -2,7 +2,7 @@
 # Benchmarks, each reported as a ratio against a baseline timed in the same run (paired A/B,
 # median of N). Not a test: run it by hand on a quiet machine.
 #
-#   bench/run.sh [image|read|acquire|encrypt|mount|s3|vm|footprint|all] [N]
+#   bench/run.sh [image|read|acquire|design|encrypt|mount|s3|vm|footprint|all] [N]
 #
 # image:   `pmem image -c snappy --hash sha256` of the 2 GiB memory-like corpus vs `lz4 -1`
 #          (wall time, output size, peak RSS), and against the machine's floor for the job
@@ -11,6 +11,11 @@
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
 #          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc; also
 #          streamed to /dev/null, and dd writing the volume with O_DIRECT (the disk's share) [issue 4]
+# design:  what a pipeline design can gain, and how close pmem comes to it: `pmem acquire` from
+#          the fake /proc and AVML `--compress`, against a stripped model of the pipeline
+#          (examples/pipelinemodel.rs: the same stages, no bookkeeping) with a reader thread (pmem
+#          before acdd94d) and with compression threads that read their own blocks (pmem since);
+#          N rotated rounds, medians, each as a ratio against AVML's                 [issue 18]
 # encrypt: `pmem image` of the corpus and `pmem acquire` from the fake /proc, each with
 #          `--encrypt-to CERT` vs without, same run                                   [issue 22]
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted
@@ -237,6 +242,38 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
     OUT_A=$W/acq.aff4 OUT_B=$W/acq.lime pair "A pmem acquire" "B avml (uncompressed)" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
         "$(fakeproc "$AVML acquire --source /proc/kcore $W/acq.lime")"
+fi
+
+if [[ $WHAT == design ]]; then
+    AVML=$CACHE/avml/bin/avml
+    [[ -x $AVML ]] || cargo install -q --root "$CACHE/avml" avml --no-default-features
+    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
+    cargo build --release -q --example pipelinemodel -p aff4
+    MODEL=$PWD/target/release/examples/pipelinemodel
+    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+    names=(pmem-acquire avml-compress model-reader model-own model-own-queue64 model-own-no-write)
+    cmds=("$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/design.out")"
+        "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/design.out")"
+        "$MODEL $CORPUS $W/design.out reader"
+        "$MODEL $CORPUS $W/design.out own"
+        "$MODEL $CORPUS $W/design.out own 256 64"
+        "$MODEL $CORPUS - own")
+    : > "$W/design.txt"
+    echo "== design: $N rounds, order rotated each round"
+    for ((r = 0; r < N; r++)); do
+        for ((j = 0; j < ${#names[@]}; j++)); do
+            i=$(((j + r) % ${#names[@]}))
+            fresh "$W/design.out"
+            echo "${names[i]} $(measure bash -c "${cmds[i]}")" >> "$W/design.txt"
+        done
+    done
+    avml=$(awk '$1 == "avml-compress" {print $2}' "$W/design.txt" | median)
+    for n in "${names[@]}"; do
+        m=$(awk -v n="$n" '$1 == n {print $2}' "$W/design.txt" | median)
+        printf '%-20s median %5.2f s  / avml --compress %.3f  [%s]\n' "$n" "$m" "$(echo "$m / $avml" | bc -l)" \
+            "$(awk -v n="$n" '$1 == n {printf "%.2f ", $2}' "$W/design.txt")"
+    done
+    rm -f "$W/design.out"
 fi
 
 if [[ $WHAT == encrypt || $WHAT == all ]]; then

@@ -1,6 +1,8 @@
 //! The capture engine every acquisition runs through (memory, disks and files, stdin,
-//! pagefiles): a [`Plan`] of blocks is read from a source on a helper thread a few blocks
-//! ahead of the imaging pipeline; a block that fails is retried unit by unit as the
+//! pagefiles): a [`Plan`] of blocks is read a few blocks ahead of the imaging pipeline, by its
+//! compression threads where the image is an ImageStream and the source can be shared (each
+//! block is packed and encoded by the thread that read it, while its bytes are in that core's
+//! cache), else on a helper thread; the blocks go into the image in order. A block that fails is retried unit by unit as the
 //! [`RetryPolicy`] says, and what stays unreadable is recorded as `aff4:UnreadableData`
 //! (acquisition never aborts on a bad page or sector); a read that hangs is abandoned after the
 //! policy's timeout; a stop request ends the run with what was read. The result is an
@@ -601,11 +603,11 @@ mod tests {
     use crate::imager::ImagerOptions;
     use crate::volume::write::{Mode, VolumeWriter};
 
-    /// A source of `len` bytes whose pages in `bad` fail, and whose page `hang` never returns.
+    /// A source of `len` bytes whose pages in `bad` fail, and whose pages in `hang` never return.
     struct Flaky {
         len: u64,
         bad: std::ops::Range<u64>,
-        hang: Option<u64>,
+        hang: std::ops::Range<u64>,
         calls: std::sync::atomic::AtomicU64,
     }
 
@@ -613,7 +615,7 @@ mod tests {
         fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
             self.calls.fetch_add(1, Ordering::Relaxed);
             let end = (off + buf.len() as u64).min(self.len);
-            if self.hang.is_some_and(|h| off / 4096 <= h && h < end.div_ceil(4096)) {
+            if (off / 4096..end.div_ceil(4096)).any(|p| self.hang.contains(&p)) {
                 std::thread::sleep(Duration::from_secs(3600));
             }
             if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
@@ -655,7 +657,7 @@ mod tests {
     #[test]
     fn bad_pages_are_retried_alone_and_recorded() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 1 << 20, bad: 40..42, hang: None, calls: Default::default() };
+        let src = Flaky { len: 1 << 20, bad: 40..42, hang: 0..0, calls: Default::default() };
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::pages(None), &stop);
         assert_eq!(out.ending, Ending::Complete);
         assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
@@ -672,7 +674,7 @@ mod tests {
     #[test]
     fn data_that_ends_early_stops_the_run() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 5000, bad: 0..0, hang: None, calls: Default::default() };
+        let src = Flaky { len: 5000, bad: 0..0, hang: 0..0, calls: Default::default() };
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
         assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
@@ -683,7 +685,7 @@ mod tests {
     #[test]
     fn a_read_that_hangs_is_abandoned() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 256 << 10, bad: 0..0, hang: Some(20), calls: Default::default() };
+        let src = Flaky { len: 256 << 10, bad: 0..0, hang: 20..21, calls: Default::default() };
         let policy = RetryPolicy { timeout: Some(Duration::from_millis(200)), ..RetryPolicy::pages(None) };
         let (out, _, got) = run(src, 256 << 10, policy, &stop);
         assert_eq!(out.ending, Ending::Complete);
@@ -693,10 +695,28 @@ mod tests {
         assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "later blocks are read again");
     }
 
+    /// Reads that hang over several blocks in a row, so that every compression thread is
+    /// stuck in one at once: the run still ends, with the rest of the image intact.
+    #[test]
+    fn reads_that_hang_on_every_thread_are_left_behind() {
+        let stop = AtomicBool::new(false);
+        let src = Flaky { len: 1 << 20, bad: 0..0, hang: 32..112, calls: Default::default() };
+        let policy = RetryPolicy { timeout: Some(Duration::from_millis(100)), ..RetryPolicy::pages(None) };
+        let t = Instant::now();
+        let (out, _, got) = run(src, 1 << 20, policy, &stop);
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        assert_eq!(out.ending, Ending::Complete);
+        assert!(out.unreadable.iter().all(|r| r.0 >= 32 * 4096 && r.1 <= 112 * 4096), "{out:?}");
+        assert!(out.unreadable.iter().map(|r| r.1 - r.0).sum::<u64>() >= 80 * 4096, "{out:?}");
+        assert!(got[..32 * 4096].iter().enumerate().all(|(i, b)| *b == byte(i as u64)));
+        let tail = 112 * 4096;
+        assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "the blocks after are read");
+    }
+
     #[test]
     fn stop_ends_the_run_with_what_was_read() {
         let stop = AtomicBool::new(true);
-        let src = Flaky { len: 1 << 20, bad: 0..0, hang: None, calls: Default::default() };
+        let src = Flaky { len: 1 << 20, bad: 0..0, hang: 0..0, calls: Default::default() };
         let (out, f, _) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::Interrupted);
         assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });

@@ -1,8 +1,11 @@
 //! The imaging pipeline shared by `pmem image` and memory acquisition: data arrives in
 //! ascending virtual order; zero pages become `aff4:Zero` map entries (no storage); the other
 //! pages are packed into chunks that are compressed on all cores, while a separate thread hashes
-//! the virtual image and the caller's thread writes bevies in order. Memory stays bounded by
-//! the number of chunks in flight.
+//! the virtual image and the caller's thread writes bevies in order. Data comes either as bytes
+//! ([`ImageWriter::write`]: packed on the caller's thread) or as blocks the compression threads
+//! read themselves ([`ImageWriter::read_ahead`]: packed and encoded there, each block's last
+//! chunk padded with zeros, which the map never points at). Memory stays bounded by the chunks
+//! and blocks in flight.
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
@@ -180,6 +183,10 @@ impl LinearHashes {
 pub(crate) type Pool = Arc<std::sync::Mutex<Vec<IoBuf>>>;
 const POOL_MAX: usize = 16;
 
+/// How long the pipeline waits for the compression threads before it considers that all of
+/// them may be stuck in reads (see [`Imager::rescue`]).
+const RESCUE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Chunks a compression thread takes at a time: their block hashes are computed together
 /// (see [`crate::hash::sha256_each`]).
 const BATCH: usize = 2;
@@ -309,7 +316,9 @@ pub(crate) struct Imager {
     next_write: u64,
     /// Full chunks not yet sent: they go to the compression threads [`BATCH`] at a time.
     batch: Vec<Vec<u8>>,
-    job_tx: Option<Sender<Job>>,
+    /// Chunks for the compression threads, and reads (two channels: a chunk never waits
+    /// behind a read that hangs, while a thread is free).
+    job_tx: Option<(Sender<Job>, Sender<Job>)>,
     res_rx: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
     /// What a new compression thread needs (one replaces a thread stuck in a read).
@@ -317,6 +326,11 @@ pub(crate) struct Imager {
     /// Reads handed to the compression threads and not yet taken back: ticket, result once in.
     reads: BTreeMap<u64, Option<ReadBlock>>,
     next_ticket: u64,
+    /// Reads sent whose result has not come (abandoned ones included): threads that may be
+    /// inside a read.
+    unanswered: usize,
+    /// Threads started because every thread might be stuck in a read (see [`Imager::receive`]).
+    rescues: usize,
     hashes: LinearHashes,
     pending: BTreeMap<u64, EncodedChunk>,
     bevy: BevyWriter,
@@ -356,7 +370,10 @@ pub fn is_zero(b: &[u8]) -> bool {
 /// What a compression thread needs: its channels, the buffer pools and the settings.
 #[derive(Clone)]
 struct WorkerKit {
-    jobs: Receiver<Job>,
+    chunk_jobs: Receiver<Job>,
+    read_jobs: Receiver<Job>,
+    /// Set when the image ends: reads still queued are not done.
+    closing: Arc<std::sync::atomic::AtomicBool>,
     done: Sender<Done>,
     chunks: ChunkPool,
     inputs: Pool,
@@ -372,7 +389,13 @@ impl WorkerKit {
         std::thread::spawn(move || {
             let mut own =
                 WorkerBuffers { encoder: crate::codec::ChunkEncoder::new(kit.codec), input: IoBuf::default(), packed: Vec::new() };
-            while let Ok(job) = kit.jobs.recv() {
+            loop {
+                // Chunks first; the channels close together, when the image ends.
+                let job = crossbeam_channel::select_biased! {
+                    recv(kit.chunk_jobs) -> j => j,
+                    recv(kit.read_jobs) -> j => j,
+                };
+                let Ok(job) = job else { break };
                 let sent = match job {
                     Job::Chunks(first, batch) => (first..)
                         .zip(encode_chunks(&mut own.encoder, batch, || kit.chunks.take(), &kit.block_hashes))
@@ -381,6 +404,7 @@ impl WorkerKit {
                             kit.done.send(Done::Chunk(seq, e))
                         })
                         .all(|r| r.is_ok()),
+                    Job::Read(..) if kit.closing.load(std::sync::atomic::Ordering::Relaxed) => true,
                     Job::Read(ticket, src, at) => kit.done.send(Done::Block(ticket, kit.read_block(&mut own, &*src, at))).is_ok(),
                 };
                 if !sent {
@@ -450,10 +474,13 @@ impl Imager {
         let stream_id = map.target(&stream_urn);
         let threads = opts.threads.max(1);
         let (job_tx, job_rx) = bounded::<Job>(threads * 4 / BATCH);
+        let (read_tx, read_rx) = crossbeam_channel::unbounded::<Job>();
         let (res_tx, res_rx) = crossbeam_channel::unbounded::<Done>();
         let pool: Pool = Arc::new(std::sync::Mutex::new(Vec::new()));
         let worker_kit = WorkerKit {
-            jobs: job_rx,
+            chunk_jobs: job_rx,
+            read_jobs: read_rx,
+            closing: Default::default(),
             done: res_tx,
             chunks: ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8),
             inputs: pool.clone(),
@@ -478,12 +505,14 @@ impl Imager {
             next_seq: 0,
             next_write: 0,
             batch: Vec::with_capacity(BATCH),
-            job_tx: Some(job_tx),
+            job_tx: Some((job_tx, read_tx)),
             res_rx,
             workers,
             worker_kit,
             reads: BTreeMap::new(),
             next_ticket: 0,
+            unanswered: 0,
+            rescues: 0,
             hashes,
             pending: BTreeMap::new(),
             bevy,
@@ -662,7 +691,7 @@ impl Imager {
     /// Waits for the compression threads to end (the job channel closed); one stuck in an
     /// abandoned read is left to end on its own.
     fn join_workers(&mut self) {
-        self.job_tx = None;
+        self.close();
         let stuck = self.workers.len().saturating_sub(self.opts.threads.max(1));
         for w in self.workers.drain(..) {
             if stuck == 0 {
@@ -671,8 +700,15 @@ impl Imager {
         }
     }
 
+    /// Closes the job channels; reads still queued are skipped.
+    fn close(&mut self) {
+        self.worker_kit.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.job_tx = None;
+    }
+
     fn send_job(&self, job: Job) -> Result<()> {
-        let tx = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
+        let (chunks, reads) = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
+        let tx = if matches!(job, Job::Read(..)) { reads } else { chunks };
         tx.send(job).map_err(|_| Error::Internal("compression threads ended"))
     }
 
@@ -683,6 +719,7 @@ impl Imager {
                 self.pending.insert(s, e);
             }
             Done::Block(t, b) => {
+                self.unanswered = self.unanswered.saturating_sub(1);
                 if let Some(slot) = self.reads.get_mut(&t) {
                     *slot = Some(b);
                 }
@@ -694,7 +731,16 @@ impl Imager {
     /// now in order.
     fn receive(&mut self, vol: &mut VolumeWriter, wait: Option<std::time::Duration>) -> Result<bool> {
         let d = match wait {
-            None => self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?,
+            None => loop {
+                match self.res_rx.recv_timeout(RESCUE_AFTER) {
+                    Ok(d) => break d,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) if self.workers.iter().all(|w| w.is_finished()) => {
+                        return Err(Error::Internal("compression threads ended"))
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.rescue(),
+                    Err(_) => return Err(Error::Internal("compression threads ended")),
+                }
+            },
             Some(w) => match self.res_rx.recv_timeout(w) {
                 Ok(d) => d,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => return Ok(false),
@@ -704,6 +750,16 @@ impl Imager {
         self.take(d);
         self.drain(vol)?;
         Ok(true)
+    }
+
+    /// Nothing came for a while: if every thread may be inside a read that hangs, one more
+    /// takes the chunks waiting (at most as many more as there are threads).
+    fn rescue(&mut self) {
+        let threads = self.opts.threads.max(1);
+        if self.unanswered >= threads && self.rescues < threads {
+            self.rescues += 1;
+            self.workers.push(self.worker_kit.spawn());
+        }
     }
 
     /// Hands the read of `len` bytes at `off` of `src` to a compression thread, which packs
@@ -717,6 +773,7 @@ impl Imager {
         self.reads.insert(t, None);
         let keep = keep || !self.opts.hashes.is_empty();
         self.send_job(Job::Read(t, src, (off, len, keep)))?;
+        self.unanswered += 1;
         Ok(t)
     }
 
@@ -768,7 +825,7 @@ impl Imager {
         if self.hashes.end().is_none() && !self.opts.hashes.is_empty() {
             self.hash(HashMsg::Data(block.data.clone().ok_or(Error::Internal("a block for the linear hashes came without its bytes"))?))?;
         }
-        // The block's chunks follow every chunk before them, written in order.
+        // The block's chunks follow every chunk before them (the last one padded), in order.
         if !self.chunk.is_empty() {
             let mut last = std::mem::replace(&mut self.chunk, self.chunk_pool.take());
             self.stream_len += (self.opts.chunk_size as usize - last.len()) as u64;
@@ -776,9 +833,6 @@ impl Imager {
             self.submit(vol, last)?;
         }
         self.send_batch(vol)?;
-        while self.next_write < self.next_seq {
-            self.receive(vol, None)?;
-        }
         let zero_id = self.map.target(vocab::ZERO);
         let base = self.stream_len;
         let mut v = offset;
@@ -796,18 +850,12 @@ impl Imager {
             v += n;
         }
         for e in block.chunks {
-            self.stats.stored_bytes += e.payload.len() as u64;
-            self.bevy.push(vol, &e)?;
-            self.chunk_pool.put(e.payload);
+            self.pending.insert(self.next_seq, e);
             self.next_seq += 1;
-            self.next_write += 1;
             self.stream_len += self.opts.chunk_size as u64;
-            if self.bevy.bevies() > self.journaled_bevies {
-                self.journal(vol)?;
-            }
         }
         self.pos = offset + len;
-        Ok(())
+        self.drain(vol)
     }
 
     fn drain(&mut self, vol: &mut VolumeWriter) -> Result<()> {
@@ -843,7 +891,7 @@ impl Imager {
             self.submit(vol, last)?;
         }
         self.send_batch(vol)?;
-        self.job_tx = None;
+        self.close();
         while self.next_write < self.next_seq {
             self.receive(vol, None)?;
         }
@@ -864,7 +912,6 @@ impl Imager {
     /// # Errors
     /// Writing the map or metadata fails too.
     pub fn abandon(mut self, vol: &mut VolumeWriter, size: u64) -> Result<ImagerResult> {
-        self.job_tx = None;
         self.join_workers();
         self.pending.clear();
         self.hashes.abandon();
