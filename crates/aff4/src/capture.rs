@@ -258,16 +258,10 @@ impl<'a, 'i> Capture<'a, 'i> {
         };
         let started = Instant::now();
         loop {
-            let slice = match self.policy.timeout {
-                Some(t) => match t.checked_sub(started.elapsed()) {
-                    Some(left) => left.min(POLL),
-                    None => {
-                        // The helper is left behind with its read; later reads start a new one.
-                        self.tx = None;
-                        return Read::TimedOut;
-                    }
-                },
-                None => POLL,
+            let Some(slice) = self.slice(started) else {
+                // The helper is left behind with its read; later reads start a new one.
+                self.tx = None;
+                return Read::TimedOut;
             };
             match rx.recv_timeout(slice) {
                 Ok((buf, Ok(n))) => return Read::Got(buf, n),
@@ -282,6 +276,15 @@ impl<'a, 'i> Capture<'a, 'i> {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+        }
+    }
+
+    /// How long to wait next for a read started at `started`: until the policy's timeout, in
+    /// slices that look at the stop flag; None once the timeout has passed.
+    fn slice(&self, started: Instant) -> Option<Duration> {
+        match self.policy.timeout {
+            Some(t) => t.checked_sub(started.elapsed()).map(|left| left.min(POLL)),
+            None => Some(POLL),
         }
     }
 
@@ -305,15 +308,9 @@ impl<'a, 'i> Capture<'a, 'i> {
         let Pending::Encoding(ticket) = p else { return Ok(Arrived::Read(self.wait(p))) };
         let started = Instant::now();
         loop {
-            let slice = match self.policy.timeout {
-                Some(t) => match t.checked_sub(started.elapsed()) {
-                    Some(left) => left.min(POLL),
-                    None => {
-                        w.abandon_read(ticket);
-                        return Ok(Arrived::Read(Read::TimedOut));
-                    }
-                },
-                None => POLL,
+            let Some(slice) = self.slice(started) else {
+                w.abandon_read(ticket);
+                return Ok(Arrived::Read(Read::TimedOut));
             };
             if let Some(rb) = w.read_result(ticket, slice)? {
                 if matches!(rb.read, Ok(n) if n as u64 == b.len) {
@@ -603,12 +600,28 @@ mod tests {
     use crate::imager::ImagerOptions;
     use crate::volume::write::{Mode, VolumeWriter};
 
-    /// A source of `len` bytes whose pages in `bad` fail, and whose pages in `hang` never return.
+    /// A source of `len` bytes whose pages in `bad` fail, whose pages in `hang` never return,
+    /// and whose pages for which `zero` holds are zero.
     struct Flaky {
         len: u64,
         bad: std::ops::Range<u64>,
         hang: std::ops::Range<u64>,
         calls: std::sync::atomic::AtomicU64,
+        zero: fn(u64) -> bool,
+    }
+
+    impl Flaky {
+        fn new(len: u64, bad: std::ops::Range<u64>, hang: std::ops::Range<u64>) -> Flaky {
+            Flaky { len, bad, hang, calls: Default::default(), zero: |_| false }
+        }
+
+        fn byte(&self, i: u64) -> u8 {
+            if (self.zero)(i / 4096) {
+                0
+            } else {
+                byte(i)
+            }
+        }
     }
 
     impl ReadAt for Flaky {
@@ -623,7 +636,7 @@ mod tests {
             }
             let n = end.saturating_sub(off) as usize;
             for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = ((off + i as u64) % 251) as u8 + 1;
+                *b = self.byte(off + i as u64);
             }
             Ok(n)
         }
@@ -657,7 +670,7 @@ mod tests {
     #[test]
     fn bad_pages_are_retried_alone_and_recorded() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 1 << 20, bad: 40..42, hang: 0..0, calls: Default::default() };
+        let src = Flaky::new(1 << 20, 40..42, 0..0);
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::pages(None), &stop);
         assert_eq!(out.ending, Ending::Complete);
         assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
@@ -674,7 +687,7 @@ mod tests {
     #[test]
     fn data_that_ends_early_stops_the_run() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 5000, bad: 0..0, hang: 0..0, calls: Default::default() };
+        let src = Flaky::new(5000, 0..0, 0..0);
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
         assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
@@ -685,7 +698,7 @@ mod tests {
     #[test]
     fn a_read_that_hangs_is_abandoned() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 256 << 10, bad: 0..0, hang: 20..21, calls: Default::default() };
+        let src = Flaky::new(256 << 10, 0..0, 20..21);
         let policy = RetryPolicy { timeout: Some(Duration::from_millis(200)), ..RetryPolicy::pages(None) };
         let (out, _, got) = run(src, 256 << 10, policy, &stop);
         assert_eq!(out.ending, Ending::Complete);
@@ -700,7 +713,7 @@ mod tests {
     #[test]
     fn reads_that_hang_on_every_thread_are_left_behind() {
         let stop = AtomicBool::new(false);
-        let src = Flaky { len: 1 << 20, bad: 0..0, hang: 32..112, calls: Default::default() };
+        let src = Flaky::new(1 << 20, 0..0, 32..112);
         let policy = RetryPolicy { timeout: Some(Duration::from_millis(100)), ..RetryPolicy::pages(None) };
         let t = Instant::now();
         let (out, _, got) = run(src, 1 << 20, policy, &stop);
@@ -716,45 +729,11 @@ mod tests {
     #[test]
     fn stop_ends_the_run_with_what_was_read() {
         let stop = AtomicBool::new(true);
-        let src = Flaky { len: 1 << 20, bad: 0..0, hang: 0..0, calls: Default::default() };
+        let src = Flaky::new(1 << 20, 0..0, 0..0);
         let (out, f, _) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::Interrupted);
         assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
         assert_eq!(f.result.hashed, 0);
-    }
-
-    /// A source of whole pages, some of them zero, some failing.
-    struct Pages {
-        len: u64,
-        zero: fn(u64) -> bool,
-        bad: std::ops::Range<u64>,
-    }
-
-    impl Pages {
-        fn byte(&self, i: u64) -> u8 {
-            if (self.zero)(i / 4096) {
-                0
-            } else {
-                byte(i)
-            }
-        }
-    }
-
-    impl ReadAt for Pages {
-        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let end = (off + buf.len() as u64).min(self.len);
-            if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
-                return Err(io::Error::other("bad page"));
-            }
-            let n = end.saturating_sub(off) as usize;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = self.byte(off + i as u64);
-            }
-            Ok(n)
-        }
-        fn len(&self) -> io::Result<u64> {
-            Ok(self.len)
-        }
     }
 
     /// Blocks the compression threads read and pack themselves (no linear hash asks for their
@@ -765,7 +744,7 @@ mod tests {
     fn blocks_encoded_where_they_are_read_make_the_same_image() {
         let zeros: [fn(u64) -> bool; 3] = [|_| false, |p| p % 3 == 0 || p % 7 == 1, |p| (p / 5) % 2 == 0];
         for (k, zero) in zeros.into_iter().enumerate() {
-            let src = Arc::new(Pages { len: (1 << 20) + 5 * 4096 + 100, zero, bad: 40..42 });
+            let src = Arc::new(Flaky { zero, ..Flaky::new((1 << 20) + 5 * 4096 + 100, 40..42, 0..0) });
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
             let p = dir.path().join("t.aff4");
             let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));

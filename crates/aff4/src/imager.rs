@@ -591,18 +591,7 @@ impl Imager {
     /// # Errors
     /// Offsets going backwards, or I/O writing the volume.
     pub fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: IoBuf) -> Result<()> {
-        if offset < self.pos {
-            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
-        }
-        if offset > self.pos {
-            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
-        }
-        if !self.journal_started {
-            // The image exists from its first byte on: a crash before its first bevy still
-            // leaves a record of it (all unknown), not nothing.
-            self.journal_started = true;
-            self.journal(vol)?;
-        }
+        self.move_to(vol, offset)?;
         let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
         self.hash(HashMsg::Data(data.clone()))?;
         let data = &data.buf;
@@ -622,6 +611,24 @@ impl Imager {
             v += len;
         }
         self.pos = v;
+        Ok(())
+    }
+
+    /// Moves on to virtual `offset` for data (at or after everything written so far; a gap
+    /// before it is recorded as zeros).
+    fn move_to(&mut self, vol: &mut VolumeWriter, offset: u64) -> Result<()> {
+        if offset < self.pos {
+            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
+        }
+        if offset > self.pos {
+            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
+        }
+        if !self.journal_started {
+            // The image exists from its first byte on: a crash before its first bevy still
+            // leaves a record of it (all unknown), not nothing.
+            self.journal_started = true;
+            self.journal(vol)?;
+        }
         Ok(())
     }
 
@@ -812,16 +819,7 @@ impl Imager {
         if !matches!(block.read, Ok(n) if n as u64 == len) {
             return Err(Error::Internal("commit of a block that was not read whole"));
         }
-        if offset < self.pos {
-            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
-        }
-        if offset > self.pos {
-            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
-        }
-        if !self.journal_started {
-            self.journal_started = true;
-            self.journal(vol)?;
-        }
+        self.move_to(vol, offset)?;
         if self.hashes.end().is_none() && !self.opts.hashes.is_empty() {
             self.hash(HashMsg::Data(block.data.clone().ok_or(Error::Internal("a block for the linear hashes came without its bytes"))?))?;
         }
