@@ -2,11 +2,12 @@
 //! pagefiles): a [`Plan`] of blocks is read a few blocks ahead of the imaging pipeline, by its
 //! compression threads where the image is an ImageStream and the source can be shared (each
 //! block is packed and encoded by the thread that read it, while its bytes are in that core's
-//! cache), else on a helper thread; the blocks go into the image in order. A block that fails is retried unit by unit as the
-//! [`RetryPolicy`] says, and what stays unreadable is recorded as `aff4:UnreadableData`
-//! (acquisition never aborts on a bad page or sector); a read that hangs is abandoned after the
-//! policy's timeout; a stop request ends the run with what was read. The result is an
-//! [`Ending`] for [`ImageWriter::finish`], which records the completion state.
+//! cache), else on a helper thread; the blocks go into the image in order. A block that fails
+//! is retried unit by unit as the [`RetryPolicy`] says, and what stays unreadable is recorded
+//! as `aff4:UnreadableData` (acquisition never aborts on a bad page or sector); a read that
+//! hangs is abandoned after the policy's timeout; a stop request ends the run with what was
+//! read. The result is an [`Ending`] for [`ImageWriter::finish`], which records the completion
+//! state.
 
 use crate::error::Result;
 use crate::imager::{Ending, ImageWriter, ReadBlock};
