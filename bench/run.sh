@@ -11,11 +11,11 @@
 # acquire: `pmem acquire` from a fake /proc/kcore of the corpus (tmpfs over /proc in a
 #          private mount namespace) vs `avml` and `avml --compress` on the same fake /proc; also
 #          streamed to /dev/null, and dd writing the volume with O_DIRECT (the disk's share) [issue 4]
-# design:  what a pipeline design can gain, and how close pmem comes to it: `pmem acquire` from
-#          the fake /proc and AVML `--compress`, against a stripped model of the pipeline
-#          (examples/pipelinemodel.rs: the same stages, no bookkeeping) with a reader thread (pmem
-#          before acdd94d) and with compression threads that read their own blocks (pmem since);
-#          N rotated rounds, medians, each as a ratio against AVML's                 [issue 18]
+# design:  what a pipeline design can gain, before building it: `pmem acquire` from the fake
+#          /proc and AVML `--compress`, against a stripped model of the pipeline
+#          (examples/pipelinemodel.rs: the same stages, no bookkeeping) with a reader thread (as
+#          pmem) and with compression threads that read their own blocks (overlapping reads: see
+#          bench/RESULTS.md, session 20); N rotated rounds, medians, each against AVML's [issue 18]
 # encrypt: `pmem image` of the corpus and `pmem acquire` from the fake /proc, each with
 #          `--encrypt-to CERT` vs without, same run                                   [issue 22]
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted

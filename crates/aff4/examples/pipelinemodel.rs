@@ -1,5 +1,5 @@
 //! A stripped model of the acquisition pipeline, to measure what a design can gain before
-//! building it, and afterwards how close pmem comes to it (`bench/run.sh design`). It does the pipeline's work on FILE with the
+//! building it (`bench/run.sh design`). It does the pipeline's work on FILE with the
 //! pipeline's own code (the zero-page scan, snappy on 32 KiB chunks, SHA-256 block hashes two
 //! at a time, the uncached writer) but none of its bookkeeping: no map, no bevy index, no
 //! retries or timeouts, and each block's last chunk is padded with zeros so that blocks can be
@@ -7,9 +7,11 @@
 //!
 //! Two designs:
 //! - `own`: each compression thread reads its own blocks (the bytes stay in that core's cache
-//!   from the read to the compression; no reader thread): pmem's design since acdd94d;
+//!   from the read to the compression; no reader thread). Its reads overlap, which a memory
+//!   device does not allow (Linux's /proc/kcore copies through one bounce buffer per open
+//!   file): built in acdd94d and reverted, see bench/RESULTS.md, session 20;
 //! - `reader`: one thread reads, a few blocks ahead, and the compression threads take its
-//!   blocks: pmem's design before.
+//!   blocks: pmem's design.
 //!
 //! Usage: pipelinemodel FILE OUT own|reader [BLOCK_KIB] [QUEUE]
 //! (OUT `-` discards the output; QUEUE is the blocks of compressed output waiting to be

@@ -68,7 +68,7 @@ impl Default for AcquireOptions {
             format: Format::Map,
             extras: true,
             extra_files: Vec::new(),
-            block: 256 << 10,
+            block: 1 << 20,
             read_timeout: Some(std::time::Duration::from_secs(30)),
             pagefiles: Vec::new(),
             recheck: Vec::new(),
@@ -261,9 +261,6 @@ struct MemoryObserver<'p> {
 }
 
 impl Observer for MemoryObserver<'_> {
-    fn wants_data(&self, src: u64, len: u64) -> bool {
-        self.first_pass.wants(src, len)
-    }
     fn data(&mut self, src: u64, data: &[u8]) {
         self.first_pass.note(src, data);
     }

@@ -76,7 +76,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub read_timeout: u64,
     /// Read block size in KiB.
-    #[arg(long, default_value_t = 256, hide = true)]
+    #[arg(long, default_value_t = 1024, hide = true)]
     pub block_kib: usize,
     /// Alternative /proc/kcore (tests with a fake /proc).
     #[arg(long, hide = true, default_value = "/proc/kcore", overrides_with = "kcore_path")]
