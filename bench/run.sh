@@ -173,6 +173,17 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # this disk, for whichever tool happens to replace it)
 fresh() { [[ -z ${1:-} ]] || { rm -f $1; sync; }; }
 
+# The fake /proc/kcore of the corpus (made once), and fakeproc CMD: CMD as a shell line that runs
+# in a private mount namespace whose /proc holds only that kcore and its iomem
+fake_kcore() { [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"; }
+fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+# The fake kcore, and AVML (installed once) as $AVML
+fake_kcore_and_avml() {
+    fake_kcore
+    AVML=$CACHE/avml/bin/avml
+    [[ -x $AVML ]] || cargo install -q --root "$CACHE/avml" avml --no-default-features
+}
+
 # [OUT_A=FILE OUT_B=FILE] pair NAME_A NAME_B "CMD_A" "CMD_B": N paired runs, reports medians
 # and the A/B ratio; OUT_A and OUT_B (the outputs) are removed before each run
 pair() {
@@ -214,10 +225,7 @@ if [[ $WHAT == read || $WHAT == all ]]; then
 fi
 
 if [[ $WHAT == acquire || $WHAT == all ]]; then
-    AVML=$CACHE/avml/bin/avml
-    [[ -x $AVML ]] || cargo install -q --root "$CACHE/avml" avml --no-default-features
-    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
-    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+    fake_kcore_and_avml
     echo "== acquire: fake /proc/kcore of the corpus ($(grep -c 'System RAM' "$W/iomem") RAM ranges)"
     OUT_A=$W/acq.aff4 OUT_B=$W/acq.limec pair "A pmem acquire" "B avml --compress" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")" \
@@ -245,12 +253,9 @@ if [[ $WHAT == acquire || $WHAT == all ]]; then
 fi
 
 if [[ $WHAT == design ]]; then
-    AVML=$CACHE/avml/bin/avml
-    [[ -x $AVML ]] || cargo install -q --root "$CACHE/avml" avml --no-default-features
-    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
+    fake_kcore_and_avml
     cargo build --release -q --example pipelinemodel -p aff4
     MODEL=$PWD/target/release/examples/pipelinemodel
-    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
     names=(pmem-acquire avml-compress model-reader model-own model-own-queue64 model-own-no-write)
     cmds=("$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/design.out")"
         "$(fakeproc "$AVML acquire --compress --source /proc/kcore $W/design.out")"
@@ -283,8 +288,7 @@ if [[ $WHAT == encrypt || $WHAT == all ]]; then
     OUT_A=$W/enc.aff4 OUT_B=$W/img.aff4 pair "A pmem image --encrypt-to" "B pmem image" \
         "$PMEM image -q -t -c snappy --hash sha256 --encrypt-to $W/cert.pem -o $W/enc.aff4 $CORPUS" \
         "$PMEM image -q -t -c snappy --hash sha256 -o $W/img.aff4 $CORPUS"
-    [[ -s $W/kcore ]] || python3 "$SHARED/bench/make_kcore.py" "$CORPUS" "$W/ranges.json" "$W/kcore" "$W/iomem"
-    fakeproc() { echo "unshare -m sh -c 'mount -t tmpfs none /proc && cp $W/iomem /proc/iomem && ln -s $W/kcore /proc/kcore && $1'"; }
+    fake_kcore
     OUT_A=$W/acq-enc.aff4 OUT_B=$W/acq.aff4 pair "A pmem acquire --encrypt-to" "B pmem acquire" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore --encrypt-to $W/cert.pem -o $W/acq-enc.aff4")" \
         "$(fakeproc "$PMEM acquire -q -t --source kcore -o $W/acq.aff4")"

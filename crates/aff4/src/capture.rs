@@ -517,7 +517,6 @@ mod tests {
         len: u64,
         bad: std::ops::Range<u64>,
         hang: Option<u64>,
-        calls: std::sync::atomic::AtomicU64,
         /// Reads in progress, and whether two ever overlapped.
         active: std::sync::atomic::AtomicU64,
         overlapped: AtomicBool,
@@ -525,7 +524,6 @@ mod tests {
 
     impl ReadAt for Flaky {
         fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-            self.calls.fetch_add(1, Ordering::Relaxed);
             if self.active.fetch_add(1, Ordering::SeqCst) > 0 {
                 self.overlapped.store(true, Ordering::SeqCst);
             }
@@ -541,6 +539,10 @@ mod tests {
     }
 
     impl Flaky {
+        fn new(len: u64, bad: std::ops::Range<u64>, hang: Option<u64>) -> Flaky {
+            Flaky { len, bad, hang, active: Default::default(), overlapped: Default::default() }
+        }
+
         fn read_now(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
             let end = (off + buf.len() as u64).min(self.len);
             if self.hang.is_some_and(|h| off / 4096 <= h && h < end.div_ceil(4096)) {
@@ -587,14 +589,7 @@ mod tests {
     #[test]
     fn bad_pages_are_retried_alone_and_recorded() {
         let stop = AtomicBool::new(false);
-        let src = Flaky {
-            len: 1 << 20,
-            bad: 40..42,
-            hang: None,
-            calls: Default::default(),
-            active: Default::default(),
-            overlapped: Default::default(),
-        };
+        let src = Flaky::new(1 << 20, 40..42, None);
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::pages(None), &stop);
         assert_eq!(out.ending, Ending::Complete);
         assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
@@ -611,14 +606,7 @@ mod tests {
     #[test]
     fn data_that_ends_early_stops_the_run() {
         let stop = AtomicBool::new(false);
-        let src = Flaky {
-            len: 5000,
-            bad: 0..0,
-            hang: None,
-            calls: Default::default(),
-            active: Default::default(),
-            overlapped: Default::default(),
-        };
+        let src = Flaky::new(5000, 0..0, None);
         let (out, f, got) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
         assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
@@ -629,14 +617,7 @@ mod tests {
     #[test]
     fn a_read_that_hangs_is_abandoned() {
         let stop = AtomicBool::new(false);
-        let src = Flaky {
-            len: 256 << 10,
-            bad: 0..0,
-            hang: Some(20),
-            calls: Default::default(),
-            active: Default::default(),
-            overlapped: Default::default(),
-        };
+        let src = Flaky::new(256 << 10, 0..0, Some(20));
         let policy = RetryPolicy { timeout: Some(Duration::from_millis(200)), ..RetryPolicy::pages(None) };
         let (out, _, got) = run(src, 256 << 10, policy, &stop);
         assert_eq!(out.ending, Ending::Complete);
@@ -649,14 +630,7 @@ mod tests {
     #[test]
     fn stop_ends_the_run_with_what_was_read() {
         let stop = AtomicBool::new(true);
-        let src = Flaky {
-            len: 1 << 20,
-            bad: 0..0,
-            hang: None,
-            calls: Default::default(),
-            active: Default::default(),
-            overlapped: Default::default(),
-        };
+        let src = Flaky::new(1 << 20, 0..0, None);
         let (out, f, _) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
         assert_eq!(out.ending, Ending::Interrupted);
         assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
