@@ -13,9 +13,10 @@
 #          streamed to /dev/null, and dd writing the volume with O_DIRECT (the disk's share) [issue 4]
 # design:  what a pipeline design can gain, before building it: `pmem acquire` from the fake
 #          /proc and AVML `--compress`, against a stripped model of the pipeline
-#          (examples/pipelinemodel.rs: the same stages, no bookkeeping) with a reader thread (as
-#          pmem) and with compression threads that read their own blocks (overlapping reads: see
-#          bench/RESULTS.md, session 20); N rotated rounds, medians, each against AVML's [issue 18]
+#          (examples/pipelinemodel.rs: the same stages, no bookkeeping) with a reader thread and
+#          with compression threads that read their own blocks (pmem's design for memory, one
+#          open file per thread: bench/RESULTS.md, sessions 20 and 21); N rotated rounds,
+#          medians, each against AVML's                                                 [issue 18]
 # encrypt: `pmem image` of the corpus and `pmem acquire` from the fake /proc, each with
 #          `--encrypt-to CERT` vs without, same run                                   [issue 22]
 # mount:   reading memory.elf and memory.raw through `pmem mount` of that acquisition (mounted

@@ -7,11 +7,12 @@
 //!
 //! Two designs:
 //! - `own`: each compression thread reads its own blocks (the bytes stay in that core's cache
-//!   from the read to the compression; no reader thread). Its reads overlap, which a memory
-//!   device does not allow (Linux's /proc/kcore copies through one bounce buffer per open
-//!   file): built in acdd94d and reverted, see bench/RESULTS.md, session 20;
+//!   from the read to the compression; no reader thread): pmem's design for a source whose
+//!   reads may overlap (a memory device through one open file per thread, since Linux's
+//!   /proc/kcore copies through one bounce buffer per open file; bench/RESULTS.md, sessions
+//!   20 and 21);
 //! - `reader`: one thread reads, a few blocks ahead, and the compression threads take its
-//!   blocks: pmem's design.
+//!   blocks: pmem's design for any other source.
 //!
 //! Usage: pipelinemodel FILE OUT own|reader [BLOCK_KIB] [QUEUE]
 //! (OUT `-` discards the output; QUEUE is the blocks of compressed output waiting to be

@@ -1,13 +1,16 @@
 //! The capture engine every acquisition runs through (memory, disks and files, stdin,
-//! pagefiles): a [`Plan`] of blocks is read from a source on a helper thread a few blocks
-//! ahead of the imaging pipeline; a block that fails is retried unit by unit as the
-//! [`RetryPolicy`] says, and what stays unreadable is recorded as `aff4:UnreadableData`
-//! (acquisition never aborts on a bad page or sector); a read that hangs is abandoned after the
-//! policy's timeout; a stop request ends the run with what was read. The result is an
-//! [`Ending`] for [`ImageWriter::finish`], which records the completion state.
+//! pagefiles): a [`Plan`] of blocks is read a few blocks ahead of the imaging pipeline, by its
+//! compression threads where the image is an ImageStream and the source gives reads at once
+//! their own bytes ([`ReadAt::concurrent_reads`]; each block is then packed and encoded by the
+//! thread that read it, while its bytes are in that core's cache), else on a helper thread; the blocks go into the image in order. A block that fails
+//! is retried unit by unit as the [`RetryPolicy`] says, and what stays unreadable is recorded
+//! as `aff4:UnreadableData` (acquisition never aborts on a bad page or sector); a read that
+//! hangs is abandoned after the policy's timeout; a stop request ends the run with what was
+//! read. The result is an [`Ending`] for [`ImageWriter::finish`], which records the completion
+//! state.
 
 use crate::error::Result;
-use crate::imager::{Ending, ImageWriter};
+use crate::imager::{Ending, ImageWriter, ReadBlock};
 use crate::iobuf::IoBuf;
 use crate::stream::ReadAt;
 use crate::symbolic::Symbolic;
@@ -89,6 +92,12 @@ pub enum Plan {
 
 /// Hooks into a run, for what a front end records beside the image.
 pub trait Observer {
+    /// Whether [`Observer::data`] needs the block of `len` bytes at `src` (by default, every
+    /// block); a block whose bytes no one needs is packed and encoded by the compression
+    /// thread that read it, and its bytes never leave that thread.
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        true
+    }
     /// Bytes read at source offset `src` (before they go into the image).
     fn data(&mut self, _src: u64, _data: &[u8]) {}
     /// A readable block is done: submitted at `submitted`, finished (retries included) at `done`.
@@ -98,12 +107,19 @@ pub trait Observer {
 }
 
 /// No hooks.
-impl Observer for () {}
+impl Observer for () {
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        false
+    }
+}
 
 /// Progress only, from a closure `(done, unreadable_units)`.
 pub struct OnProgress<F: FnMut(u64, u64)>(pub F);
 
 impl<F: FnMut(u64, u64)> Observer for OnProgress<F> {
+    fn wants_data(&self, _src: u64, _len: u64) -> bool {
+        false
+    }
     fn progress(&mut self, done: u64, unreadable_units: u64) {
         (self.0)(done, unreadable_units)
     }
@@ -145,6 +161,16 @@ type Job = (u64, IoBuf, bool, mpsc::Sender<Reply>);
 enum Pending {
     Threaded(mpsc::Receiver<Reply>),
     Deferred(u64, IoBuf),
+    /// Handed to the image's compression threads (see [`ImageWriter::read_ahead`]): its ticket.
+    Encoding(u64),
+}
+
+/// A block's read, waited for.
+enum Arrived {
+    /// All of it came, already packed and encoded by a compression thread.
+    Encoded(ReadBlock),
+    /// Anything else, or a read by the helper thread.
+    Read(Read),
 }
 
 /// Where the bytes come from.
@@ -157,7 +183,7 @@ pub enum Input<'a> {
 }
 
 /// Reads `buf` at `off` through `read` until it is full or the source ends; returns the bytes read.
-fn fill(read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill(read: &mut dyn FnMut(u64, &mut [u8]) -> io::Result<usize>, off: u64, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match read(off + n as u64, &mut buf[n..]) {
@@ -229,19 +255,14 @@ impl<'a, 'i> Capture<'a, 'i> {
                 };
             }
             Pending::Threaded(rx) => rx,
+            Pending::Encoding(_) => return Read::Failed(io::Error::other("internal: an encoded read waited for as a plain one")),
         };
         let started = Instant::now();
         loop {
-            let slice = match self.policy.timeout {
-                Some(t) => match t.checked_sub(started.elapsed()) {
-                    Some(left) => left.min(POLL),
-                    None => {
-                        // The helper is left behind with its read; later reads start a new one.
-                        self.tx = None;
-                        return Read::TimedOut;
-                    }
-                },
-                None => POLL,
+            let Some(slice) = self.slice(started) else {
+                // The helper is left behind with its read; later reads start a new one.
+                self.tx = None;
+                return Read::TimedOut;
             };
             match rx.recv_timeout(slice) {
                 Ok((buf, Ok(n))) => return Read::Got(buf, n),
@@ -255,6 +276,61 @@ impl<'a, 'i> Capture<'a, 'i> {
                     return Read::Stopped;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    /// How long to wait next for a read started at `started`: until the policy's timeout, in
+    /// slices that look at the stop flag; None once the timeout has passed.
+    fn slice(&self, started: Instant) -> Option<Duration> {
+        match self.policy.timeout {
+            Some(t) => t.checked_sub(started.elapsed()).map(|left| left.min(POLL)),
+            None => Some(POLL),
+        }
+    }
+
+    /// Whether blocks are read on the image's compression threads: the image is an
+    /// ImageStream and the source gives each of several reads at once its own bytes.
+    fn reads_encoded(&self, w: &ImageWriter<'_>) -> bool {
+        matches!(&self.input, Input::Shared(src) if src.concurrent_reads()) && w.reads_ahead() > 0
+    }
+
+    /// Starts the read of block `b`: on the image's compression threads where it can (the
+    /// bytes are then packed and encoded in the cache of the core that read them), else on
+    /// the helper thread.
+    fn submit_block(&mut self, w: &mut ImageWriter<'_>, b: &Block, keep: bool) -> Pending {
+        if let (Input::Shared(src), true) = (&self.input, self.reads_encoded(w)) {
+            if let Ok(t) = w.read_ahead(src.clone(), b.src, b.len as usize, keep) {
+                return Pending::Encoding(t);
+            }
+        }
+        self.submit(b.src, w.buffer(b.len as usize))
+    }
+
+    /// Waits for block `b`'s read as the policy says (see [`Capture::wait`]).
+    ///
+    /// # Errors
+    /// Writing the chunks that came back meanwhile failed.
+    fn wait_block(&mut self, w: &mut ImageWriter<'_>, b: &Block, p: Pending) -> Result<Arrived> {
+        let Pending::Encoding(ticket) = p else { return Ok(Arrived::Read(self.wait(p))) };
+        let started = Instant::now();
+        loop {
+            let Some(slice) = self.slice(started) else {
+                w.abandon_read(ticket);
+                return Ok(Arrived::Read(Read::TimedOut));
+            };
+            if let Some(rb) = w.read_result(ticket, slice)? {
+                if matches!(rb.read, Ok(n) if n as u64 == b.len) {
+                    return Ok(Arrived::Encoded(rb));
+                }
+                let (buf, r) = rb.into_read();
+                return Ok(Arrived::Read(match r {
+                    Ok(n) => Read::Got(buf, n),
+                    Err(e) => Read::Failed(e),
+                }));
+            }
+            if self.stopped() {
+                return Ok(Arrived::Read(Read::Stopped));
             }
         }
     }
@@ -296,10 +372,16 @@ impl<'a, 'i> Capture<'a, 'i> {
         let end = blocks.last().map(|b| b.src + b.len).unwrap_or(0);
         let mut queue: VecDeque<(Block, Option<Pending>, Instant)> = VecDeque::new();
         let mut next = 0usize;
+        // Reads on the compression threads keep each of them busy with a block or two.
+        let depth = match self.reads_encoded(w) {
+            true => self.policy.read_ahead.max(w.reads_ahead()),
+            false => self.policy.read_ahead,
+        }
+        .max(1);
         loop {
-            while queue.len() < self.policy.read_ahead.max(1) && next < blocks.len() && !self.stopped() {
+            while queue.len() < depth && next < blocks.len() && !self.stopped() {
                 let b = blocks[next];
-                let pend = b.readable.then(|| self.submit(b.src, w.buffer(b.len as usize)));
+                let pend = b.readable.then(|| self.submit_block(w, &b, obs.wants_data(b.src, b.len)));
                 queue.push_back((b, pend, Instant::now()));
                 next += 1;
             }
@@ -315,11 +397,24 @@ impl<'a, 'i> Capture<'a, 'i> {
                 obs.progress(st.done, st.units);
                 continue;
             };
-            let first = self.wait(pend);
+            let first = match self.wait_block(w, &b, pend)? {
+                Arrived::Encoded(rb) => {
+                    if let Some(d) = rb.data() {
+                        obs.data(b.src, d);
+                    }
+                    w.commit(b.at, rb)?;
+                    obs.block(b.src, b.len, submitted, Instant::now());
+                    st.done += b.len;
+                    obs.progress(st.done, st.units);
+                    continue;
+                }
+                Arrived::Read(r) => r,
+            };
             if matches!(first, Read::TimedOut) {
-                // The helper was abandoned with the reads queued on it: queue them again.
+                // The helper was abandoned with the reads queued on it: queue them again (reads
+                // on the compression threads go on there).
                 for q in queue.iter_mut() {
-                    if q.1.is_some() {
+                    if matches!(q.1, Some(Pending::Threaded(_))) {
                         q.1 = Some(self.submit(q.0.src, w.buffer(q.0.len as usize)));
                     }
                 }
@@ -512,14 +607,58 @@ mod tests {
     use crate::imager::ImagerOptions;
     use crate::volume::write::{Mode, VolumeWriter};
 
-    /// A source of `len` bytes whose pages in `bad` fail, and whose page `hang` never returns.
+    /// A source of `len` bytes whose pages in `bad` fail, whose pages in `hang` never return,
+    /// and whose pages for which `zero` holds are zero; it says whether reads may overlap
+    /// (`concurrent`) and records whether they did.
     struct Flaky {
         len: u64,
         bad: std::ops::Range<u64>,
-        hang: Option<u64>,
-        /// Reads in progress, and whether two ever overlapped.
+        hang: std::ops::Range<u64>,
+        zero: fn(u64) -> bool,
+        concurrent: bool,
+        /// Each read sleeps this long (so that reads that may overlap do).
+        slow: Duration,
         active: std::sync::atomic::AtomicU64,
         overlapped: AtomicBool,
+    }
+
+    impl Flaky {
+        fn new(len: u64, bad: std::ops::Range<u64>, hang: std::ops::Range<u64>) -> Flaky {
+            Flaky {
+                len,
+                bad,
+                hang,
+                zero: |_| false,
+                concurrent: false,
+                slow: Duration::ZERO,
+                active: Default::default(),
+                overlapped: AtomicBool::new(false),
+            }
+        }
+
+        fn byte(&self, i: u64) -> u8 {
+            if (self.zero)(i / 4096) {
+                0
+            } else {
+                byte(i)
+            }
+        }
+
+        fn read_now(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let end = (off + buf.len() as u64).min(self.len);
+            if (off / 4096..end.div_ceil(4096)).any(|p| self.hang.contains(&p)) {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+            std::thread::sleep(self.slow);
+            if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
+                return Err(io::Error::other("bad page"));
+            }
+            let n = end.saturating_sub(off) as usize;
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = self.byte(off + i as u64);
+            }
+            Ok(n)
+        }
     }
 
     impl ReadAt for Flaky {
@@ -527,8 +666,6 @@ mod tests {
             if self.active.fetch_add(1, Ordering::SeqCst) > 0 {
                 self.overlapped.store(true, Ordering::SeqCst);
             }
-            // Long enough for a read on another thread to overlap it, were there one.
-            std::thread::sleep(Duration::from_micros(100));
             let r = self.read_now(off, buf);
             self.active.fetch_sub(1, Ordering::SeqCst);
             r
@@ -536,50 +673,43 @@ mod tests {
         fn len(&self) -> io::Result<u64> {
             Ok(self.len)
         }
-    }
-
-    impl Flaky {
-        fn new(len: u64, bad: std::ops::Range<u64>, hang: Option<u64>) -> Flaky {
-            Flaky { len, bad, hang, active: Default::default(), overlapped: Default::default() }
-        }
-
-        fn read_now(&self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let end = (off + buf.len() as u64).min(self.len);
-            if self.hang.is_some_and(|h| off / 4096 <= h && h < end.div_ceil(4096)) {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-            if (off / 4096..end.div_ceil(4096)).any(|p| self.bad.contains(&p)) {
-                return Err(io::Error::other("bad page"));
-            }
-            let n = end.saturating_sub(off) as usize;
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = ((off + i as u64) % 251) as u8 + 1;
-            }
-            Ok(n)
+        fn concurrent_reads(&self) -> bool {
+            self.concurrent
         }
     }
 
-    fn run(src: Flaky, plan_len: u64, policy: RetryPolicy, stop: &AtomicBool) -> (Outcome, crate::imager::FinishedImage, Vec<u8>) {
-        let src = Arc::new(src);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let p = dir.path().join("t.aff4");
-        let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
-        let opts = ImagerOptions { threads: 2, ..ImagerOptions::default() };
-        let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(plan_len)).unwrap_or_else(|e| panic!("{e}"));
-        let plan = Plan::Blocks(blocks(0, plan_len, 0, 64 << 10, 4096));
-        let mut cap = Capture::new(Input::Shared(src.clone()), policy, stop);
-        let out = cap.run(&mut w, &plan, &mut ()).unwrap_or_else(|e| panic!("{e}"));
-        // A memory device's reads on one open file must not overlap: Linux's /proc/kcore copies
-        // through one bounce buffer per open file, and overlapping reads return each other's
-        // bytes (session 20). Only a read abandoned after a timeout may still be running.
-        assert!(out.timed_out_reads > 0 || !src.overlapped.load(Ordering::SeqCst), "reads of the source overlapped");
-        let f = w.finish(plan_len, out.ending.clone(), vec![]).unwrap_or_else(|e| panic!("{e}"));
-        vol.finish().unwrap_or_else(|e| panic!("{e}"));
-        let c = crate::Container::open(&[&p]).unwrap_or_else(|e| panic!("{e}"));
-        let s = c.open_stream(&f.urn).unwrap_or_else(|e| panic!("{e}"));
-        let mut got = vec![0u8; s.size() as usize];
-        s.read_exact_at(0, &mut got).unwrap_or_else(|e| panic!("{e}"));
-        (out, f, got)
+    /// Runs `src` through the engine into an image, once with each way of reading (on one
+    /// helper thread, and on the compression threads for a source whose reads may overlap);
+    /// checks that reads of a source that does not allow it never overlapped (Linux's
+    /// /proc/kcore copies through one bounce buffer per open file: overlapping reads return each
+    /// other's bytes), unless one was abandoned after a timeout. Each case gives its outcome,
+    /// image and bytes to `check`.
+    fn run(
+        src: impl Fn() -> Flaky,
+        plan_len: u64,
+        policy: RetryPolicy,
+        stop: &AtomicBool,
+        check: impl Fn(Outcome, crate::imager::FinishedImage, Vec<u8>),
+    ) {
+        for concurrent in [false, true] {
+            let src = Arc::new(Flaky { concurrent, ..src() });
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let p = dir.path().join("t.aff4");
+            let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+            let opts = ImagerOptions { threads: 2, ..ImagerOptions::default() };
+            let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(plan_len)).unwrap_or_else(|e| panic!("{e}"));
+            let plan = Plan::Blocks(blocks(0, plan_len, 0, 64 << 10, 4096));
+            let mut cap = Capture::new(Input::Shared(src.clone()), policy, stop);
+            let out = cap.run(&mut w, &plan, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(concurrent || out.timed_out_reads > 0 || !src.overlapped.load(Ordering::SeqCst), "reads of the source overlapped");
+            let f = w.finish(plan_len, out.ending.clone(), vec![]).unwrap_or_else(|e| panic!("{e}"));
+            vol.finish().unwrap_or_else(|e| panic!("{e}"));
+            let c = crate::Container::open(&[&p]).unwrap_or_else(|e| panic!("{e}"));
+            let s = c.open_stream(&f.urn).unwrap_or_else(|e| panic!("{e}"));
+            let mut got = vec![0u8; s.size() as usize];
+            s.read_exact_at(0, &mut got).unwrap_or_else(|e| panic!("{e}"));
+            check(out, f, got);
+        }
     }
 
     fn byte(i: u64) -> u8 {
@@ -589,52 +719,167 @@ mod tests {
     #[test]
     fn bad_pages_are_retried_alone_and_recorded() {
         let stop = AtomicBool::new(false);
-        let src = Flaky::new(1 << 20, 40..42, None);
-        let (out, f, got) = run(src, 1 << 20, RetryPolicy::pages(None), &stop);
-        assert_eq!(out.ending, Ending::Complete);
-        assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
-        assert_eq!(out.unreadable_units, 2);
-        assert_eq!(f.completion, crate::imager::Completion::ReadErrors);
-        for (i, b) in got.iter().enumerate() {
-            let i = i as u64;
-            if !(40 * 4096..42 * 4096).contains(&i) {
-                assert_eq!(*b, byte(i), "byte {i}");
-            }
-        }
+        run(
+            || Flaky::new(1 << 20, 40..42, 0..0),
+            1 << 20,
+            RetryPolicy::pages(None),
+            &stop,
+            |out, f, got| {
+                assert_eq!(out.ending, Ending::Complete);
+                assert_eq!(out.unreadable, vec![(40 * 4096, 42 * 4096)]);
+                assert_eq!(out.unreadable_units, 2);
+                assert_eq!(f.completion, crate::imager::Completion::ReadErrors);
+                for (i, b) in got.iter().enumerate() {
+                    let i = i as u64;
+                    if !(40 * 4096..42 * 4096).contains(&i) {
+                        assert_eq!(*b, byte(i), "byte {i}");
+                    }
+                }
+            },
+        );
     }
 
     #[test]
     fn data_that_ends_early_stops_the_run() {
         let stop = AtomicBool::new(false);
-        let src = Flaky::new(5000, 0..0, None);
-        let (out, f, got) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
-        assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
-        assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
-        assert!(got[..5000].iter().enumerate().all(|(i, b)| *b == byte(i as u64)));
-        assert_eq!(f.result.stats.unreadable_bytes, (1 << 20) - 5000, "the rest is unreadable");
+        run(
+            || Flaky::new(5000, 0..0, 0..0),
+            1 << 20,
+            RetryPolicy::sectors(),
+            &stop,
+            |out, f, got| {
+                assert_eq!(out.ending, Ending::ReadStopped(format!("the data ends at byte 5000 of {}", 1 << 20)));
+                assert!(f.completion.to_string().starts_with("Incomplete: stopped at byte 5000: the data ends"), "{}", f.completion);
+                assert!(got[..5000].iter().enumerate().all(|(i, b)| *b == byte(i as u64)));
+                assert_eq!(f.result.stats.unreadable_bytes, (1 << 20) - 5000, "the rest is unreadable");
+            },
+        );
     }
 
     #[test]
     fn a_read_that_hangs_is_abandoned() {
         let stop = AtomicBool::new(false);
-        let src = Flaky::new(256 << 10, 0..0, Some(20));
         let policy = RetryPolicy { timeout: Some(Duration::from_millis(200)), ..RetryPolicy::pages(None) };
-        let (out, _, got) = run(src, 256 << 10, policy, &stop);
-        assert_eq!(out.ending, Ending::Complete);
-        assert!(out.timed_out_reads >= 2 && out.unreadable.iter().any(|r| r.0 <= 20 * 4096 && r.1 > 20 * 4096), "{out:?}");
-        assert!(got[..16 * 4096].iter().enumerate().all(|(i, b)| *b == byte(i as u64)), "what came before is kept");
-        let tail = 128 << 10;
-        assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "later blocks are read again");
+        run(
+            || Flaky::new(256 << 10, 0..0, 20..21),
+            256 << 10,
+            policy,
+            &stop,
+            |out, _, got| {
+                assert_eq!(out.ending, Ending::Complete);
+                assert!(out.timed_out_reads >= 2 && out.unreadable.iter().any(|r| r.0 <= 20 * 4096 && r.1 > 20 * 4096), "{out:?}");
+                assert!(got[..16 * 4096].iter().enumerate().all(|(i, b)| *b == byte(i as u64)), "what came before is kept");
+                let tail = 128 << 10;
+                assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "later blocks are read again");
+            },
+        );
+    }
+
+    /// Reads that hang over several blocks in a row, so that every compression thread is
+    /// stuck in one at once: the run still ends, with the rest of the image intact.
+    #[test]
+    fn reads_that_hang_on_every_thread_are_left_behind() {
+        let stop = AtomicBool::new(false);
+        let policy = RetryPolicy { timeout: Some(Duration::from_millis(100)), ..RetryPolicy::pages(None) };
+        let t = Instant::now();
+        run(
+            || Flaky::new(1 << 20, 0..0, 32..112),
+            1 << 20,
+            policy,
+            &stop,
+            |out, _, got| {
+                assert_eq!(out.ending, Ending::Complete);
+                assert!(out.unreadable.iter().all(|r| r.0 >= 32 * 4096 && r.1 <= 112 * 4096), "{out:?}");
+                assert!(out.unreadable.iter().map(|r| r.1 - r.0).sum::<u64>() >= 80 * 4096, "{out:?}");
+                assert!(got[..32 * 4096].iter().enumerate().all(|(i, b)| *b == byte(i as u64)));
+                let tail = 112 * 4096;
+                assert!(got[tail..].iter().enumerate().all(|(i, b)| *b == byte((tail + i) as u64)), "the blocks after are read");
+            },
+        );
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     }
 
     #[test]
     fn stop_ends_the_run_with_what_was_read() {
         let stop = AtomicBool::new(true);
-        let src = Flaky::new(1 << 20, 0..0, None);
-        let (out, f, _) = run(src, 1 << 20, RetryPolicy::sectors(), &stop);
-        assert_eq!(out.ending, Ending::Interrupted);
-        assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
-        assert_eq!(f.result.hashed, 0);
+        run(
+            || Flaky::new(1 << 20, 0..0, 0..0),
+            1 << 20,
+            RetryPolicy::sectors(),
+            &stop,
+            |out, f, _| {
+                assert_eq!(out.ending, Ending::Interrupted);
+                assert_eq!(f.completion, crate::imager::Completion::Interrupted { at: 0 });
+                assert_eq!(f.result.hashed, 0);
+            },
+        );
+    }
+
+    /// A source whose reads may overlap is read on the compression threads, several blocks at
+    /// once; one that does not allow it is read one block at a time.
+    #[test]
+    fn only_sources_that_allow_it_are_read_at_once() {
+        let stop = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        for concurrent in [false, true] {
+            let src = Arc::new(Flaky { concurrent, slow: Duration::from_millis(5), ..Flaky::new(1 << 20, 0..0, 0..0) });
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let mut vol = VolumeWriter::create(&dir.path().join("t.aff4"), Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+            let opts = ImagerOptions { threads: 2, hashes: vec![], ..ImagerOptions::default() };
+            let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(1 << 20)).unwrap_or_else(|e| panic!("{e}"));
+            let plan = Plan::Blocks(blocks(0, 1 << 20, 0, 64 << 10, 4096));
+            let out = Capture::new(Input::Shared(src.clone()), RetryPolicy::pages(None), &stop).run(&mut w, &plan, &mut ());
+            assert_eq!(out.unwrap_or_else(|e| panic!("{e}")).ending, Ending::Complete);
+            seen.push(src.overlapped.load(Ordering::SeqCst));
+        }
+        assert_eq!(seen, vec![false, true]);
+    }
+
+    /// Blocks the compression threads read and pack themselves (no linear hash asks for their
+    /// bytes) meet pages retried one by one on the pipeline's thread, zero pages and a short
+    /// last block: the image reads back as the source, and verify finds every block hash and
+    /// the Block-Map hash intact.
+    #[test]
+    fn blocks_encoded_where_they_are_read_make_the_same_image() {
+        let zeros: [fn(u64) -> bool; 3] = [|_| false, |p| p % 3 == 0 || p % 7 == 1, |p| (p / 5) % 2 == 0];
+        for (k, zero) in zeros.into_iter().enumerate() {
+            let src = Arc::new(Flaky { zero, concurrent: true, ..Flaky::new((1 << 20) + 5 * 4096 + 100, 40..42, 0..0) });
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let p = dir.path().join("t.aff4");
+            let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap_or_else(|e| panic!("{e}"));
+            let opts = ImagerOptions {
+                threads: 2,
+                chunk_size: 16 << 10,
+                chunks_per_bevy: 5,
+                hashes: vec![],
+                block_hashes: vec![crate::HashAlgo::Sha256],
+                ..ImagerOptions::default()
+            };
+            let mut w = vol.image(&opts, &[crate::vocab::IMAGE], Some(src.len)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(w.reads_ahead() > 0);
+            let plan = Plan::Blocks(blocks(0, src.len, 0, 64 << 10, 4096));
+            let stop = AtomicBool::new(false);
+            let mut cap = Capture::new(Input::Shared(src.clone()), RetryPolicy::pages(None), &stop);
+            let out = cap.run(&mut w, &plan, &mut ()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((out.ending.clone(), out.unreadable.clone()), (Ending::Complete, vec![(40 * 4096, 42 * 4096)]), "case {k}");
+            let f = w.finish(src.len, out.ending, vec![]).unwrap_or_else(|e| panic!("{e}"));
+            vol.finish().unwrap_or_else(|e| panic!("{e}"));
+            let zero_bytes: u64 =
+                (0..src.len.div_ceil(4096)).filter(|&p| zero(p) && !(40..42).contains(&p)).map(|p| (src.len - p * 4096).min(4096)).sum();
+            assert_eq!(f.result.stats.zero_bytes, zero_bytes, "case {k}: zero pages are not stored");
+            let c = crate::Container::open(&[&p]).unwrap_or_else(|e| panic!("{e}"));
+            let s = c.open_stream(&f.urn).unwrap_or_else(|e| panic!("{e}"));
+            let mut got = vec![0u8; s.size() as usize];
+            s.read_exact_at(0, &mut got).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.len() as u64, src.len);
+            for (i, b) in got.iter().enumerate().filter(|(i, _)| !(40..42).contains(&(*i as u64 / 4096))) {
+                assert_eq!(*b, src.byte(i as u64), "case {k}, byte {i}");
+            }
+            let report = crate::verify::verify(&c, &crate::verify::VerifyOptions { threads: 1 }, &|_| {});
+            assert!(report.checks.iter().any(|c| c.what.contains("Block-Map")), "case {k}: {:?}", report.checks);
+            assert!(crate::verify::all_ok(&report.checks), "case {k}: {:?}", report.checks);
+            assert!(f.result.block_map_hash.is_some());
+        }
     }
 
     #[test]

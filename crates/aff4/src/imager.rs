@@ -1,16 +1,20 @@
 //! The imaging pipeline shared by `pmem image` and memory acquisition: data arrives in
 //! ascending virtual order; zero pages become `aff4:Zero` map entries (no storage); the other
 //! pages are packed into chunks that are compressed on all cores, while a separate thread hashes
-//! the virtual image and the caller's thread writes bevies in order. Memory stays bounded by
-//! the number of chunks in flight.
+//! the virtual image and the caller's thread writes bevies in order. Data comes either as bytes
+//! ([`ImageWriter::write`]: packed on the caller's thread) or as blocks the compression threads
+//! read themselves ([`ImageWriter::read_ahead`]: packed and encoded there, each block's last
+//! chunk padded with zeros, which the map never points at). Memory stays bounded by the chunks
+//! and blocks in flight.
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::hash::{HashAlgo, Hasher};
-use crate::image_stream::write::{encode_chunks, BevyWriter, EncodedChunk};
+use crate::image_stream::write::{encode_chunks, encode_slices, BevyWriter, EncodedChunk};
 use crate::iobuf::IoBuf;
 use crate::map::write::MapBuilder;
 use crate::rdf::Node;
+use crate::stream::ReadAt;
 use crate::symbolic::Symbolic;
 use crate::urn::new_urn;
 use crate::vocab::{self, RDF_TYPE};
@@ -179,11 +183,60 @@ impl LinearHashes {
 pub(crate) type Pool = Arc<std::sync::Mutex<Vec<IoBuf>>>;
 const POOL_MAX: usize = 16;
 
+/// How long the pipeline waits for the compression threads before it considers that all of
+/// them may be stuck in reads (see [`Imager::rescue`]).
+const RESCUE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Chunks a compression thread takes at a time: their block hashes are computed together
 /// (see [`crate::hash::sha256_each`]).
 const BATCH: usize = 2;
-/// A batch for the compression threads: the sequence number of its first chunk, its chunks.
-type Job = (u64, Vec<Vec<u8>>);
+/// Work for the compression threads.
+enum Job {
+    /// Chunks the pipeline's thread packed: the sequence number of the first, the chunks.
+    Chunks(u64, Vec<Vec<u8>>),
+    /// A block to read and encode whole (see [`Imager::read_ahead`]): its ticket, the source,
+    /// the offset and length to read there, and whether its bytes must come back.
+    Read(u64, Arc<dyn ReadAt>, (u64, usize, bool)),
+}
+
+/// What the compression threads give back.
+enum Done {
+    /// An encoded chunk, by sequence number.
+    Chunk(u64, EncodedChunk),
+    /// A block read and encoded, by ticket.
+    Block(u64, ReadBlock),
+}
+
+/// A block a compression thread read itself (see [`Imager::read_ahead`]): the bytes, and when
+/// they all came, the block packed and encoded as its own run of chunks.
+pub struct ReadBlock {
+    /// How many bytes came (fewer than asked: the source ends there), or why none did.
+    pub(crate) read: std::io::Result<usize>,
+    /// The bytes read, when asked for or when they did not all come.
+    pub(crate) data: Option<Arc<Pooled>>,
+    /// The block as runs of `(length, where its bytes start among the block's packed bytes)`,
+    /// `None` for zero pages; empty unless the whole block came.
+    runs: Vec<(u64, Option<u64>)>,
+    /// The packed bytes in chunks (the last padded with zeros), encoded.
+    chunks: Vec<EncodedChunk>,
+}
+
+impl ReadBlock {
+    /// The bytes read, if they were asked for (see [`Imager::read_ahead`]).
+    pub fn data(&self) -> Option<&[u8]> {
+        self.data.as_ref().map(|d| &d.buf[..])
+    }
+
+    /// Gives back the buffer (for a block that did not come whole) and the read's result.
+    pub(crate) fn into_read(self) -> (IoBuf, std::io::Result<usize>) {
+        let buf = match self.data.map(Arc::try_unwrap) {
+            Some(Ok(mut p)) => std::mem::take(&mut p.buf),
+            Some(Err(shared)) => IoBuf::from(shared.buf.to_vec()),
+            None => IoBuf::default(),
+        };
+        (buf, self.read)
+    }
+}
 
 /// An input block that returns to the pool when its last user (page scan or hasher) drops it.
 pub(crate) struct Pooled {
@@ -263,9 +316,21 @@ pub(crate) struct Imager {
     next_write: u64,
     /// Full chunks not yet sent: they go to the compression threads [`BATCH`] at a time.
     batch: Vec<Vec<u8>>,
-    job_tx: Option<Sender<Job>>,
-    res_rx: Receiver<(u64, EncodedChunk)>,
+    /// Chunks for the compression threads, and reads (two channels: a chunk never waits
+    /// behind a read that hangs, while a thread is free).
+    job_tx: Option<(Sender<Job>, Sender<Job>)>,
+    res_rx: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
+    /// What a new compression thread needs (one replaces a thread stuck in a read).
+    worker_kit: WorkerKit,
+    /// Reads handed to the compression threads and not yet taken back: ticket, result once in.
+    reads: BTreeMap<u64, Option<ReadBlock>>,
+    next_ticket: u64,
+    /// Reads sent whose result has not come (abandoned ones included): threads that may be
+    /// inside a read.
+    unanswered: usize,
+    /// Threads started because every thread might be stuck in a read (see [`Imager::receive`]).
+    rescues: usize,
     hashes: LinearHashes,
     pending: BTreeMap<u64, EncodedChunk>,
     bevy: BevyWriter,
@@ -302,6 +367,98 @@ pub fn is_zero(b: &[u8]) -> bool {
     it.remainder().iter().all(|&x| x == 0)
 }
 
+/// What a compression thread needs: its channels, the buffer pools and the settings.
+#[derive(Clone)]
+struct WorkerKit {
+    chunk_jobs: Receiver<Job>,
+    read_jobs: Receiver<Job>,
+    /// Set when the image ends: reads still queued are not done.
+    closing: Arc<std::sync::atomic::AtomicBool>,
+    done: Sender<Done>,
+    chunks: ChunkPool,
+    inputs: Pool,
+    codec: Codec,
+    block_hashes: Vec<HashAlgo>,
+    zero_page: usize,
+}
+
+impl WorkerKit {
+    /// Starts a compression thread.
+    fn spawn(&self) -> JoinHandle<()> {
+        let kit = self.clone();
+        std::thread::spawn(move || {
+            let mut own =
+                WorkerBuffers { encoder: crate::codec::ChunkEncoder::new(kit.codec), input: IoBuf::default(), packed: Vec::new() };
+            loop {
+                // Chunks first; the channels close together, when the image ends.
+                let job = crossbeam_channel::select_biased! {
+                    recv(kit.chunk_jobs) -> j => j,
+                    recv(kit.read_jobs) -> j => j,
+                };
+                let Ok(job) = job else { break };
+                let sent = match job {
+                    Job::Chunks(first, batch) => (first..)
+                        .zip(encode_chunks(&mut own.encoder, batch, || kit.chunks.take(), &kit.block_hashes))
+                        .map(|(seq, (e, back))| {
+                            kit.chunks.put(back);
+                            kit.done.send(Done::Chunk(seq, e))
+                        })
+                        .all(|r| r.is_ok()),
+                    Job::Read(..) if kit.closing.load(std::sync::atomic::Ordering::Relaxed) => true,
+                    Job::Read(ticket, src, at) => kit.done.send(Done::Block(ticket, kit.read_block(&mut own, &*src, at))).is_ok(),
+                };
+                if !sent {
+                    break;
+                }
+            }
+        })
+    }
+
+    /// Reads a block and, when it all came, packs its non-zero pages into chunks (the last
+    /// padded with zeros) and encodes them, while the bytes are still in this core's cache.
+    /// The thread's own buffers take the bytes; they go to the pipeline's thread only when it
+    /// asked for them (`keep`) or the block did not come whole.
+    fn read_block(&self, own: &mut WorkerBuffers, src: &dyn ReadAt, (off, len, keep): (u64, usize, bool)) -> ReadBlock {
+        own.input.set_len(len);
+        let read = crate::capture::fill(&mut |o, b| src.read_at(o, b), off, &mut own.input);
+        let whole = matches!(read, Ok(n) if n == len);
+        let (mut runs, mut chunks) = (Vec::new(), Vec::new());
+        if whole {
+            let page = if self.zero_page == 0 { len.max(1) } else { self.zero_page };
+            let cs = self.chunks.size;
+            own.packed.clear();
+            for p in own.input.chunks(page) {
+                let at = own.packed.len() as u64;
+                let zero = is_zero(p);
+                match runs.last_mut() {
+                    Some((n, Some(s))) if !zero && *s + *n == at => *n += p.len() as u64,
+                    Some((n, None)) if zero => *n += p.len() as u64,
+                    _ => runs.push((p.len() as u64, (!zero).then_some(at))),
+                }
+                if !zero {
+                    own.packed.extend_from_slice(p);
+                }
+            }
+            own.packed.resize(own.packed.len().div_ceil(cs) * cs, 0);
+            let slices: Vec<&[u8]> = own.packed.chunks(cs).collect();
+            chunks = encode_slices(&mut own.encoder, &slices, || self.chunks.take(), &self.block_hashes);
+        }
+        let data = (keep || !whole).then(|| {
+            let fresh = Buffers(self.inputs.clone()).get(len);
+            Arc::new(Pooled { buf: std::mem::replace(&mut own.input, fresh), pool: self.inputs.clone() })
+        });
+        ReadBlock { read, data, runs, chunks }
+    }
+}
+
+/// A compression thread's own buffers for the blocks it reads (reused, so they stay in its
+/// core's cache).
+struct WorkerBuffers {
+    encoder: crate::codec::ChunkEncoder,
+    input: IoBuf,
+    packed: Vec<u8>,
+}
+
 impl Imager {
     /// Starts a pipeline for a new ImageStream and Map (written by [`Imager::write`] and [`Imager::finish`]).
     ///
@@ -317,25 +474,22 @@ impl Imager {
         let stream_id = map.target(&stream_urn);
         let threads = opts.threads.max(1);
         let (job_tx, job_rx) = bounded::<Job>(threads * 4 / BATCH);
-        let (res_tx, res_rx) = crossbeam_channel::unbounded::<(u64, EncodedChunk)>();
-        let mut workers = Vec::new();
-        let chunk_pool = ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8);
-        for _ in 0..threads {
-            let (rx, tx, chunks) = (job_rx.clone(), res_tx.clone(), chunk_pool.clone());
-            let codec = opts.codec;
-            let algos = opts.block_hashes.clone();
-            workers.push(std::thread::spawn(move || {
-                let mut enc = crate::codec::ChunkEncoder::new(codec);
-                'jobs: while let Ok((first, batch)) = rx.recv() {
-                    for (seq, (e, back)) in (first..).zip(encode_chunks(&mut enc, batch, || chunks.take(), &algos)) {
-                        chunks.put(back);
-                        if tx.send((seq, e)).is_err() {
-                            break 'jobs;
-                        }
-                    }
-                }
-            }));
-        }
+        let (read_tx, read_rx) = crossbeam_channel::unbounded::<Job>();
+        let (res_tx, res_rx) = crossbeam_channel::unbounded::<Done>();
+        let pool: Pool = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let worker_kit = WorkerKit {
+            chunk_jobs: job_rx,
+            read_jobs: read_rx,
+            closing: Default::default(),
+            done: res_tx,
+            chunks: ChunkPool::new(opts.chunk_size as usize, threads * 12 + 8),
+            inputs: pool.clone(),
+            codec: opts.codec,
+            block_hashes: opts.block_hashes.clone(),
+            zero_page: opts.zero_page,
+        };
+        let chunk_pool = worker_kit.chunks.clone();
+        let workers = (0..threads).map(|_| worker_kit.spawn()).collect();
         let bevy = BevyWriter::new(&stream_urn, opts.chunks_per_bevy, &opts.block_hashes);
         let hashes = LinearHashes::start(&opts.hashes);
         Ok(Imager {
@@ -351,14 +505,19 @@ impl Imager {
             next_seq: 0,
             next_write: 0,
             batch: Vec::with_capacity(BATCH),
-            job_tx: Some(job_tx),
+            job_tx: Some((job_tx, read_tx)),
             res_rx,
             workers,
+            worker_kit,
+            reads: BTreeMap::new(),
+            next_ticket: 0,
+            unanswered: 0,
+            rescues: 0,
             hashes,
             pending: BTreeMap::new(),
             bevy,
             stats: ImagerStats::default(),
-            pool: Arc::new(std::sync::Mutex::new(Vec::new())),
+            pool,
             announced: (None, Vec::new()),
             journaled_entries: 0,
             journaled_bevies: 0,
@@ -432,18 +591,7 @@ impl Imager {
     /// # Errors
     /// Offsets going backwards, or I/O writing the volume.
     pub fn write(&mut self, vol: &mut VolumeWriter, offset: u64, data: IoBuf) -> Result<()> {
-        if offset < self.pos {
-            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
-        }
-        if offset > self.pos {
-            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
-        }
-        if !self.journal_started {
-            // The image exists from its first byte on: a crash before its first bevy still
-            // leaves a record of it (all unknown), not nothing.
-            self.journal_started = true;
-            self.journal(vol)?;
-        }
+        self.move_to(vol, offset)?;
         let data = Arc::new(Pooled { buf: data, pool: self.pool.clone() });
         self.hash(HashMsg::Data(data.clone()))?;
         let data = &data.buf;
@@ -463,6 +611,24 @@ impl Imager {
             v += len;
         }
         self.pos = v;
+        Ok(())
+    }
+
+    /// Moves on to virtual `offset` for data (at or after everything written so far; a gap
+    /// before it is recorded as zeros).
+    fn move_to(&mut self, vol: &mut VolumeWriter, offset: u64) -> Result<()> {
+        if offset < self.pos {
+            return Err(Error::Unsupported(format!("imager: write at {offset:#x} before the current position {:#x}", self.pos)));
+        }
+        if offset > self.pos {
+            self.fill(self.pos, offset - self.pos, Symbolic::Constant(0))?;
+        }
+        if !self.journal_started {
+            // The image exists from its first byte on: a crash before its first bevy still
+            // leaves a record of it (all unknown), not nothing.
+            self.journal_started = true;
+            self.journal(vol)?;
+        }
         Ok(())
     }
 
@@ -517,19 +683,177 @@ impl Imager {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let n = batch.len() as u64;
-        let tx = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
-        tx.send((self.next_seq, batch)).map_err(|_| Error::Internal("compression threads ended"))?;
+        self.send_job(Job::Chunks(self.next_seq, batch))?;
         self.next_seq += n;
-        while let Ok((s, e)) = self.res_rx.try_recv() {
-            self.pending.insert(s, e);
+        while let Ok(d) = self.res_rx.try_recv() {
+            self.take(d);
         }
         self.drain(vol)?;
         while self.next_seq - self.next_write > self.max_in_flight {
-            let (s, e) = self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?;
-            self.pending.insert(s, e);
-            self.drain(vol)?;
+            self.receive(vol, None)?;
         }
         Ok(())
+    }
+
+    /// Waits for the compression threads to end (the job channel closed); one stuck in an
+    /// abandoned read is left to end on its own.
+    fn join_workers(&mut self) {
+        self.close();
+        let stuck = self.workers.len().saturating_sub(self.opts.threads.max(1));
+        for w in self.workers.drain(..) {
+            if stuck == 0 {
+                let _ = w.join();
+            }
+        }
+    }
+
+    /// Closes the job channels; reads still queued are skipped.
+    fn close(&mut self) {
+        self.worker_kit.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.job_tx = None;
+    }
+
+    fn send_job(&self, job: Job) -> Result<()> {
+        let (chunks, reads) = self.job_tx.as_ref().ok_or(Error::Internal("pipeline closed"))?;
+        let tx = if matches!(job, Job::Read(..)) { reads } else { chunks };
+        tx.send(job).map_err(|_| Error::Internal("compression threads ended"))
+    }
+
+    /// Files a result of the compression threads (a block no longer wanted is dropped).
+    fn take(&mut self, d: Done) {
+        match d {
+            Done::Chunk(s, e) => {
+                self.pending.insert(s, e);
+            }
+            Done::Block(t, b) => {
+                self.unanswered = self.unanswered.saturating_sub(1);
+                if let Some(slot) = self.reads.get_mut(&t) {
+                    *slot = Some(b);
+                }
+            }
+        }
+    }
+
+    /// Waits for the next result (at most `wait`: false when none came) and writes the chunks
+    /// now in order.
+    fn receive(&mut self, vol: &mut VolumeWriter, wait: Option<std::time::Duration>) -> Result<bool> {
+        let d = match wait {
+            None => loop {
+                match self.res_rx.recv_timeout(RESCUE_AFTER) {
+                    Ok(d) => break d,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) if self.workers.iter().all(|w| w.is_finished()) => {
+                        return Err(Error::Internal("compression threads ended"))
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => self.rescue(),
+                    Err(_) => return Err(Error::Internal("compression threads ended")),
+                }
+            },
+            Some(w) => match self.res_rx.recv_timeout(w) {
+                Ok(d) => d,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => return Ok(false),
+                Err(_) => return Err(Error::Internal("compression threads ended")),
+            },
+        };
+        self.take(d);
+        self.drain(vol)?;
+        Ok(true)
+    }
+
+    /// Nothing came for a while: if every thread may be inside a read that hangs, one more
+    /// takes the chunks waiting (at most as many more as there are threads).
+    fn rescue(&mut self) {
+        let threads = self.opts.threads.max(1);
+        if self.unanswered >= threads && self.rescues < threads {
+            self.rescues += 1;
+            self.workers.push(self.worker_kit.spawn());
+        }
+    }
+
+    /// Hands the read of `len` bytes at `off` of `src` to a compression thread, which packs
+    /// and encodes the block where it read it (in that core's cache, with no reader thread in
+    /// between); returns its ticket for [`Imager::read_result`]. The bytes come back with the
+    /// block when `keep` asks for them or the linear hashes need them. Blocks so read start a
+    /// chunk of their own: the chunk before them is padded with zeros.
+    pub fn read_ahead(&mut self, src: Arc<dyn ReadAt>, off: u64, len: usize, keep: bool) -> Result<u64> {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.reads.insert(t, None);
+        let keep = keep || !self.opts.hashes.is_empty();
+        self.send_job(Job::Read(t, src, (off, len, keep)))?;
+        self.unanswered += 1;
+        Ok(t)
+    }
+
+    /// The block of `ticket` once read, waiting up to `wait` for it (None: not yet).
+    pub fn read_result(&mut self, vol: &mut VolumeWriter, ticket: u64, wait: std::time::Duration) -> Result<Option<ReadBlock>> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if let Some(Some(_)) = self.reads.get(&ticket) {
+                return Ok(self.reads.remove(&ticket).flatten());
+            }
+            if !self.reads.contains_key(&ticket) {
+                return Err(Error::Internal("no such read"));
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || !self.receive(vol, Some(left))? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Gives up on the read of `ticket` (it hangs): its result is dropped if it ever comes,
+    /// and a new compression thread takes the place of the one waiting on it.
+    pub fn abandon_read(&mut self, ticket: u64) {
+        if self.reads.remove(&ticket).is_some() {
+            self.workers.push(self.worker_kit.spawn());
+        }
+    }
+
+    /// Adds a block read whole by a compression thread at virtual `offset` (at or after
+    /// everything written so far).
+    ///
+    /// # Errors
+    /// Offsets going backwards, a block that did not come whole, or I/O writing the volume.
+    pub fn commit(&mut self, vol: &mut VolumeWriter, offset: u64, block: ReadBlock) -> Result<()> {
+        let len = block.runs.iter().map(|r| r.0).sum::<u64>();
+        if !matches!(block.read, Ok(n) if n as u64 == len) {
+            return Err(Error::Internal("commit of a block that was not read whole"));
+        }
+        self.move_to(vol, offset)?;
+        if self.hashes.end().is_none() && !self.opts.hashes.is_empty() {
+            self.hash(HashMsg::Data(block.data.clone().ok_or(Error::Internal("a block for the linear hashes came without its bytes"))?))?;
+        }
+        // The block's chunks follow every chunk before them (the last one padded), in order.
+        if !self.chunk.is_empty() {
+            let mut last = std::mem::replace(&mut self.chunk, self.chunk_pool.take());
+            self.stream_len += (self.opts.chunk_size as usize - last.len()) as u64;
+            last.resize(self.opts.chunk_size as usize, 0);
+            self.submit(vol, last)?;
+        }
+        self.send_batch(vol)?;
+        let zero_id = self.map.target(vocab::ZERO);
+        let base = self.stream_len;
+        let mut v = offset;
+        for (n, packed) in block.runs {
+            match packed {
+                Some(p) => {
+                    self.map.push(v, n, self.stream_id, base + p);
+                    self.stats.data_bytes += n;
+                }
+                None => {
+                    self.map.push(v, n, zero_id, v);
+                    self.stats.zero_bytes += n;
+                }
+            }
+            v += n;
+        }
+        for e in block.chunks {
+            self.pending.insert(self.next_seq, e);
+            self.next_seq += 1;
+            self.stream_len += self.opts.chunk_size as u64;
+        }
+        self.pos = offset + len;
+        self.drain(vol)
     }
 
     fn drain(&mut self, vol: &mut VolumeWriter) -> Result<()> {
@@ -565,15 +889,11 @@ impl Imager {
             self.submit(vol, last)?;
         }
         self.send_batch(vol)?;
-        self.job_tx = None;
+        self.close();
         while self.next_write < self.next_seq {
-            let (s, e) = self.res_rx.recv().map_err(|_| Error::Internal("compression threads ended"))?;
-            self.pending.insert(s, e);
-            self.drain(vol)?;
+            self.receive(vol, None)?;
         }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.join_workers();
         let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
         let (chunks, block_digests) = bevy.finish(vol)?;
         self.journal(vol)?;
@@ -590,10 +910,7 @@ impl Imager {
     /// # Errors
     /// Writing the map or metadata fails too.
     pub fn abandon(mut self, vol: &mut VolumeWriter, size: u64) -> Result<ImagerResult> {
-        self.job_tx = None;
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.join_workers();
         self.pending.clear();
         self.hashes.abandon();
         let bevy = std::mem::replace(&mut self.bevy, BevyWriter::new("", 1, &[]));
@@ -880,6 +1197,59 @@ impl ImageWriter<'_> {
         match &mut self.im {
             Pipeline::Chunked(im) => im.write(self.vol, offset, data),
             Pipeline::InPlace(p) => p.write(self.vol, offset, data, self.zero_page),
+        }
+    }
+
+    /// How many reads to keep with the compression threads ([`ImageWriter::read_ahead`]): for
+    /// an ImageStream, three per thread (one being encoded, two waiting); 0 for an image stored
+    /// in place, whose reads cannot go there.
+    pub fn reads_ahead(&self) -> usize {
+        match &self.im {
+            Pipeline::Chunked(im) => im.opts.threads.max(1) * 3,
+            Pipeline::InPlace(_) => 0,
+        }
+    }
+
+    /// Hands the read of `len` bytes at `off` of `src` to a compression thread; its ticket
+    /// for [`ImageWriter::read_result`] (see [`Imager::read_ahead`]); `keep` asks for the
+    /// bytes with the block.
+    ///
+    /// # Errors
+    /// An image stored in place, or the compression threads ended.
+    pub fn read_ahead(&mut self, src: Arc<dyn ReadAt>, off: u64, len: usize, keep: bool) -> Result<u64> {
+        match &mut self.im {
+            Pipeline::Chunked(im) => im.read_ahead(src, off, len, keep),
+            Pipeline::InPlace(_) => Err(Error::Internal("reads ahead need an ImageStream")),
+        }
+    }
+
+    /// The block of `ticket` once read, waiting up to `wait` for it (None: not yet); chunks
+    /// that come back meanwhile are written.
+    ///
+    /// # Errors
+    /// An unknown ticket, or I/O writing the volume.
+    pub fn read_result(&mut self, ticket: u64, wait: std::time::Duration) -> Result<Option<ReadBlock>> {
+        match &mut self.im {
+            Pipeline::Chunked(im) => im.read_result(self.vol, ticket, wait),
+            Pipeline::InPlace(_) => Err(Error::Internal("reads ahead need an ImageStream")),
+        }
+    }
+
+    /// Gives up on a read that hangs (a new compression thread takes its thread's place).
+    pub fn abandon_read(&mut self, ticket: u64) {
+        if let Pipeline::Chunked(im) = &mut self.im {
+            im.abandon_read(ticket);
+        }
+    }
+
+    /// Adds a block read whole by a compression thread at virtual `offset`.
+    ///
+    /// # Errors
+    /// Offsets going backwards, a block not read whole, or I/O writing the volume.
+    pub fn commit(&mut self, offset: u64, block: ReadBlock) -> Result<()> {
+        match &mut self.im {
+            Pipeline::Chunked(im) => im.commit(self.vol, offset, block),
+            Pipeline::InPlace(_) => Err(Error::Internal("reads ahead need an ImageStream")),
         }
     }
 

@@ -58,6 +58,12 @@ pub trait ReadAt: Send + Sync {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+    /// Whether reads from several threads at once each get their own bytes. False unless the
+    /// source knows: a device may copy through one buffer per open file (Linux's /proc/kcore
+    /// does), so the capture engine then reads on one thread at a time.
+    fn concurrent_reads(&self) -> bool {
+        false
+    }
 }
 
 impl ReadAt for File {

@@ -40,8 +40,9 @@ pub struct AcquireOptions {
     pub extras: bool,
     /// More files (globs expanded by the caller).
     pub extra_files: Vec<String>,
-    /// Read block size.
-    pub block: usize,
+    /// Read block size; None: 256 KiB where the compression threads read (a source whose
+    /// reads may overlap: each block stays in its core's cache), else 1 MiB (one reader).
+    pub block: Option<usize>,
     /// A read that takes longer is abandoned and its pages recorded as unreadable.
     pub read_timeout: Option<std::time::Duration>,
     /// Pagefiles and swap to capture beside the memory (`-p`).
@@ -68,7 +69,7 @@ impl Default for AcquireOptions {
             format: Format::Map,
             extras: true,
             extra_files: Vec::new(),
-            block: 1 << 20,
+            block: None,
             read_timeout: Some(std::time::Duration::from_secs(30)),
             pagefiles: Vec::new(),
             recheck: Vec::new(),
@@ -224,13 +225,18 @@ impl aff4::stream::ReadAt for Physical {
     fn len(&self) -> std::io::Result<u64> {
         Ok(self.0.ranges().last().map(|r| r.end).unwrap_or(0))
     }
+    fn concurrent_reads(&self) -> bool {
+        self.0.concurrent_reads()
+    }
 }
 
-/// The blocks of a memory acquisition: each range in blocks of `opts.block` ending on page
+/// The blocks of a memory acquisition: each range in blocks (see [`AcquireOptions::block`]) ending on page
 /// boundaries, placed at its physical address (or its ELF segment's offset). RAM the source
 /// says it cannot map is one block that is not read: however large, it costs nothing.
 fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions, elf_offsets: &[u64]) -> Vec<Block> {
     let unmapped = src.unmapped();
+    let in_place = matches!(opts.format, Format::Raw | Format::Elf);
+    let block = opts.block.unwrap_or(if src.concurrent_reads() && !in_place { 256 << 10 } else { 1 << 20 });
     let mut plan = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
         let at = |phys: u64| match opts.format {
@@ -243,7 +249,7 @@ fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions
         pieces.sort_by_key(|(x, _)| x.start);
         for (piece, mapped) in pieces {
             if mapped {
-                plan.extend(aff4::capture::blocks(piece.start, piece.end, at(piece.start), opts.block as u64, PAGE));
+                plan.extend(aff4::capture::blocks(piece.start, piece.end, at(piece.start), block as u64, PAGE));
             } else {
                 plan.push(Block { src: piece.start, len: piece.len(), at: at(piece.start), readable: false });
             }
@@ -261,6 +267,9 @@ struct MemoryObserver<'p> {
 }
 
 impl Observer for MemoryObserver<'_> {
+    fn wants_data(&self, src: u64, len: u64) -> bool {
+        self.first_pass.wants(src, len)
+    }
     fn data(&mut self, src: u64, data: &[u8]) {
         self.first_pass.note(src, data);
     }

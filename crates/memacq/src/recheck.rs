@@ -85,6 +85,12 @@ impl FirstPass {
         FirstPass { ranges, digests: HashMap::new() }
     }
 
+    /// Whether the main pass's read of `len` bytes at physical `at` holds pages to remember.
+    pub fn wants(&self, at: u64, len: u64) -> bool {
+        let read = Range { start: at, end: at.saturating_add(len) };
+        self.ranges.iter().any(|r| r.intersect(&read).is_some())
+    }
+
     /// The main pass read `data` at physical `at`.
     pub fn note(&mut self, at: u64, data: &[u8]) {
         let read = Range { start: at, end: at + data.len() as u64 };

@@ -94,7 +94,7 @@ fn failing_pages_become_unreadable_data_and_the_rest_is_intact() {
     let ranges = vec![Range { start: 0x1000, end: 0x9f000 }, Range { start: 0x100000, end: 0x500000 }];
     let bad: HashSet<u64> = [0x20, 0x21, 0x150, 0x3ff, 0x4ff].into_iter().collect();
     let src = Arc::new(FaultySource { ranges: ranges.clone(), bad: bad.clone(), hang: HashSet::new(), reads: AtomicU64::new(0) });
-    let opts = AcquireOptions { extras: false, block: 256 << 10, ..AcquireOptions::default() };
+    let opts = AcquireOptions { extras: false, block: Some(256 << 10), ..AcquireOptions::default() };
     let (_d, p, rep) = run(src, opts, &AtomicBool::new(false));
     assert_eq!(rep.unreadable_pages, 5);
     assert_eq!(rep.unreadable.len(), 4, "{:?}", rep.unreadable);
@@ -128,8 +128,12 @@ fn a_hanging_read_is_abandoned() {
     let ranges = vec![Range { start: 0, end: 0x200000 }];
     let hang: HashSet<u64> = [0x80].into_iter().collect();
     let src = Arc::new(FaultySource { ranges: ranges.clone(), bad: HashSet::new(), hang: hang.clone(), reads: AtomicU64::new(0) });
-    let opts =
-        AcquireOptions { extras: false, block: 64 << 10, read_timeout: Some(Duration::from_millis(300)), ..AcquireOptions::default() };
+    let opts = AcquireOptions {
+        extras: false,
+        block: Some(64 << 10),
+        read_timeout: Some(Duration::from_millis(300)),
+        ..AcquireOptions::default()
+    };
     let t = std::time::Instant::now();
     let (_d, p, rep) = run(src, opts, &AtomicBool::new(false));
     assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
@@ -173,7 +177,7 @@ fn a_stop_request_closes_an_incomplete_volume_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.aff4");
     let mut vol = VolumeWriter::create(&p, Mode::CreateNew).unwrap();
-    let opts = AcquireOptions { extras: false, block: 64 << 10, ..AcquireOptions::default() };
+    let opts = AcquireOptions { extras: false, block: Some(64 << 10), ..AcquireOptions::default() };
     let rep = acquire(src, &mut vol, &opts, &SystemInfo::default(), &mut |_| {}, &stop).unwrap();
     vol.finish().unwrap();
     assert!(rep.interrupted);

@@ -44,6 +44,27 @@ pub fn encode_chunks(
         .collect()
 }
 
+/// Encodes full (padded) chunks that stay where they are (a thread's own buffer): as
+/// [`encode_chunks`], each payload in a buffer from `spare`, raw where it does not compress.
+pub fn encode_slices(
+    enc: &mut ChunkEncoder,
+    chunks: &[&[u8]],
+    mut spare: impl FnMut() -> Vec<u8>,
+    block_algos: &[HashAlgo],
+) -> Vec<EncodedChunk> {
+    let mut by_algo: Vec<std::vec::IntoIter<Vec<u8>>> = block_algos.iter().map(|a| a.digest_each(chunks).into_iter()).collect();
+    chunks
+        .iter()
+        .map(|chunk| {
+            let digests = by_algo.iter_mut().filter_map(|d| d.next()).collect();
+            let mut payload = spare();
+            payload.clear();
+            payload.extend_from_slice(enc.encode(chunk).unwrap_or(chunk));
+            EncodedChunk { payload, digests }
+        })
+        .collect()
+}
+
 /// Per block-hash algorithm, the SHA-512 of all its block-hash segments.
 pub type BlockHashDigests = Vec<(HashAlgo, Vec<u8>)>;
 

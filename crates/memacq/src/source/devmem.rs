@@ -1,18 +1,18 @@
 //! /dev/mem and /dev/crash: the file offset is the physical address. STRICT_DEVMEM kernels
 //! refuse RAM above the first MiB; that is detected and reported.
 
-use super::{open_error, PhysicalSource};
+use super::{open_error, Handles, PhysicalSource};
 use crate::error::{SourceError, SourceErrorKind};
 use crate::iomem;
 use memformat::segments::pread_exact;
 use memformat::Range;
 use std::fs::File;
 
-/// /dev/mem or /dev/crash.
+/// /dev/mem or /dev/crash (its open files: see [`Handles`]).
 pub struct DevMemSource {
     path: String,
     kind: &'static str,
-    file: File,
+    file: Handles,
     ranges: Vec<Range>,
 }
 
@@ -39,7 +39,7 @@ impl DevMemSource {
                 return Err(open_error(path, &e));
             }
         }
-        Ok(DevMemSource { path: path.to_string(), kind, file, ranges })
+        Ok(DevMemSource { path: path.to_string(), kind, file: Handles::new(path, file), ranges })
     }
 }
 
@@ -54,6 +54,9 @@ impl PhysicalSource for DevMemSource {
         self.ranges.clone()
     }
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        pread_exact(&self.file, phys, buf)
+        self.file.with(|f| pread_exact(f, phys, buf))
+    }
+    fn concurrent_reads(&self) -> bool {
+        self.file.concurrent()
     }
 }

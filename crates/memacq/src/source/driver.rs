@@ -157,4 +157,7 @@ impl PhysicalSource for DriverSource {
             None => Err(io::Error::other("device closed")),
         }
     }
+    fn concurrent_reads(&self) -> bool {
+        self.inner.as_ref().is_some_and(|s| s.concurrent_reads())
+    }
 }

@@ -1,20 +1,22 @@
 //! Files made by other tools: ELF cores (QEMU dump-guest-memory, kcore copies, our own
 //! exports) and LiME images, converted through the same pipeline as live memory.
 
-use super::SegmentedSource;
+use super::{Handles, SegmentedSource};
 use crate::error::{Error, Result};
 use memformat::segments::{Segment, SegmentTable};
 use memformat::{elf, lime};
-use std::fs::File;
 
-/// An ELF core file: physical ranges from PT_LOAD p_paddr.
+/// An ELF core file (its open files: see [`Handles`]): physical ranges from PT_LOAD p_paddr.
 ///
 /// # Errors
 /// Malformed ELF, segments outside the file, or no physical segment.
-pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
-    let len = file.metadata().map_err(|e| Error::io(name, e))?.len();
-    let phdrs = elf::program_headers(&file, name)?;
-    let notes = elf::notes(&file, &phdrs, name)?;
+pub fn open_elf(handles: Handles, name: &str) -> Result<SegmentedSource> {
+    let (len, phdrs, notes, arch) = handles.with(|file| -> Result<_> {
+        let len = file.metadata().map_err(|e| Error::io(name, e))?.len();
+        let phdrs = elf::program_headers(file, name)?;
+        let notes = elf::notes(file, &phdrs, name)?;
+        Ok((len, phdrs, notes, elf::architecture(file, name)?))
+    })?;
     let mut segs = Vec::new();
     for p in phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD && p.filesz > 0 && p.paddr != u64::MAX) {
         if p.offset.checked_add(p.filesz).is_none_or(|e| e > len) {
@@ -27,11 +29,10 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
     }
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
-    let arch = elf::architecture(&file, name)?;
     Ok(SegmentedSource {
         name: name.to_string(),
         kind: "elf",
-        file,
+        file: handles,
         table,
         ranges,
         vmcoreinfo: elf::vmcoreinfo(&notes),
@@ -42,12 +43,12 @@ pub fn open_elf(file: File, name: &str) -> Result<SegmentedSource> {
     })
 }
 
-/// A LiME file.
+/// A LiME file (its open files: see [`Handles`]).
 ///
 /// # Errors
 /// Malformed or unsupported LiME.
-pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
-    let parts = lime::parse(&file, name)?;
+pub fn open_lime(handles: Handles, name: &str) -> Result<SegmentedSource> {
+    let parts = handles.with(|file| lime::parse(file, name))?;
     let segs = parts.into_iter().map(|(r, off)| Segment { phys: r.start, len: r.len(), file_off: off }).collect();
     let table = SegmentTable::new(segs);
     let ranges = table.coverage();
@@ -55,7 +56,7 @@ pub fn open_lime(file: File, name: &str) -> Result<SegmentedSource> {
     Ok(SegmentedSource {
         name: name.to_string(),
         kind: "lime",
-        file,
+        file: handles,
         table,
         ranges,
         vmcoreinfo: None,

@@ -2,7 +2,7 @@
 //! physical address in p_paddr for the direct map (and kernel text); they are intersected with
 //! the System RAM ranges of /proc/iomem. Headers are read with pread; the file is never mapped.
 
-use super::{open_error, SegmentedSource};
+use super::{open_error, Handles, SegmentedSource};
 use crate::error::{SourceError, SourceErrorKind};
 use crate::iomem;
 use memformat::elf;
@@ -68,14 +68,14 @@ pub fn open_kcore(path: &str, iomem: &str, mem: Option<&str>) -> Result<Segmente
     Ok(SegmentedSource {
         name: path.to_string(),
         kind: "kcore",
-        file,
+        file: Handles::new(path, file),
         table,
         ranges,
         vmcoreinfo: elf::vmcoreinfo(&elf_notes),
         arch,
         notes,
         unmapped: missing,
-        low,
+        low: low.map(|(f, r)| (Handles::new(mem.unwrap_or_default(), f), r)),
     })
 }
 

@@ -6,6 +6,7 @@ mod devmem;
 #[cfg(target_os = "linux")]
 pub mod driver;
 mod file;
+mod handles;
 mod kcore;
 pub mod macpmem;
 #[cfg(windows)]
@@ -14,6 +15,7 @@ pub mod winpmem;
 
 pub use devmem::DevMemSource;
 pub use file::{open_elf, open_lime};
+pub use handles::Handles;
 pub use kcore::open_kcore;
 
 use crate::error::{Error, SourceError, SourceErrorKind};
@@ -63,6 +65,11 @@ pub trait PhysicalSource: Send + Sync {
     fn architecture(&self) -> Option<&'static str> {
         Some(std::env::consts::ARCH)
     }
+    /// Whether reads from several threads at once each get their own bytes (see [`Handles`]);
+    /// the capture engine then reads on its compression threads. False unless a source knows.
+    fn concurrent_reads(&self) -> bool {
+        false
+    }
 }
 
 /// A file whose physical memory is found through a [`SegmentTable`]: kcore, ELF cores, LiME.
@@ -70,7 +77,7 @@ pub trait PhysicalSource: Send + Sync {
 pub struct SegmentedSource {
     pub(crate) name: String,
     pub(crate) kind: &'static str,
-    pub(crate) file: File,
+    pub(crate) file: Handles,
     pub(crate) table: memformat::segments::SegmentTable,
     pub(crate) ranges: Vec<Range>,
     pub(crate) vmcoreinfo: Option<String>,
@@ -78,7 +85,7 @@ pub struct SegmentedSource {
     pub(crate) notes: Vec<String>,
     pub(crate) unmapped: Vec<Range>,
     /// RAM the file does not map but /dev/mem reads (kcore's partial pages below 1 MiB).
-    pub(crate) low: Option<(File, Vec<Range>)>,
+    pub(crate) low: Option<(Handles, Vec<Range>)>,
 }
 
 impl PhysicalSource for SegmentedSource {
@@ -94,18 +101,18 @@ impl PhysicalSource for SegmentedSource {
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = phys.saturating_add(buf.len() as u64);
         let Some((mem, low)) = self.low.as_ref().filter(|(_, low)| low.iter().any(|r| r.start < end && phys < r.end)) else {
-            return self.table.read(&self.file, phys, buf);
+            return self.file.with(|f| self.table.read(f, phys, buf));
         };
         // Piece by piece: what /dev/mem reads from it, the rest from the segments.
         let mut at = phys;
         while at < end {
             let (from, to) = ((at - phys) as usize, |e: u64| (e.min(end) - phys) as usize);
             if let Some(r) = low.iter().find(|r| r.start <= at && at < r.end) {
-                memformat::segments::pread_exact(mem, at, &mut buf[from..to(r.end)])?;
+                mem.with(|f| memformat::segments::pread_exact(f, at, &mut buf[from..to(r.end)]))?;
                 at = r.end.min(end);
             } else {
                 let next = low.iter().filter(|r| r.start > at).map(|r| r.start).min().unwrap_or(end).min(end);
-                self.table.read(&self.file, at, &mut buf[from..to(next)])?;
+                self.file.with(|f| self.table.read(f, at, &mut buf[from..to(next)]))?;
                 at = next;
             }
         }
@@ -122,6 +129,9 @@ impl PhysicalSource for SegmentedSource {
     }
     fn unmapped(&self) -> Vec<Range> {
         self.unmapped.clone()
+    }
+    fn concurrent_reads(&self) -> bool {
+        self.file.concurrent() && self.low.as_ref().is_none_or(|(mem, _)| mem.concurrent())
     }
 }
 
@@ -330,9 +340,9 @@ pub fn open_file(p: &Path) -> Result<Box<dyn PhysicalSource>, Error> {
     let mut magic = [0u8; 4];
     memformat::segments::pread_exact(&f, 0, &mut magic).map_err(|e| Error::io(&name, e))?;
     if &magic == b"\x7fELF" {
-        Ok(Box::new(open_elf(f, &name)?))
+        Ok(Box::new(open_elf(Handles::new(p, f), &name)?))
     } else if u32::from_le_bytes(magic) == memformat::lime::MAGIC {
-        Ok(Box::new(open_lime(f, &name)?))
+        Ok(Box::new(open_lime(Handles::new(p, f), &name)?))
     } else {
         Err(Error::corrupt(name, 0, "neither an ELF core nor a LiME file"))
     }

@@ -75,9 +75,9 @@ pub struct Args {
     /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub read_timeout: u64,
-    /// Read block size in KiB.
-    #[arg(long, default_value_t = 1024, hide = true)]
-    pub block_kib: usize,
+    /// Read block size in KiB (by default 256 where the compression threads read, else 1024).
+    #[arg(long, hide = true)]
+    pub block_kib: Option<usize>,
     /// Alternative /proc/kcore (tests with a fake /proc).
     #[arg(long, hide = true, default_value = "/proc/kcore", overrides_with = "kcore_path")]
     pub kcore_path: String,
@@ -184,7 +184,7 @@ pub fn run(a: &Args) -> Result<u8, Failure> {
         format: a.format,
         extras: !a.no_extras,
         extra_files,
-        block: a.block_kib.max(4) * 1024,
+        block: a.block_kib.map(|k| k.max(4) * 1024),
         read_timeout: (a.read_timeout > 0).then(|| std::time::Duration::from_secs(a.read_timeout)),
         pagefiles: a.pagefiles.clone(),
         recheck,
