@@ -1212,11 +1212,16 @@ impl ImageWriter<'_> {
 
     /// Hands the read of `len` bytes at `off` of `src` to a compression thread; its ticket
     /// for [`ImageWriter::read_result`] (see [`Imager::read_ahead`]); `keep` asks for the
-    /// bytes with the block.
+    /// bytes with the block. The threads read at once, so `src` must allow it
+    /// ([`ReadAt::concurrent_reads`]).
     ///
     /// # Errors
-    /// An image stored in place, or the compression threads ended.
+    /// An image stored in place, a source whose reads may not overlap, or the compression
+    /// threads ended.
     pub fn read_ahead(&mut self, src: Arc<dyn ReadAt>, off: u64, len: usize, keep: bool) -> Result<u64> {
+        if !src.concurrent_reads() {
+            return Err(Error::Internal("reads ahead need a source whose reads may overlap"));
+        }
         match &mut self.im {
             Pipeline::Chunked(im) => im.read_ahead(src, off, len, keep),
             Pipeline::InPlace(_) => Err(Error::Internal("reads ahead need an ImageStream")),
