@@ -187,6 +187,15 @@ const POOL_MAX: usize = 16;
 /// them may be stuck in reads (see [`Imager::rescue`]).
 const RESCUE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Reads queued per compression thread (see [`ImageWriter::reads_ahead`]). A queued read is
+/// only its offset and length; the bytes are read when a thread takes it. Blocks are written in
+/// order, so while the pipeline's thread waits for one (or is off its core: with its writer it
+/// shares the cores with the compression threads), the others go on only as far as this queue
+/// reaches: 32 (eight MiB of 256 KiB blocks per thread) took `bench/run.sh acquire` from 1.73 to
+/// 1.58 s against 3 (bench/RESULTS.md, session 21); what the threads encode ahead of their turn
+/// is what the queue costs in memory (peak RSS 14 MiB then 20).
+const READS_PER_THREAD: usize = 32;
+
 /// Chunks a compression thread takes at a time: their block hashes are computed together
 /// (see [`crate::hash::sha256_each`]).
 const BATCH: usize = 2;
@@ -1201,11 +1210,11 @@ impl ImageWriter<'_> {
     }
 
     /// How many reads to keep with the compression threads ([`ImageWriter::read_ahead`]): for
-    /// an ImageStream, three per thread (one being encoded, two waiting); 0 for an image stored
-    /// in place, whose reads cannot go there.
+    /// an ImageStream, [`READS_PER_THREAD`] per thread; 0 for an image stored in place, whose
+    /// reads cannot go there.
     pub fn reads_ahead(&self) -> usize {
         match &self.im {
-            Pipeline::Chunked(im) => im.opts.threads.max(1) * 3,
+            Pipeline::Chunked(im) => im.opts.threads.max(1) * READS_PER_THREAD,
             Pipeline::InPlace(_) => 0,
         }
     }
