@@ -2,12 +2,12 @@
 //! pagefiles): a [`Plan`] of blocks is read a few blocks ahead of the imaging pipeline, by its
 //! compression threads where the image is an ImageStream and the source gives reads at once
 //! their own bytes ([`ReadAt::concurrent_reads`]; each block is then packed and encoded by the
-//! thread that read it, while its bytes are in that core's cache), else on a helper thread; the blocks go into the image in order. A block that fails
-//! is retried unit by unit as the [`RetryPolicy`] says, and what stays unreadable is recorded
-//! as `aff4:UnreadableData` (acquisition never aborts on a bad page or sector); a read that
-//! hangs is abandoned after the policy's timeout; a stop request ends the run with what was
-//! read. The result is an [`Ending`] for [`ImageWriter::finish`], which records the completion
-//! state.
+//! thread that read it, while its bytes are in that core's cache), else on a helper thread;
+//! the blocks go into the image in order. A block that fails is retried unit by unit as the
+//! [`RetryPolicy`] says, and what stays unreadable is recorded as `aff4:UnreadableData`
+//! (acquisition never aborts on a bad page or sector); a read that hangs is abandoned after the
+//! policy's timeout; a stop request ends the run with what was read. The result is an
+//! [`Ending`] for [`ImageWriter::finish`], which records the completion state.
 
 use crate::error::Result;
 use crate::imager::{Ending, ImageWriter, ReadBlock};
@@ -299,9 +299,11 @@ impl<'a, 'i> Capture<'a, 'i> {
     /// bytes are then packed and encoded in the cache of the core that read them), else on
     /// the helper thread.
     fn submit_block(&mut self, w: &mut ImageWriter<'_>, b: &Block, keep: bool) -> Pending {
-        if let (Input::Shared(src), true) = (&self.input, self.reads_encoded(w)) {
-            if let Ok(t) = w.read_ahead(src.clone(), b.src, b.len as usize, keep) {
-                return Pending::Encoding(t);
+        if let Input::Shared(src) = &self.input {
+            if self.reads_encoded(w) {
+                if let Ok(t) = w.read_ahead(src.clone(), b.src, b.len as usize, keep) {
+                    return Pending::Encoding(t);
+                }
             }
         }
         self.submit(b.src, w.buffer(b.len as usize))
@@ -373,11 +375,7 @@ impl<'a, 'i> Capture<'a, 'i> {
         let mut queue: VecDeque<(Block, Option<Pending>, Instant)> = VecDeque::new();
         let mut next = 0usize;
         // Reads on the compression threads keep each of them busy with a block or two.
-        let depth = match self.reads_encoded(w) {
-            true => self.policy.read_ahead.max(w.reads_ahead()),
-            false => self.policy.read_ahead,
-        }
-        .max(1);
+        let depth = if self.reads_encoded(w) { self.policy.read_ahead.max(w.reads_ahead()) } else { self.policy.read_ahead }.max(1);
         loop {
             while queue.len() < depth && next < blocks.len() && !self.stopped() {
                 let b = blocks[next];
