@@ -230,9 +230,9 @@ impl aff4::stream::ReadAt for Physical {
     }
 }
 
-/// The blocks of a memory acquisition: each range in blocks (see [`AcquireOptions::block`]) ending on page
-/// boundaries, placed at its physical address (or its ELF segment's offset). RAM the source
-/// says it cannot map is one block that is not read: however large, it costs nothing.
+/// The blocks of a memory acquisition: each range in blocks (see [`AcquireOptions::block`])
+/// ending on page boundaries, placed at its physical address (or its ELF segment's offset). RAM
+/// the source says it cannot map is one block that is not read: however large, it costs nothing.
 fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions, elf_offsets: &[u64]) -> Vec<Block> {
     let unmapped = src.unmapped();
     let in_place = matches!(opts.format, Format::Raw | Format::Elf);

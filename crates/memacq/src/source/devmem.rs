@@ -12,7 +12,7 @@ use std::fs::File;
 pub struct DevMemSource {
     path: String,
     kind: &'static str,
-    file: Handles,
+    files: Handles,
     ranges: Vec<Range>,
 }
 
@@ -39,7 +39,7 @@ impl DevMemSource {
                 return Err(open_error(path, &e));
             }
         }
-        Ok(DevMemSource { path: path.to_string(), kind, file: Handles::new(path, file), ranges })
+        Ok(DevMemSource { path: path.to_string(), kind, files: Handles::new(path, file), ranges })
     }
 }
 
@@ -54,9 +54,9 @@ impl PhysicalSource for DevMemSource {
         self.ranges.clone()
     }
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        self.file.with(|f| pread_exact(f, phys, buf))
+        self.files.with(|f| pread_exact(f, phys, buf))
     }
     fn concurrent_reads(&self) -> bool {
-        self.file.concurrent()
+        self.files.concurrent()
     }
 }

@@ -32,7 +32,7 @@ pub fn open_elf(handles: Handles, name: &str) -> Result<SegmentedSource> {
     Ok(SegmentedSource {
         name: name.to_string(),
         kind: "elf",
-        file: handles,
+        files: handles,
         table,
         ranges,
         vmcoreinfo: elf::vmcoreinfo(&notes),
@@ -56,7 +56,7 @@ pub fn open_lime(handles: Handles, name: &str) -> Result<SegmentedSource> {
     Ok(SegmentedSource {
         name: name.to_string(),
         kind: "lime",
-        file: handles,
+        files: handles,
         table,
         ranges,
         vmcoreinfo: None,

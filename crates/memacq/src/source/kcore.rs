@@ -68,7 +68,7 @@ pub fn open_kcore(path: &str, iomem: &str, mem: Option<&str>) -> Result<Segmente
     Ok(SegmentedSource {
         name: path.to_string(),
         kind: "kcore",
-        file: Handles::new(path, file),
+        files: Handles::new(path, file),
         table,
         ranges,
         vmcoreinfo: elf::vmcoreinfo(&elf_notes),

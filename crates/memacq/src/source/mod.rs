@@ -77,7 +77,7 @@ pub trait PhysicalSource: Send + Sync {
 pub struct SegmentedSource {
     pub(crate) name: String,
     pub(crate) kind: &'static str,
-    pub(crate) file: Handles,
+    pub(crate) files: Handles,
     pub(crate) table: memformat::segments::SegmentTable,
     pub(crate) ranges: Vec<Range>,
     pub(crate) vmcoreinfo: Option<String>,
@@ -101,7 +101,7 @@ impl PhysicalSource for SegmentedSource {
     fn read_at(&self, phys: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = phys.saturating_add(buf.len() as u64);
         let Some((mem, low)) = self.low.as_ref().filter(|(_, low)| low.iter().any(|r| r.start < end && phys < r.end)) else {
-            return self.file.with(|f| self.table.read(f, phys, buf));
+            return self.files.with(|f| self.table.read(f, phys, buf));
         };
         // Piece by piece: what /dev/mem reads from it, the rest from the segments.
         let mut at = phys;
@@ -112,7 +112,7 @@ impl PhysicalSource for SegmentedSource {
                 at = r.end.min(end);
             } else {
                 let next = low.iter().filter(|r| r.start > at).map(|r| r.start).min().unwrap_or(end).min(end);
-                self.file.with(|f| self.table.read(f, at, &mut buf[from..to(next)]))?;
+                self.files.with(|f| self.table.read(f, at, &mut buf[from..to(next)]))?;
                 at = next;
             }
         }
@@ -131,7 +131,7 @@ impl PhysicalSource for SegmentedSource {
         self.unmapped.clone()
     }
     fn concurrent_reads(&self) -> bool {
-        self.file.concurrent() && self.low.as_ref().is_none_or(|(mem, _)| mem.concurrent())
+        self.files.concurrent() && self.low.as_ref().is_none_or(|(mem, _)| mem.concurrent())
     }
 }
 
