@@ -351,10 +351,14 @@ impl<'a, 'i> Capture<'a, 'i> {
     /// become unreadable ranges.
     pub fn run(&mut self, w: &mut ImageWriter<'_>, plan: &Plan, obs: &mut dyn Observer) -> Result<Outcome> {
         let mut st = Run { done: 0, unreadable: Vec::new(), units: 0, timed_out: 0, ending: None };
-        let r = match plan {
+        // Where the compression threads read, pack and encode the blocks, this thread only
+        // writes them out, so it writes the volume itself rather than hand it to a thread.
+        let inline = self.reads_encoded(w);
+        let r = w.write_inline(inline).and_then(|()| match plan {
             Plan::Blocks(b) => self.run_blocks(w, b, obs, &mut st),
             Plan::Stream { block } => self.run_stream(w, *block, obs, &mut st),
-        };
+        });
+        let r = r.and_then(|()| if inline { w.write_inline(false) } else { Ok(()) });
         if let Err(e) = r {
             if w.is_streamed() {
                 return Err(e);

@@ -40,8 +40,9 @@ pub struct AcquireOptions {
     pub extras: bool,
     /// More files (globs expanded by the caller).
     pub extra_files: Vec<String>,
-    /// Read block size; None: 256 KiB where the compression threads read (a source whose
-    /// reads may overlap: each block stays in its core's cache), else 1 MiB (one reader).
+    /// Read block size; None: 512 KiB where the compression threads read (a source whose
+    /// reads may overlap: each block stays in its core's cache, and its sixteen chunks are
+    /// hashed together, see `aff4::hash::sha256_each`), else 1 MiB (one reader).
     pub block: Option<usize>,
     /// A read that takes longer is abandoned and its pages recorded as unreadable.
     pub read_timeout: Option<std::time::Duration>,
@@ -236,7 +237,7 @@ impl aff4::stream::ReadAt for Physical {
 fn memory_plan(src: &dyn PhysicalSource, ranges: &[Range], opts: &AcquireOptions, elf_offsets: &[u64]) -> Vec<Block> {
     let unmapped = src.unmapped();
     let in_place = matches!(opts.format, Format::Raw | Format::Elf);
-    let block = opts.block.unwrap_or(if src.concurrent_reads() && !in_place { 256 << 10 } else { 1 << 20 });
+    let block = opts.block.unwrap_or(if src.concurrent_reads() && !in_place { 512 << 10 } else { 1 << 20 });
     let mut plan = Vec::new();
     for (i, r) in ranges.iter().enumerate() {
         let at = |phys: u64| match opts.format {

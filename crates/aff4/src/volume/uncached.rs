@@ -1,19 +1,24 @@
 //! Writing volume files around the page cache, so that our own output does not end up in the
 //! memory we are capturing. On Linux the file is written with O_DIRECT from a few reused
-//! aligned buffers (the one being filled, and up to two full ones a thread writes behind the
-//! writer): no page of the page cache ever holds a block of the volume, and only those
-//! buffers' pages (under a MiB) do. Where the file system refuses O_DIRECT (tmpfs, some network file
-//! systems), writes go through the page cache and are pushed out and dropped behind the writer
-//! (sync_file_range, then POSIX_FADV_DONTNEED), so that only a window of recent blocks is
-//! cached at any time. macOS uses F_NOCACHE; elsewhere, plain writes.
+//! aligned buffers, each wiped once written: no page of the page cache ever holds a block of
+//! the volume, and only those buffers' pages (192 at most) do. Full buffers are written either
+//! by a thread behind the writer (two at most: the one being filled goes on meanwhile), or
+//! [`Uncached::write_inline`] by the writer itself, from one buffer. Where the file system
+//! refuses O_DIRECT (tmpfs, some network file systems), writes go through the page cache and
+//! are pushed out and dropped behind the writer (sync_file_range, then POSIX_FADV_DONTNEED), so
+//! that only a window of recent blocks is cached at any time. macOS uses F_NOCACHE; elsewhere,
+//! plain writes.
 
 use crate::iobuf::{IoBuf, ALIGN};
 use std::fs::File;
 use std::io::{self, Write};
 
-/// The aligned buffer: bytes are written out in pieces of this size. Small, because its pages
-/// are the only ones holding blocks of the volume (64 pages of a capture at most).
+/// The aligned buffers: bytes are written out in pieces of this size, behind the writer. Small,
+/// because their pages are the only ones holding blocks of the volume (64 pages each).
 const CAPACITY: usize = 256 << 10;
+/// The one buffer written inline: larger, as it is the only one (128 pages), and each write
+/// costs a system call and a request to the device.
+const INLINE_CAPACITY: usize = 512 << 10;
 /// Buffered fallback: how far behind the writer blocks are dropped from the page cache.
 #[cfg(target_os = "linux")]
 const WINDOW: u64 = 16 << 20;
@@ -112,7 +117,7 @@ impl Out {
 }
 
 /// A full block for the writer thread, and what comes back.
-type Job = (IoBuf, u64);
+type Job = (IoBuf, usize, u64);
 type Done = (IoBuf, io::Result<()>);
 /// The writer thread: its job and result channels, and its handle.
 type Behind = (std::sync::mpsc::Sender<Job>, std::sync::mpsc::Receiver<Done>, std::thread::JoinHandle<()>);
@@ -124,8 +129,13 @@ pub struct Uncached {
     /// For reads and the length (the write side is `out`).
     file: File,
     out: std::sync::Arc<std::sync::Mutex<Out>>,
-    /// The block being filled: [`CAPACITY`] aligned bytes (O_DIRECT writes from it at [`ALIGN`]).
+    /// The block being filled: `cap` aligned bytes in use (O_DIRECT writes from it at
+    /// [`ALIGN`]), of [`INLINE_CAPACITY`] allocated.
     block: IoBuf,
+    /// The block's size: [`CAPACITY`], or [`INLINE_CAPACITY`] when written inline.
+    cap: usize,
+    /// Full blocks are written by the writer's own thread (see [`Uncached::write_inline`]).
+    inline: bool,
     /// File offset of the block's first byte (a multiple of [`ALIGN`]).
     start: u64,
     /// Bytes in the block.
@@ -159,7 +169,9 @@ impl Uncached {
         let mut u = Uncached {
             file,
             out: std::sync::Arc::new(std::sync::Mutex::new(out)),
-            block: IoBuf::zeroed(CAPACITY),
+            block: IoBuf::zeroed(INLINE_CAPACITY),
+            cap: CAPACITY,
+            inline: false,
             start: 0,
             len: 0,
             behind: None,
@@ -179,6 +191,31 @@ impl Uncached {
     /// Whether writes bypass the page cache entirely (O_DIRECT).
     pub fn is_direct(&self) -> bool {
         self.out.lock().is_ok_and(|o| o.direct)
+    }
+
+    /// Writes full blocks from the writer's own thread, one buffer of [`INLINE_CAPACITY`]
+    /// (`true`), or hands them to a thread that writes behind it (`false`, the default).
+    ///
+    /// Inline suits a writer whose thread has little else to do: an acquisition whose
+    /// compression threads read and encode the blocks, and work through their queued reads
+    /// while the device writes. There, the thread's hand-offs and three buffers passing
+    /// between two cores cost more than the wait: the 2 GiB corpus took 1.73 s behind and
+    /// 1.48 s inline. A writer that scans and packs each block itself (`pmem image` of a disk)
+    /// is the slow stage, and must not wait on the device: 1.75 s behind, 2.20 s inline
+    /// (bench/RESULTS.md, session 22).
+    ///
+    /// # Errors
+    /// Writing out what is buffered fails.
+    pub fn write_inline(&mut self, inline: bool) -> io::Result<()> {
+        if inline == self.inline {
+            return Ok(());
+        }
+        // What is buffered is written out (padded, and rewritten when its block fills), so that
+        // less than an aligned block stays, whichever size the buffer has from now on.
+        self.flush()?;
+        self.inline = inline;
+        self.cap = if inline { INLINE_CAPACITY } else { CAPACITY };
+        Ok(())
     }
 
     /// The logical position of the next byte.
@@ -217,8 +254,8 @@ impl Uncached {
     /// Writing out a full buffer fails.
     pub fn skip(&mut self, mut n: u64) -> io::Result<()> {
         while n > 0 {
-            if self.len == 0 && n >= CAPACITY as u64 {
-                let whole = n - n % CAPACITY as u64;
+            if self.len == 0 && n >= self.cap as u64 {
+                let whole = n - n % self.cap as u64;
                 // (file systems ignore a punch past the end of the file: it is extended first,
                 // once the blocks before are written, so that a crash never leaves a stretch
                 // that reads as zeros where data was still on its way)
@@ -231,12 +268,12 @@ impl Uncached {
                 n -= whole;
                 continue;
             }
-            let k = ((CAPACITY - self.len) as u64).min(n) as usize;
+            let k = ((self.cap - self.len) as u64).min(n) as usize;
             let len = self.len;
             self.block[len..len + k].fill(0);
             self.len += k;
             n -= k as u64;
-            if self.len == CAPACITY {
+            if self.len == self.cap {
                 self.write_behind()?;
             }
         }
@@ -274,8 +311,16 @@ impl Uncached {
         }
     }
 
-    /// Hands the full block to the writer thread and starts a fresh one.
+    /// Hands the full block to the writer thread and starts a fresh one; or, inline, writes it
+    /// and starts again in the same buffer, wiped.
     fn write_behind(&mut self) -> io::Result<()> {
+        if self.inline {
+            self.write_out(self.cap)?;
+            self.block[..self.cap].fill(0);
+            self.start += self.cap as u64;
+            self.len = 0;
+            return Ok(());
+        }
         while self.reap(false) {}
         if let Some(e) = self.failed.take() {
             return Err(e);
@@ -285,13 +330,13 @@ impl Uncached {
             let (done, rx) = std::sync::mpsc::channel::<Done>();
             let out = self.out.clone();
             let thread = std::thread::Builder::new().name("volume-writer".into()).spawn(move || {
-                while let Ok((mut buf, at)) = jobs.recv() {
+                while let Ok((mut buf, n, at)) = jobs.recv() {
                     let r = match out.lock() {
-                        Ok(mut o) => o.write_block(&buf, at),
+                        Ok(mut o) => o.write_block(&buf[..n], at),
                         Err(_) => Err(io::Error::other("the volume's writer was poisoned")),
                     };
                     // Written: its bytes are not kept in our memory either.
-                    buf.fill(0);
+                    buf[..n].fill(0);
                     if done.send((buf, r)).is_err() {
                         break;
                     }
@@ -305,14 +350,14 @@ impl Uncached {
                 return Err(e);
             }
         }
-        let next = self.spare.pop().unwrap_or_else(|| IoBuf::zeroed(CAPACITY));
+        let next = self.spare.pop().unwrap_or_else(|| IoBuf::zeroed(INLINE_CAPACITY));
         let full = std::mem::replace(&mut self.block, next);
-        let sent = self.behind.as_ref().map(|(tx, _, _)| tx.send((full, self.start)).is_ok()).unwrap_or(false);
+        let sent = self.behind.as_ref().map(|(tx, _, _)| tx.send((full, self.cap, self.start)).is_ok()).unwrap_or(false);
         if !sent {
             return Err(io::Error::other("the volume's writer thread ended"));
         }
         self.in_flight += 1;
-        self.start += CAPACITY as u64;
+        self.start += self.cap as u64;
         self.len = 0;
         Ok(())
     }
@@ -361,11 +406,11 @@ impl Drop for Uncached {
 
 impl Write for Uncached {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let n = (CAPACITY - self.len).min(b.len());
+        let n = (self.cap - self.len).min(b.len());
         let len = self.len;
         self.block[len..len + n].copy_from_slice(&b[..n]);
         self.len += n;
-        if self.len == CAPACITY {
+        if self.len == self.cap {
             self.write_behind()?;
         }
         Ok(n)
@@ -452,16 +497,29 @@ mod tests {
     use super::*;
 
     /// Writes of every size, flushes at odd places, a cut and an append give the same bytes as
-    /// a plain file, whichever path (direct or buffered) the file system allows.
+    /// a plain file, whichever path (direct or buffered) the file system allows, written
+    /// behind or inline, and switched between the two mid-block.
     #[test]
     fn same_bytes_as_plain_writes() {
+        for start_inline in [false, true] {
+            same_bytes_starting(start_inline);
+        }
+    }
+
+    fn same_bytes_starting(start_inline: bool) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let p = dir.path().join("f");
         let mut want = Vec::new();
         let f = File::options().read(true).write(true).create_new(true).open(&p).unwrap_or_else(|e| panic!("{e}"));
         let mut u = Uncached::new(f, 0).unwrap_or_else(|e| panic!("{e}"));
+        u.write_inline(start_inline).unwrap_or_else(|e| panic!("{e}"));
         let mut x = 1u32;
         for i in 0..400usize {
+            if i == 150 || i == 320 {
+                let now = u.inline;
+                u.write_inline(!now).unwrap_or_else(|e| panic!("{e}"));
+                assert!(u.len < ALIGN, "less than an aligned block stays buffered");
+            }
             let n = (i * 7919) % 70_000 + i % 3;
             let piece: Vec<u8> = (0..n)
                 .map(|_| {

@@ -43,6 +43,11 @@ trait Sink: Send {
     }
     /// Makes a ZIP volume end on a multiple of `align` bytes ([`ZipWriter::end_aligned`]).
     fn align_end(&mut self, _align: u64) {}
+    /// Writes a volume file from the writer's own thread, or behind it
+    /// ([`Uncached::write_inline`]); streams have no such choice.
+    fn write_inline(&mut self, _inline: bool) -> Result<()> {
+        Ok(())
+    }
     /// Gives up every member from `at` (a [`Sink::committed`] value) on, and the member being
     /// written, so that the volume can be closed with the complete ones.
     fn abandon_since(&mut self, _at: u64) {}
@@ -200,6 +205,15 @@ impl Sink for ZipSink {
     }
     fn align_end(&mut self, align: u64) {
         self.align = align;
+    }
+    fn write_inline(&mut self, inline: bool) -> Result<()> {
+        let zip = self.zip()?;
+        let name = zip.context().to_string();
+        let r = match zip.get_mut() {
+            Target::File(f) => f.write_inline(inline).map_err(|e| Error::io(&name, e)),
+            Target::Stream(_) => Ok(()),
+        };
+        self.note(r)
     }
     fn set_room(&mut self, bytes: u64) {
         if self.room > 0 {
@@ -970,6 +984,15 @@ impl VolumeWriter {
     /// [`VolumeWriter::abandon_since`]).
     pub fn committed(&self) -> u64 {
         self.sink.as_ref().map(|s| s.committed()).unwrap_or(0)
+    }
+
+    /// Writes the volume file from this thread as blocks fill, or from a thread behind it
+    /// (the default): see [`Uncached::write_inline`] for which suits whom.
+    ///
+    /// # Errors
+    /// Writing out what is buffered fails.
+    pub fn write_inline(&mut self, inline: bool) -> Result<()> {
+        self.sink()?.write_inline(inline)
     }
 
     /// Makes this ZIP volume end on a multiple of `align` bytes when it is closed.

@@ -75,7 +75,7 @@ pub struct Args {
     /// Abandon a read that takes longer than this many seconds (its pages are recorded as unreadable; 0 = wait forever).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub read_timeout: u64,
-    /// Read block size in KiB (by default 256 where the compression threads read, else 1024).
+    /// Read block size in KiB (by default 512 where the compression threads read, else 1024).
     #[arg(long, hide = true)]
     pub block_kib: Option<usize>,
     /// Alternative /proc/kcore (tests with a fake /proc).
