@@ -191,9 +191,10 @@ const RESCUE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// only its offset and length; the bytes are read when a thread takes it. Blocks are written in
 /// order, so while the pipeline's thread waits for one (or is off its core: with its writer it
 /// shares the cores with the compression threads), the others go on only as far as this queue
-/// reaches: 32 (eight MiB of 256 KiB blocks per thread, 16 MiB of today's 512 KiB) took `bench/run.sh acquire` from 1.73 to
-/// 1.58 s against 3 (bench/RESULTS.md, session 21); what the threads encode ahead of their turn
-/// is what the queue costs in memory (peak RSS 14 MiB then 20).
+/// reaches: 32 (eight MiB of 256 KiB blocks per thread, 16 MiB of today's 512 KiB) took
+/// `bench/run.sh acquire` from 1.73 to 1.58 s against 3 (bench/RESULTS.md, session 21); what
+/// the threads encode ahead of their turn is what the queue costs in memory (peak RSS 14 MiB
+/// then 20).
 const READS_PER_THREAD: usize = 32;
 
 /// Chunks a compression thread takes at a time: their block hashes are computed together

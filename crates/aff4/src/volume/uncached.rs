@@ -274,7 +274,7 @@ impl Uncached {
             self.len += k;
             n -= k as u64;
             if self.len == self.cap {
-                self.write_behind()?;
+                self.write_full()?;
             }
         }
         Ok(())
@@ -313,7 +313,7 @@ impl Uncached {
 
     /// Hands the full block to the writer thread and starts a fresh one; or, inline, writes it
     /// and starts again in the same buffer, wiped.
-    fn write_behind(&mut self) -> io::Result<()> {
+    fn write_full(&mut self) -> io::Result<()> {
         if self.inline {
             self.write_out(self.cap)?;
             self.block[..self.cap].fill(0);
@@ -411,7 +411,7 @@ impl Write for Uncached {
         self.block[len..len + n].copy_from_slice(&b[..n]);
         self.len += n;
         if self.len == self.cap {
-            self.write_behind()?;
+            self.write_full()?;
         }
         Ok(n)
     }

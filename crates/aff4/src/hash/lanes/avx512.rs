@@ -53,11 +53,8 @@ macro_rules! block_rounds {
 /// shorter than that is a bug, and panics rather than giving a wrong digest).
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) fn compress16(states: &mut [[u32; 8]; 16], data: [&[u8]; 16], blocks: usize) {
-    let mut state: [__m512i; 8] = core::array::from_fn(|i| {
-        let words: [u32; 16] = core::array::from_fn(|l| states[l][i]);
-        // SAFETY: `words` is 64 readable bytes; the load has no alignment requirement.
-        unsafe { _mm512_loadu_si512(words.as_ptr().cast()) }
-    });
+    // SAFETY: each word's lanes are 64 readable bytes; the load has no alignment requirement.
+    let mut state = by_word(states).map(|w| unsafe { _mm512_loadu_si512(w.as_ptr().cast()) });
     let bswap = _mm512_broadcast_i32x4(_mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203));
     for b in 0..blocks {
         let mut w: [__m512i; 16] = core::array::from_fn(|l| {
@@ -71,24 +68,19 @@ pub(super) fn compress16(states: &mut [[u32; 8]; 16], data: [&[u8]; 16], blocks:
         }
         block_rounds!(&mut state, w, _mm512_add_epi32, _mm512_ror_epi32, _mm512_srli_epi32, _mm512_ternarylogic_epi32, _mm512_set1_epi32);
     }
-    for (i, v) in state.iter().enumerate() {
-        let mut words = [0u32; 16];
-        // SAFETY: `words` is 64 writable bytes; the store has no alignment requirement.
-        unsafe { _mm512_storeu_si512(words.as_mut_ptr().cast(), *v) };
-        for (s, w) in states.iter_mut().zip(words) {
-            s[i] = w;
-        }
+    let mut words = [[0u32; 16]; 8];
+    for (w, v) in words.iter_mut().zip(state) {
+        // SAFETY: `w` is 64 writable bytes; the store has no alignment requirement.
+        unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), v) };
     }
+    set_by_word(states, &words);
 }
 
 /// As [`compress16`], for eight messages in 256-bit registers.
 #[target_feature(enable = "avx512f,avx512vl,avx2")]
 pub(super) fn compress8(states: &mut [[u32; 8]; 8], data: [&[u8]; 8], blocks: usize) {
-    let mut state: [__m256i; 8] = core::array::from_fn(|i| {
-        let words: [u32; 8] = core::array::from_fn(|l| states[l][i]);
-        // SAFETY: `words` is 32 readable bytes; the load has no alignment requirement.
-        unsafe { _mm256_loadu_si256(words.as_ptr().cast()) }
-    });
+    // SAFETY: each word's lanes are 32 readable bytes; the load has no alignment requirement.
+    let mut state = by_word(states).map(|w| unsafe { _mm256_loadu_si256(w.as_ptr().cast()) });
     let bswap = _mm256_broadcastsi128_si256(_mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203));
     for b in 0..blocks {
         // Words 0–7 and 8–15 of each message, transposed separately.
@@ -105,11 +97,23 @@ pub(super) fn compress8(states: &mut [[u32; 8]; 8], data: [&[u8]; 8], blocks: us
         let mut w: [__m256i; 16] = core::array::from_fn(|t| _mm256_shuffle_epi8(if t < 8 { lo[t] } else { hi[t - 8] }, bswap));
         block_rounds!(&mut state, w, _mm256_add_epi32, _mm256_ror_epi32, _mm256_srli_epi32, _mm256_ternarylogic_epi32, _mm256_set1_epi32);
     }
-    for (i, v) in state.iter().enumerate() {
-        let mut words = [0u32; 8];
-        // SAFETY: `words` is 32 writable bytes; the store has no alignment requirement.
-        unsafe { _mm256_storeu_si256(words.as_mut_ptr().cast(), *v) };
-        for (s, w) in states.iter_mut().zip(words) {
+    let mut words = [[0u32; 8]; 8];
+    for (w, v) in words.iter_mut().zip(state) {
+        // SAFETY: `w` is 32 writable bytes; the store has no alignment requirement.
+        unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), v) };
+    }
+    set_by_word(states, &words);
+}
+
+/// The states word by word, as the vectors hold them: word `i` of every lane.
+fn by_word<const L: usize>(states: &[[u32; 8]; L]) -> [[u32; L]; 8] {
+    core::array::from_fn(|i| core::array::from_fn(|l| states[l][i]))
+}
+
+/// Back from [`by_word`]'s layout into each lane's state.
+fn set_by_word<const L: usize>(states: &mut [[u32; 8]; L], words: &[[u32; L]; 8]) {
+    for (i, word) in words.iter().enumerate() {
+        for (s, &w) in states.iter_mut().zip(word) {
             s[i] = w;
         }
     }
